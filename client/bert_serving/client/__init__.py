@@ -1,0 +1,1 @@
+"""The bert-serving client (filled in by the serving issue)."""

@@ -1,0 +1,1 @@
+"""The bert-serving wire format (filled in by the serving issue)."""

@@ -1,0 +1,88 @@
+"""A disk cache of converted graphs, keyed by content, safe for several servers at once.
+
+Each entry is `<root>/<key>.onnx`. A build writes a temporary file in the same
+folder and renames it into place (atomic on POSIX), under an exclusive file lock
+per key, so two servers starting together convert once and never read half a file.
+
+Usage::
+
+    cache = GraphCache(default_cache_dir())
+    path, built = cache.get_or_build(key, lambda tmp: onnx.save(model, tmp))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+__all__ = ["GraphCache", "default_cache_dir", "digest_files"]
+
+_CHUNK = 8 << 20
+
+
+def default_cache_dir() -> Path:
+    """`$BERT_SERVING_CACHE`, else `$XDG_CACHE_HOME/bert-serving`, else `~/.cache/bert-serving`."""
+    explicit = os.environ.get("BERT_SERVING_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bert-serving"
+
+
+def digest_files(paths: Iterable[Path]) -> str:
+    """A content hash of the files, in order; names do not count, bytes do."""
+    digest = hashlib.blake2b(digest_size=20)
+    for path in paths:
+        with path.open("rb") as file:
+            while chunk := file.read(_CHUNK):
+                digest.update(chunk)
+        digest.update(b"\0file\0")
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on `path` (POSIX flock; a no-op where there is none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: conversions may race, the atomic rename still holds
+        yield
+        return
+    with path.open("a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class GraphCache:
+    """Converted graphs under `root`, one file per key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, key: str) -> Path:
+        return self.root / f"{key}.onnx"
+
+    def get_or_build(self, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
+        """The cached graph for `key`, building it first if absent; says whether it built."""
+        target = self.path_for(key)
+        if target.is_file():
+            return target, False
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(self.root / f"{key}.lock"):
+            if target.is_file():  # another process built it while we waited
+                return target, False
+            temporary = self.root / f".{key}.{os.getpid()}.tmp"
+            try:
+                build(temporary)
+                with temporary.open("rb") as file:
+                    os.fsync(file.fileno())
+                os.replace(temporary, target)
+            finally:
+                temporary.unlink(missing_ok=True)
+        return target, True

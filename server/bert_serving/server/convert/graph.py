@@ -1,0 +1,324 @@
+"""Build the BERT encoder and its pooling as one ONNX graph, straight from numpy weights.
+
+No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`.
+The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
+batch and sequence axes) and outputs `embeddings`: [batch, width] pooled vectors,
+or [batch, seq, width] token vectors for pooling strategy NONE. Layers above the
+deepest one the pooling reads are not built at all.
+
+The node pattern follows what PyTorch exports for BERT, so onnxruntime's
+transformer optimizer recognises and fuses it (see `optimize`).
+
+Usage::
+
+    model = build_bert_graph(config, weights, PoolingSpec(), special_ids=SpecialIds(101, 102))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..pooling import PoolingSpec, PoolingStrategy
+from .bert_config import BertConfig
+from .weights import EMBEDDINGS, POOLER, BertWeights, layer_prefix
+
+__all__ = [
+    "INPUT_NAMES",
+    "OPSET",
+    "OUTPUT_NAME",
+    "GraphMetadata",
+    "SpecialIds",
+    "build_bert_graph",
+]
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "embeddings"
+OPSET = 17  # LayerNormalization is a standard op from 17 on
+IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
+# The original's additive attention bias for padding; exp(-10000) is 0 in float32.
+ATTENTION_MASK_BIAS = -10000.0
+# The original's mask bias for REDUCE_MAX, so padding never wins the max.
+MAX_POOL_MASK_BIAS = -1e30
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Vocabulary ids the graph needs for -mask_cls_sep."""
+
+    cls_id: int
+    sep_id: int
+
+
+@dataclass(frozen=True)
+class GraphMetadata:
+    """What a graph computes, stored in the ONNX file so a ready graph can be checked."""
+
+    pooling: PoolingSpec
+    hidden_size: int
+    num_hidden_layers: int
+    max_position_embeddings: int
+    output_width: int
+    precision: str = "fp32"
+
+    def as_props(self) -> dict[str, str]:
+        return {
+            "bert_serving.pooling_layers": ",".join(str(x) for x in self.pooling.layers),
+            "bert_serving.pooling_strategy": self.pooling.strategy.name,
+            "bert_serving.mask_cls_sep": str(int(self.pooling.mask_cls_sep)),
+            "bert_serving.hidden_size": str(self.hidden_size),
+            "bert_serving.num_hidden_layers": str(self.num_hidden_layers),
+            "bert_serving.max_position_embeddings": str(self.max_position_embeddings),
+            "bert_serving.output_width": str(self.output_width),
+            "bert_serving.precision": self.precision,
+        }
+
+    @staticmethod
+    def from_props(props: dict[str, str]) -> GraphMetadata | None:
+        """Read back `as_props`; None for graphs bert-serving did not make."""
+        try:
+            pooling = PoolingSpec(
+                tuple(int(x) for x in props["bert_serving.pooling_layers"].split(",")),
+                PoolingStrategy[props["bert_serving.pooling_strategy"]],
+                props["bert_serving.mask_cls_sep"] == "1",
+            )
+            return GraphMetadata(
+                pooling,
+                int(props["bert_serving.hidden_size"]),
+                int(props["bert_serving.num_hidden_layers"]),
+                int(props["bert_serving.max_position_embeddings"]),
+                int(props["bert_serving.output_width"]),
+                props.get("bert_serving.precision", "fp32"),
+            )
+        except (KeyError, ValueError):
+            return None
+
+    def with_precision(self, precision: str) -> GraphMetadata:
+        return dataclasses.replace(self, precision=precision)
+
+
+class _GraphBuilder:
+    """Accumulates nodes and initializers with unique names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+        self._counter = 0
+
+    def _name(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    def const(self, array: np.ndarray, hint: str = "const") -> str:
+        name = self._name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: object) -> str:
+        output = self._name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [output], **attrs))
+        return output
+
+    def scalar_f(self, value: float) -> str:
+        return self.const(np.array(value, dtype=np.float32), "scalar")
+
+    def ints(self, *values: int) -> str:
+        return self.const(np.array(values, dtype=np.int64), "ints")
+
+
+def _dense(g: _GraphBuilder, x: str, weights: BertWeights, prefix: str) -> str:
+    """x @ kernel + bias, the MatMul+Add pair the optimizer fuses."""
+    kernel = g.const(weights[f"{prefix}/kernel"], prefix.replace("/", ".") + ".kernel")
+    bias = g.const(weights[f"{prefix}/bias"], prefix.replace("/", ".") + ".bias")
+    return g.op("Add", g.op("MatMul", x, kernel), bias)
+
+
+def _layer_norm(g: _GraphBuilder, x: str, weights: BertWeights, prefix: str, eps: float) -> str:
+    gamma = g.const(weights[f"{prefix}/gamma"], prefix.replace("/", ".") + ".gamma")
+    beta = g.const(weights[f"{prefix}/beta"], prefix.replace("/", ".") + ".beta")
+    return g.op("LayerNormalization", x, gamma, beta, axis=-1, epsilon=eps)
+
+
+def _activation(g: _GraphBuilder, x: str, name: str) -> str:
+    """The encoder's feed-forward activation, in the shapes PyTorch exports."""
+    if name == "relu":
+        return g.op("Relu", x)
+    half = g.op("Mul", x, g.scalar_f(0.5))
+    if name == "gelu":  # exact: 0.5 x (1 + erf(x / sqrt 2))
+        erf = g.op("Erf", g.op("Div", x, g.scalar_f(math.sqrt(2.0))))
+        return g.op("Mul", half, g.op("Add", erf, g.scalar_f(1.0)))
+    # gelu_new / gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    cube = g.op("Pow", x, g.scalar_f(3.0))
+    inner = g.op("Add", x, g.op("Mul", cube, g.scalar_f(0.044715)))
+    tanh = g.op("Tanh", g.op("Mul", inner, g.scalar_f(math.sqrt(2.0 / math.pi))))
+    return g.op("Mul", half, g.op("Add", tanh, g.scalar_f(1.0)))
+
+
+def _embeddings(
+    g: _GraphBuilder, config: BertConfig, weights: BertWeights, use_positions: bool
+) -> str:
+    words = g.op("Gather", g.const(weights[f"{EMBEDDINGS}/word_embeddings"], "word_emb"),
+                 "input_ids", axis=0)
+    types = g.op("Gather", g.const(weights[f"{EMBEDDINGS}/token_type_embeddings"], "type_emb"),
+                 "token_type_ids", axis=0)
+    summed = g.op("Add", words, types)
+    if use_positions:
+        seq_len = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)),
+                       axis=0)
+        positions = g.op("Range", g.const(np.array(0, np.int64)), seq_len,
+                         g.const(np.array(1, np.int64)), hint="position_ids")
+        table = g.const(weights[f"{EMBEDDINGS}/position_embeddings"], "pos_emb")
+        summed = g.op("Add", summed, g.op("Gather", table, positions, axis=0))
+    return _layer_norm(g, summed, weights, f"{EMBEDDINGS}/LayerNorm", config.layer_norm_eps)
+
+
+def _attention_bias(g: _GraphBuilder) -> str:
+    """[batch, 1, 1, seq] additive bias: 0 for real tokens, -10000 for padding."""
+    mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    inverted = g.op("Sub", g.scalar_f(1.0), mask)
+    bias = g.op("Mul", inverted, g.scalar_f(ATTENTION_MASK_BIAS))
+    return g.op("Unsqueeze", bias, g.ints(1, 2))
+
+
+def _self_attention(
+    g: _GraphBuilder, x: str, bias: str, config: BertConfig, weights: BertWeights, prefix: str
+) -> str:
+    heads, head_size = config.num_attention_heads, config.head_size
+    split_heads = g.ints(0, 0, heads, head_size)
+
+    def project(name: str, perm: list[int]) -> str:
+        projected = _dense(g, x, weights, f"{prefix}/attention/self/{name}")
+        return g.op("Transpose", g.op("Reshape", projected, split_heads), perm=perm)
+
+    query = project("query", [0, 2, 1, 3])  # [b, h, s, d]
+    key = project("key", [0, 2, 3, 1])  # [b, h, d, s]
+    value = project("value", [0, 2, 1, 3])
+    scores = g.op("Div", g.op("MatMul", query, key), g.scalar_f(math.sqrt(head_size)))
+    probs = g.op("Softmax", g.op("Add", scores, bias), axis=-1)
+    context = g.op("Transpose", g.op("MatMul", probs, value), perm=[0, 2, 1, 3])
+    return g.op("Reshape", context, g.ints(0, 0, config.hidden_size))
+
+
+def _encoder_layer(
+    g: _GraphBuilder, x: str, bias: str, config: BertConfig, weights: BertWeights, index: int
+) -> str:
+    prefix = layer_prefix(index)
+    eps = config.layer_norm_eps
+    context = _self_attention(g, x, bias, config, weights, prefix)
+    attended = g.op("Add", _dense(g, context, weights, f"{prefix}/attention/output/dense"), x)
+    attended = _layer_norm(g, attended, weights, f"{prefix}/attention/output/LayerNorm", eps)
+    inner = _activation(g, _dense(g, attended, weights, f"{prefix}/intermediate/dense"),
+                        config.hidden_act)
+    output = g.op("Add", _dense(g, inner, weights, f"{prefix}/output/dense"), attended)
+    return _layer_norm(g, output, weights, f"{prefix}/output/LayerNorm", eps)
+
+
+def _pooling_mask(g: _GraphBuilder, spec: PoolingSpec, special: SpecialIds) -> str:
+    """[batch, seq, 1] float: which tokens pooling reads."""
+    mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    if spec.mask_cls_sep:
+        ids = "input_ids"
+        is_cls = g.op("Equal", ids, g.const(np.array(special.cls_id, np.int64)))
+        is_sep = g.op("Equal", ids, g.const(np.array(special.sep_id, np.int64)))
+        keep = g.op("Cast", g.op("Not", g.op("Or", is_cls, is_sep)), to=TensorProto.FLOAT)
+        mask = g.op("Mul", mask, keep)
+    return g.op("Unsqueeze", mask, g.ints(2))
+
+
+def _masked_mean(g: _GraphBuilder, states: str, mask: str) -> str:
+    total = g.op("ReduceSum", g.op("Mul", states, mask), g.ints(1), keepdims=0)
+    count = g.op("ReduceSum", mask, g.ints(1), keepdims=0)
+    return g.op("Div", total, g.op("Add", count, g.scalar_f(1e-10)))
+
+
+def _masked_max(g: _GraphBuilder, states: str, mask: str) -> str:
+    penalty = g.op("Mul", g.op("Sub", g.scalar_f(1.0), mask), g.scalar_f(MAX_POOL_MASK_BIAS))
+    # ReduceMax takes axes as an attribute up to opset 17 (ReduceSum as an input).
+    return g.op("ReduceMax", g.op("Add", states, penalty), axes=[1], keepdims=0)
+
+
+def _last_real_token(g: _GraphBuilder, states: str) -> str:
+    """The state of each row's last real token ([SEP] for plain texts)."""
+    lengths = g.op("ReduceSum", "attention_mask", g.ints(1), keepdims=1)
+    last = g.op("Sub", lengths, g.const(np.array(1, np.int64)))
+    return g.op("GatherND", states, last, batch_dims=1)
+
+
+def _first_token(g: _GraphBuilder, states: str) -> str:
+    return g.op("Gather", states, g.const(np.array(0, np.int64)), axis=1)
+
+
+def _pool(
+    g: _GraphBuilder,
+    hidden_states: list[str],
+    spec: PoolingSpec,
+    config: BertConfig,
+    weights: BertWeights,
+    special: SpecialIds,
+) -> str:
+    strategy = spec.strategy
+    if strategy is PoolingStrategy.CLS_POOLED:
+        first = _first_token(g, hidden_states[-1])
+        return g.op("Tanh", _dense(g, first, weights, POOLER))
+    picked = [hidden_states[i] for i in spec.resolved_layers(config.num_hidden_layers)]
+    states = picked[0] if len(picked) == 1 else g.op("Concat", *picked, axis=-1)
+    mask = _pooling_mask(g, spec, special)
+    if strategy is PoolingStrategy.REDUCE_MEAN:
+        return _masked_mean(g, states, mask)
+    if strategy is PoolingStrategy.REDUCE_MAX:
+        return _masked_max(g, states, mask)
+    if strategy is PoolingStrategy.REDUCE_MEAN_MAX:
+        return g.op("Concat", _masked_mean(g, states, mask), _masked_max(g, states, mask),
+                    axis=1)
+    if strategy is PoolingStrategy.FIRST_TOKEN:
+        return _first_token(g, states)
+    if strategy is PoolingStrategy.LAST_TOKEN:
+        return _last_real_token(g, states)
+    return g.op("Mul", states, mask)  # NONE: token vectors, padding rows zeroed
+
+
+def build_bert_graph(
+    config: BertConfig,
+    weights: BertWeights,
+    pooling: PoolingSpec,
+    *,
+    special_ids: SpecialIds,
+    use_position_embeddings: bool = True,
+) -> onnx.ModelProto:
+    """The encoder up to the deepest pooled layer, with pooling, as an ONNX model."""
+    depth = pooling.deepest_layer(config.num_hidden_layers)
+    weights.check_shapes(config, depth)
+    g = _GraphBuilder()
+    hidden_states = [_embeddings(g, config, weights, use_position_embeddings)]
+    bias = _attention_bias(g)
+    for index in range(depth):
+        hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
+    pooled = _pool(g, hidden_states, pooling, config, weights, special_ids)
+    g.nodes.append(helper.make_node("Identity", [pooled], [OUTPUT_NAME]))
+    return _assemble(g, config, pooling)
+
+
+def _assemble(g: _GraphBuilder, config: BertConfig, pooling: PoolingSpec) -> onnx.ModelProto:
+    width = pooling.output_width(config.hidden_size)
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+              for name in INPUT_NAMES]
+    out_shape: list[str | int] = ["batch", width]
+    if pooling.strategy is PoolingStrategy.NONE:
+        out_shape = ["batch", "sequence", width]
+    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)
+    graph = helper.make_graph(g.nodes, "bert_serving", inputs, [output], g.initializers)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="bert-serving",
+        ir_version=IR_VERSION,
+    )
+    metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
+                             config.max_position_embeddings, width)
+    helper.set_model_props(model, metadata.as_props())
+    return model

@@ -1,0 +1,199 @@
+"""From a located model to a cached, ready-to-load ONNX graph: the conversion pipeline.
+
+    source --read weights--> BertWeights --build--> fp32 graph --precision--> cache
+
+Every step runs once per content and options; a second start finds the graph in
+the cache and only hashes the input files.
+
+Usage::
+
+    prepared = prepare_graph(detect_model_source(path), ConversionOptions(), GraphCache(dir))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from ..errors import ConfigError, UnsupportedModelError
+from ..pooling import PoolingSpec
+from .bert_config import BertConfig, read_bert_config
+from .cache import GraphCache, digest_files
+from .graph import GraphMetadata, SpecialIds, build_bert_graph
+from .hf_weights import read_hf_weights
+from .optimize import PRECISIONS, apply_fusions, convert_to_fp16, quantize_to_int8
+from .sources import ModelKind, ModelSource
+from .tf_bundle import read_tensor_bundle
+from .weights import BertWeights, from_google_names, from_hf_state_dict
+
+__all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_special_ids"]
+
+log = logging.getLogger(__name__)
+# Bump when the graph builder's output changes, so stale cache entries are not reused.
+BUILDER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """Every option that changes the converted graph (all of them go into the cache key)."""
+
+    pooling: PoolingSpec = PoolingSpec()
+    use_position_embeddings: bool = True
+    precision: str = "fp32"
+    fuse_for_gpu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+
+    def cache_fields(self) -> dict[str, object]:
+        fields = dataclasses.asdict(self)
+        fields["pooling"] = GraphMetadata(self.pooling, 0, 0, 0, 0).as_props()
+        return fields
+
+
+@dataclass(frozen=True)
+class PreparedGraph:
+    """A graph on disk that is ready to load, and what it computes."""
+
+    path: Path
+    metadata: GraphMetadata
+    vocab_path: Path
+    converted_now: bool
+
+
+def read_vocab_special_ids(vocab_path: Path) -> SpecialIds:
+    """[CLS] and [SEP] ids from vocab.txt (one token per line, id = line number)."""
+    ids: dict[str, int] = {}
+    with vocab_path.open(encoding="utf-8") as file:
+        for index, line in enumerate(file):
+            token = line.rstrip("\n")
+            if token in ("[CLS]", "[SEP]"):
+                ids[token] = index
+    missing = {"[CLS]", "[SEP]"} - ids.keys()
+    if missing:
+        raise UnsupportedModelError(
+            f"{vocab_path} lacks {', '.join(sorted(missing))}: not a BERT WordPiece vocabulary"
+        )
+    return SpecialIds(ids["[CLS]"], ids["[SEP]"])
+
+
+def _cache_key(source: ModelSource, options: ConversionOptions) -> str:
+    content = digest_files(source.content_files())
+    recipe = json.dumps(
+        {"builder": BUILDER_VERSION, "kind": source.kind.value, "options": options.cache_fields()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(f"{content}\n{recipe}".encode()).hexdigest()[:32]
+
+
+def _read_weights(source: ModelSource) -> BertWeights:
+    if source.kind is ModelKind.GOOGLE_TF:
+        assert source.checkpoint_prefix is not None
+        tensors = read_tensor_bundle(source.checkpoint_prefix)
+        return from_google_names(tensors, str(source.checkpoint_prefix))
+    tensors = read_hf_weights(list(source.weight_files))
+    return from_hf_state_dict(tensors, str(source.weight_files[0]))
+
+
+def _read_onnx_metadata(path: Path) -> GraphMetadata:
+    model = onnx.load(str(path), load_external_data=False)
+    metadata = GraphMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    if metadata is None:
+        raise UnsupportedModelError(
+            f"{path} was not made by bert-serving-export, so what it outputs is unknown: "
+            "point -model_dir at the original checkpoint folder instead, or export it with "
+            "`bert-serving-export -model_dir CHECKPOINT -o model.onnx`"
+        )
+    return metadata
+
+
+def _check_onnx_pooling(path: Path, metadata: GraphMetadata, wanted: PoolingSpec) -> None:
+    if metadata.pooling != wanted:
+        have = metadata.pooling
+        raise UnsupportedModelError(
+            f"{path} outputs pooling_layer {list(have.layers)} {have.strategy.name} "
+            f"(mask_cls_sep={have.mask_cls_sep}), but the server asks for "
+            f"{list(wanted.layers)} {wanted.strategy.name} (mask_cls_sep={wanted.mask_cls_sep}): "
+            "start it with matching -pooling_layer/-pooling_strategy, or re-export the graph"
+        )
+
+
+def _build_fp32(source: ModelSource, options: ConversionOptions) -> tuple[onnx.ModelProto, BertConfig]:
+    assert source.config_path is not None
+    config = read_bert_config(source.config_path)
+    weights = _read_weights(source)
+    special = read_vocab_special_ids(source.vocab_path)
+    model = build_bert_graph(
+        config,
+        weights,
+        options.pooling,
+        special_ids=special,
+        use_position_embeddings=options.use_position_embeddings,
+    )
+    return model, config
+
+
+def _apply_precision(
+    model: onnx.ModelProto, config: BertConfig | None, options: ConversionOptions, out: Path
+) -> None:
+    """Write `model` to `out` in the asked precision (fusions first, for GPU graphs)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if options.fuse_for_gpu and config is not None:
+        model = apply_fusions(model, config, use_gpu=True)
+    if options.precision == "fp16":
+        model = convert_to_fp16(model)
+    props["bert_serving.precision"] = options.precision
+    onnx.helper.set_model_props(model, props)
+    if options.precision != "int8":
+        onnx.save(model, str(out))
+        return
+    fp32_path = out.with_name(out.name + ".fp32")
+    onnx.save(model, str(fp32_path))
+    try:
+        quantize_to_int8(fp32_path, out)
+        quantized = onnx.load(str(out))
+        onnx.helper.set_model_props(quantized, props)
+        onnx.save(quantized, str(out))
+    finally:
+        fp32_path.unlink(missing_ok=True)
+
+
+def prepare_graph(
+    source: ModelSource,
+    options: ConversionOptions,
+    cache: GraphCache,
+    progress: Callable[[str], None] = log.info,
+) -> PreparedGraph:
+    """The cached graph for this source and options, converting it on first use."""
+    if source.kind is ModelKind.ONNX:
+        assert source.onnx_path is not None
+        metadata = _read_onnx_metadata(source.onnx_path)
+        _check_onnx_pooling(source.onnx_path, metadata, options.pooling)
+        if metadata.precision == options.precision:
+            return PreparedGraph(source.onnx_path, metadata, source.vocab_path, False)
+    started = time.perf_counter()
+    progress(f"hashing {source.describe()} for the graph cache")
+    key = _cache_key(source, options)
+
+    def build(out: Path) -> None:
+        progress(f"converting {source.describe()} to ONNX ({options.precision}); done once")
+        if source.kind is ModelKind.ONNX:
+            assert source.onnx_path is not None
+            model, config = onnx.load(str(source.onnx_path)), None
+        else:
+            model, config = _build_fp32(source, options)
+        _apply_precision(model, config, options, out)
+
+    path, built = cache.get_or_build(key, build)
+    elapsed = time.perf_counter() - started
+    progress(f"graph {'converted' if built else 'found in cache'} in {elapsed:.1f}s: {path}")
+    return PreparedGraph(path, _read_onnx_metadata(path), source.vocab_path, built)

@@ -1,0 +1,125 @@
+"""One naming for BERT weights, Google's, whatever the checkpoint format.
+
+Google's TF names are the canonical ones (kernels stored [in, out], LayerNorm
+`gamma`/`beta`); Hugging Face state dicts are renamed and transposed into them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from .bert_config import BertConfig
+
+__all__ = ["BertWeights", "from_google_names", "from_hf_state_dict"]
+
+EMBEDDINGS = "bert/embeddings"
+POOLER = "bert/pooler/dense"
+
+
+def layer_prefix(index: int) -> str:
+    return f"bert/encoder/layer_{index}"
+
+
+@dataclass(frozen=True)
+class BertWeights:
+    """Float32 arrays under Google's names, checked against a `BertConfig`."""
+
+    tensors: Mapping[str, np.ndarray]
+    source: str
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise UnsupportedModelError(
+                f"{self.source} has no weight {name!r}: is it a BERT checkpoint of the "
+                "size its config says?"
+            ) from None
+
+    def has(self, name: str) -> bool:
+        return name in self.tensors
+
+    def check_shapes(self, config: BertConfig, num_layers: int) -> None:
+        """Fail early, naming the tensor, if shapes disagree with the config."""
+        hidden, inner = config.hidden_size, config.intermediate_size
+        expected = {
+            f"{EMBEDDINGS}/word_embeddings": (config.vocab_size, hidden),
+            f"{EMBEDDINGS}/token_type_embeddings": (config.type_vocab_size, hidden),
+            f"{EMBEDDINGS}/position_embeddings": (config.max_position_embeddings, hidden),
+        }
+        for i in range(num_layers):
+            p = layer_prefix(i)
+            for name in ("query", "key", "value"):
+                expected[f"{p}/attention/self/{name}/kernel"] = (hidden, hidden)
+            expected[f"{p}/attention/output/dense/kernel"] = (hidden, hidden)
+            expected[f"{p}/intermediate/dense/kernel"] = (hidden, inner)
+            expected[f"{p}/output/dense/kernel"] = (inner, hidden)
+        for name, shape in expected.items():
+            actual = tuple(self[name].shape)
+            if actual != shape:
+                raise UnsupportedModelError(
+                    f"{self.source}: weight {name!r} has shape {actual}, but the config "
+                    f"implies {shape}: do the config and the weights belong together?"
+                )
+
+
+def from_google_names(tensors: Mapping[str, np.ndarray], source: str) -> BertWeights:
+    """Keep the `bert/...` tensors of a Google checkpoint (drop `cls/...`, `global_step`)."""
+    kept = {
+        name: np.asarray(array, dtype=np.float32)
+        for name, array in tensors.items()
+        if name.startswith("bert/")
+    }
+    if not kept:
+        raise UnsupportedModelError(
+            f"{source} holds no 'bert/...' variables: not a Google BERT checkpoint"
+        )
+    return BertWeights(kept, source)
+
+
+_HF_PREFIX = re.compile(r"^(bert|model)\.")
+_HF_LAYER = re.compile(r"^encoder/layer/(\d+)/")
+
+
+def _google_name(hf_name: str) -> str | None:
+    """`encoder.layer.0.attention.self.query.weight` -> `bert/encoder/layer_0/.../kernel`.
+
+    Returns None for tensors that are not part of the encoder (position_ids
+    buffers, masked-LM heads, ...).
+    """
+    path = _HF_PREFIX.sub("", hf_name).replace(".", "/")
+    if not path.startswith(("embeddings/", "encoder/layer/", "pooler/dense/")):
+        return None
+    path = _HF_LAYER.sub(r"encoder/layer_\1/", path)
+    head, _, leaf = path.rpartition("/")
+    if head.endswith("_embeddings"):
+        return f"bert/{head}"  # embedding tables have no leaf in Google's names
+    if head.endswith("LayerNorm"):
+        leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
+    elif leaf == "weight":
+        leaf = "kernel"
+    return f"bert/{head}/{leaf}"
+
+
+def from_hf_state_dict(state: Mapping[str, np.ndarray], source: str) -> BertWeights:
+    """Rename a Hugging Face BERT state dict to Google's names, transposing dense kernels."""
+    renamed: dict[str, np.ndarray] = {}
+    for hf_name, array in state.items():
+        name = _google_name(hf_name)
+        if name is None:
+            continue  # position_ids buffers, MLM heads, ...
+        array = np.asarray(array, dtype=np.float32)
+        if name.endswith("/kernel"):
+            array = np.ascontiguousarray(array.T)  # torch Linear stores [out, in]
+        renamed[name] = array
+    if f"{EMBEDDINGS}/word_embeddings" not in renamed:
+        raise UnsupportedModelError(
+            f"{source} has no BERT embeddings (looked for 'embeddings.word_embeddings.weight', "
+            "optionally prefixed 'bert.'): not a BERT state dict"
+        )
+    return BertWeights(renamed, source)

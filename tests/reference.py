@@ -1,0 +1,121 @@
+"""The independent reference: Hugging Face transformers on torch CPU, pooled as the original.
+
+Tokenized by transformers' slow `BertTokenizer` (Google's algorithm), encoded by
+`BertModel` with `output_hidden_states`, pooled in numpy with the original
+bert-as-service definitions. Nothing here imports bert_serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+HELDOUT_PATH = Path(__file__).parent / "data" / "heldout.txt"
+
+
+def heldout_texts() -> list[str]:
+    """The multilingual held-out set (one text per line)."""
+    return [line for line in HELDOUT_PATH.read_text(encoding="utf-8").split("\n") if line]
+
+
+class TransformersReference:
+    """transformers' BertModel over a Hugging Face folder, on CPU, in float32."""
+
+    def __init__(self, model_dir: Path, *, lowercase: bool = True) -> None:
+        self.model_dir = model_dir
+        self.lowercase = lowercase
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        from transformers import BertTokenizer
+
+        return BertTokenizer(str(self.model_dir / "vocab.txt"), do_lower_case=self.lowercase)
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        import torch
+        from transformers import BertModel
+
+        torch.set_num_threads(2)
+        return BertModel.from_pretrained(str(self.model_dir)).eval()
+
+    def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
+        firsts, seconds = [], []
+        for text in texts:
+            first, sep, second = text.partition("|||")
+            firsts.append(first.strip() if sep else text)
+            seconds.append(second.strip() if sep else None)
+        encoded = [
+            self.tokenizer(
+                a, b, truncation="longest_first" if max_seq_len else False,
+                max_length=max_seq_len,
+            )
+            for a, b in zip(firsts, seconds)
+        ]
+        width = max(len(e["input_ids"]) for e in encoded)
+        out = {k: np.zeros((len(texts), width), np.int64)
+               for k in ("input_ids", "attention_mask", "token_type_ids")}
+        for row, e in enumerate(encoded):
+            for key in out:
+                out[key][row, : len(e[key])] = e[key]
+        return out
+
+    def hidden_states(self, features: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            result = self.model(**{k: torch.from_numpy(v) for k, v in features.items()},
+                                output_hidden_states=True)
+        return [h.numpy() for h in result.hidden_states]
+
+    def pooler(self, last_state: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model.pooler(torch.from_numpy(last_state)).numpy()
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        layers: Sequence[int] = (-2,),
+        strategy: str = "REDUCE_MEAN",
+        max_seq_len: int | None = 25,
+        mask_cls_sep: bool = False,
+    ) -> np.ndarray:
+        features = self.features(texts, max_seq_len)
+        states = self.hidden_states(features)
+        if strategy == "CLS_POOLED":
+            return self.pooler(states[-1])
+        picked = np.concatenate([states[layer] for layer in layers], axis=-1)
+        mask = features["attention_mask"].astype(np.float32)
+        pool_mask = mask.copy()
+        if mask_cls_sep:
+            ids = features["input_ids"]
+            special = np.isin(ids, [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id])
+            pool_mask[special] = 0.0
+        return pool(picked, mask, pool_mask, strategy)
+
+
+def pool(states: np.ndarray, mask: np.ndarray, pool_mask: np.ndarray, strategy: str) -> np.ndarray:
+    """The original bert-as-service pooling definitions, in numpy."""
+    m = pool_mask[..., None]
+    mean = (states * m).sum(1) / (m.sum(1) + 1e-10)
+    maximum = (states + (1.0 - m) * -1e30).max(1)
+    if strategy == "REDUCE_MEAN":
+        return mean
+    if strategy == "REDUCE_MAX":
+        return maximum
+    if strategy == "REDUCE_MEAN_MAX":
+        return np.concatenate([mean, maximum], axis=1)
+    if strategy in ("FIRST_TOKEN", "CLS_TOKEN"):
+        return states[:, 0]
+    if strategy in ("LAST_TOKEN", "SEP_TOKEN"):
+        last = mask.sum(1).astype(int) - 1
+        return states[np.arange(len(states)), last]
+    if strategy == "NONE":
+        return states * m
+    raise ValueError(strategy)
