@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from reference import TransformersReference  # noqa: E402
+from reference import TransformersReference
 
 
 @pytest.fixture(scope="session")

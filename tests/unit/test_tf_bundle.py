@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
+
 from bert_serving.server.convert.tf_bundle import list_tensors, read_tensor_bundle
 from bert_serving.server.errors import ModelError, ModelNotFoundError
-from safetensors.numpy import load_file
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 tf = pytest.importorskip("tensorflow")

@@ -1,1 +1,38 @@
-"""The bert-serving client (filled in by the serving issue)."""
+"""The bert-serving client, a drop-in for bert-serving-client 1.10.0.
+
+Needs only numpy and pyzmq (and bert_serving.proto); never imports the server.
+
+Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
+`_receiver` (the reply demultiplexer that makes a client thread-safe),
+`_assembly` (chunked results into one array), `_input` (checks before sending),
+`_errors` (BertClientTimeout; ServerError comes from bert_serving.proto).
+
+Usage::
+
+    from bert_serving.client import BertClient
+
+    with BertClient(ip="localhost", port=5555, port_out=5556) as bc:
+        vectors = bc.encode(["First do it", "then do it right"])
+"""
+
+from __future__ import annotations
+
+from bert_serving.proto import PROTOCOL_VERSION
+
+from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Response
+from ._concurrent import ConcurrentBertClient
+from ._errors import BertClientTimeout, ServerError
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_TIMEOUT_MS",
+    "BertClient",
+    "BertClientTimeout",
+    "ConcurrentBertClient",
+    "Response",
+    "ServerError",
+    "__version__",
+]
+
+# The protocol level this client speaks, as 1.10.0's `__version__` was.
+__version__ = PROTOCOL_VERSION

@@ -1,1 +1,257 @@
-"""The bert-serving wire format (filled in by the serving issue)."""
+"""The bert-serving wire format, compatible with bert-serving-client 1.10.0.
+
+The only code that knows frame order, message kinds, headers and error replies.
+Client and server import it; nobody else packs or parses frames.
+
+Requests, always 4 frames::
+
+    [identity, payload, req_id, msg_len]
+
+payload is the JSON of a list of texts (or of token lists), or a control word.
+
+Replies::
+
+    config/status:  [identity, json, req_id]
+    embeddings:     [identity, header_json, raw_bytes, req_id]
+    error:          [identity, header_json, b"", req_id]   header["error"] set
+
+An error header also carries the message as its `dtype` (commas written as
+semicolons), so the 1.10.0 client, which cannot parse errors, raises a TypeError
+quoting it instead of hanging.
+
+Usage::
+
+    frames = encode_request(b"client-1", 7, ["hello", "world"])
+    request = parse_request(frames)
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Command",
+    "EmbeddingReply",
+    "ErrorReply",
+    "JsonReply",
+    "MalformedRequest",
+    "Reply",
+    "Request",
+    "ServerError",
+    "TextPayloadError",
+    "decode_reply",
+    "decode_texts",
+    "encode_embedding_reply",
+    "encode_error_reply",
+    "encode_json_reply",
+    "encode_request",
+    "encode_texts",
+    "parse_request",
+]
+
+# What SHOW_CONFIG reports as `server_version`: the 1.10.0 client refuses any other.
+PROTOCOL_VERSION = "1.10.0"
+ERROR_DTYPE_PREFIX = "bert-serving error: "
+PAIR_SEPARATOR = "|||"
+
+
+class Command(bytes, enum.Enum):
+    """Control payloads; every other payload is texts."""
+
+    SHOW_CONFIG = b"SHOW_CONFIG"
+    SHOW_STATUS = b"SHOW_STATUS"
+    TERMINATION = b"TERMINATION"
+
+
+class MalformedRequest(ValueError):
+    """Frames that are not a request; `client_id` is set when a reply can still be sent."""
+
+    def __init__(self, reason: str, client_id: bytes | None = None, req_id: int = 0) -> None:
+        super().__init__(reason)
+        self.client_id = client_id
+        self.req_id = req_id
+
+
+class TextPayloadError(ValueError):
+    """A text payload that is not a list of texts; the message names the problem."""
+
+
+class ServerError(RuntimeError):
+    """An error the server sent back for one request."""
+
+    def __init__(self, message: str, kind: str = "BadRequest", req_id: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.req_id = req_id
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request; `command` is set for control messages, else `payload` holds texts."""
+
+    client_id: bytes
+    req_id: int
+    payload: bytes
+    msg_len: int
+    command: Command | None
+
+
+def _parse_int(frame: bytes, name: str, client_id: bytes | None, req_id: int = 0) -> int:
+    text = bytes(frame).decode("ascii", "replace").strip()
+    if not text.isdigit():
+        raise MalformedRequest(
+            f"{name} must be ASCII decimal digits, got {text[:20]!r}", client_id, req_id
+        )
+    return int(text)
+
+
+def parse_request(frames: Sequence[bytes]) -> Request:
+    """Validate the frame layout of one request; the payload is not decoded here."""
+    client_id = bytes(frames[0]) if frames and len(frames[0]) else None
+    if len(frames) != 4:
+        raise MalformedRequest(f"a request has 4 frames, got {len(frames)}", client_id)
+    req_id = _parse_int(frames[2], "req_id", client_id)
+    # With req_id known, the error reply can reach the request that caused it.
+    msg_len = _parse_int(frames[3], "msg_len", client_id, req_id)
+    payload = bytes(frames[1])
+    command = next((c for c in Command if c.value == payload), None)
+    if client_id is None:
+        raise MalformedRequest("the identity frame is empty", None, req_id)
+    return Request(client_id, req_id, payload, msg_len, command)
+
+
+def encode_request(
+    client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command
+) -> list[bytes]:
+    """The 4 frames of a request: texts (or token lists), or a control command."""
+    if isinstance(body, Command):
+        return [client_id, body.value, b"%d" % req_id, b"0"]
+    return [client_id, encode_texts(body), b"%d" % req_id, b"%d" % len(body)]
+
+
+def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]]) -> bytes:
+    return json.dumps(list(texts), ensure_ascii=False).encode("utf-8")
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {json.dumps(value, ensure_ascii=False)[:40]}"
+
+
+def decode_texts(payload: bytes, *, max_texts: int | None = None) -> tuple[list[Any], bool]:
+    """The texts of a payload and whether they are pre-tokenized (inferred from the shape).
+
+    Raises TextPayloadError with a message naming the problem and, where there is
+    one, the index of the offending text.
+    """
+    try:
+        texts = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TextPayloadError(f"payload is not valid UTF-8 JSON: {error}") from None
+    if not isinstance(texts, list):
+        raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(texts)}")
+    if not texts:
+        raise TextPayloadError("payload is an empty list: send at least one text")
+    if max_texts is not None and len(texts) > max_texts:
+        raise TextPayloadError(
+            f"request has {len(texts)} texts, more than the server's limit of {max_texts}: "
+            "split it into smaller requests"
+        )
+    is_tokenized = isinstance(texts[0], list)
+    for index, text in enumerate(texts):
+        _check_text(text, index, is_tokenized)
+    return texts, is_tokenized
+
+
+def _check_text(text: Any, index: int, is_tokenized: bool) -> None:
+    if not is_tokenized:
+        if not isinstance(text, str):
+            raise TextPayloadError(
+                f"texts[{index}] is a {_describe(text)}, not a string "
+                "(a list of strings is tokenized input and then every text must be one)"
+            )
+        return
+    if not isinstance(text, list):
+        raise TextPayloadError(
+            f"texts[{index}] is a {_describe(text)}: tokenized input must be a list of "
+            "lists of strings"
+        )
+    for position, token in enumerate(text):
+        if not isinstance(token, str):
+            raise TextPayloadError(
+                f"texts[{index}][{position}] is a {_describe(token)}, not a string"
+            )
+
+
+def encode_json_reply(client_id: bytes, req_id: int, body: dict[str, Any]) -> list[bytes]:
+    """A config or status reply: 3 frames."""
+    return [client_id, json.dumps(body, ensure_ascii=False).encode("utf-8"), b"%d" % req_id]
+
+
+def encode_embedding_reply(
+    client_id: bytes, req_id: int, array: np.ndarray, tokens: list[list[str]] | None = None
+) -> list[bytes | memoryview]:
+    """Embeddings: a JSON header and the raw C-contiguous bytes."""
+    array = np.ascontiguousarray(array)
+    header = {"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens or ""}
+    # The array's own buffer goes out as-is: no copy until zmq sends it.
+    return [client_id, json.dumps(header, ensure_ascii=False).encode("utf-8"),
+            array.data, b"%d" % req_id]
+
+
+def encode_error_reply(
+    client_id: bytes, req_id: int, message: str, kind: str = "BadRequest"
+) -> list[bytes]:
+    """An error on the embedding reply path that both clients surface, neither hangs on."""
+    header = {
+        # numpy parses a dtype string holding a comma as a record format and raises
+        # ValueError ("format number 1 ... is not recognized"); without commas it is
+        # always TypeError "data type '<message>' not understood".
+        "dtype": f"{ERROR_DTYPE_PREFIX}{message.replace(',', ';')}",
+        "shape": [0],
+        "tokens": "",
+        "error": {"type": kind, "message": message},
+    }
+    return [client_id, json.dumps(header, ensure_ascii=False).encode("utf-8"), b"",
+            b"%d" % req_id]
+
+
+@dataclass(frozen=True)
+class JsonReply:
+    req_id: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EmbeddingReply:
+    req_id: int
+    array: np.ndarray
+    tokens: list[list[str]] | None
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    req_id: int
+    error: ServerError
+
+
+Reply = JsonReply | EmbeddingReply | ErrorReply
+
+
+def decode_reply(frames: Sequence[bytes]) -> Reply:
+    """Parse a reply on the client side (frame 0, the identity, is ignored)."""
+    req_id = int(frames[-1])
+    if len(frames) == 3:
+        return JsonReply(req_id, json.loads(frames[1]))
+    header = json.loads(frames[1])
+    if "error" in header:
+        error = header["error"]
+        return ErrorReply(req_id, ServerError(error["message"], error.get("type", ""), req_id))
+    array = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
+    return EmbeddingReply(req_id, array, header.get("tokens") or None)

@@ -1,0 +1,388 @@
+"""BertClient: encode texts on a bert-serving server over ZeroMQ.
+
+Speaks the bert-as-service 1.10 protocol (see bert_serving.proto) with the
+1.10.0 client's constructor, methods and results, plus: a finite default
+timeout, server errors raised as ServerError, input checks before sending, and
+large lists streamed in chunks into one preallocated array.
+
+Thread safety: one BertClient may be shared by many threads. Sends are
+serialized by a lock; replies are handed to the thread that waits for them by a
+ReplyDemultiplexer, so each `encode` gets its own rows. `fetch`/`fetch_all`
+collect the replies of every `encode(blocking=False)` of this client, whichever
+thread sent it.
+
+Usage::
+
+    with BertClient(ip="localhost") as bc:
+        vectors = bc.encode(["First do it", "then do it right"])
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import numpy as np
+import zmq
+
+from bert_serving.proto import (
+    PROTOCOL_VERSION,
+    Command,
+    EmbeddingReply,
+    ErrorReply,
+    JsonReply,
+    Reply,
+    ServerError,
+    encode_request,
+)
+
+from ._assembly import RowAssembler
+from ._async import BatchSender
+from ._errors import BertClientTimeout, ServerAddress
+from ._input import check_texts, longer_than
+from ._receiver import ReplyDemultiplexer
+
+__all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_TIMEOUT_MS", "BertClient", "Response"]
+
+DEFAULT_TIMEOUT_MS = 60_000
+DEFAULT_CHUNK_SIZE = 1024
+DEFAULT_CHUNKS_IN_FLIGHT = 8
+_OUTPUT_FORMATS = ("ndarray", "list")
+
+
+class Response(NamedTuple):
+    """One reply to a non-blocking `encode`, as `fetch` yields it (the 1.10.0 shape)."""
+
+    id: int
+    embedding: Any  # np.ndarray, or list[list[float]] with output_fmt="list"
+    tokens: Any  # list[list[str]], or "" when the server does not send tokens
+
+
+class BertClient:
+    """A client of one bert-serving server; safe to share between threads."""
+
+    def __init__(
+        self,
+        ip: str = "localhost",
+        port: int = 5555,
+        port_out: int = 5556,
+        output_fmt: str = "ndarray",
+        show_server_config: bool = False,
+        identity: str | bytes | None = None,
+        check_version: bool = True,
+        check_length: bool = True,
+        check_token_info: bool = True,
+        ignore_all_checks: bool = False,
+        timeout: int | None = DEFAULT_TIMEOUT_MS,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
+    ) -> None:
+        """Connect, and unless `ignore_all_checks`, ask the server for its config.
+
+        `timeout` is in milliseconds per reply; -1 or None waits forever (the 1.10.0
+        default, which hung when the server was down). `encode` splits lists longer
+        than `chunk_size` into requests, keeping at most `chunks_in_flight` unanswered.
+        The other arguments are those of bert-serving-client 1.10.0.
+        """
+        if output_fmt not in _OUTPUT_FORMATS:
+            raise ValueError(f'output_fmt must be "ndarray" or "list", got {output_fmt!r}')
+        if chunk_size < 1 or chunks_in_flight < 1:
+            raise ValueError("chunk_size and chunks_in_flight must be at least 1")
+        self.ip, self.port, self.port_out = ip, port, port_out
+        self.output_fmt = output_fmt
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.chunks_in_flight = chunks_in_flight
+        self.identity = _identity_bytes(identity)
+        self.length_limit: int | None = 0  # 0: no check; None: the server has no limit
+        self.token_info_available = False
+        self._server = ServerAddress(ip, port, port_out)
+        self._send_lock = threading.Lock()
+        self._request_id = 0
+        self._closed = False
+        self._connect()
+        if ignore_all_checks or not (
+            check_version or show_server_config or check_length or check_token_info
+        ):
+            return
+        try:
+            self._check_server(check_version, check_length, check_token_info, show_server_config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        self._context = zmq.Context()
+        self._sender = self._context.socket(zmq.PUSH)
+        self._sender.setsockopt(zmq.LINGER, 0)
+        # A PUSH socket blocks once its queue is full (server down): bound that too.
+        self._sender.setsockopt(zmq.SNDTIMEO, -1 if self._timeout_ms is None else self._timeout_ms)
+        self._sender.connect(self._server.requests_url)
+        receiver = self._context.socket(zmq.SUB)
+        receiver.setsockopt(zmq.LINGER, 0)
+        receiver.setsockopt(zmq.SUBSCRIBE, self.identity)
+        receiver.connect(self._server.replies_url)
+        self._receiver = receiver
+        self._replies = ReplyDemultiplexer(receiver, self._server)
+
+    def _check_server(
+        self, check_version: bool, check_length: bool, check_token_info: bool, show: bool
+    ) -> None:
+        config = self.server_config
+        if check_version and config["server_version"] != PROTOCOL_VERSION:
+            raise AttributeError(
+                f"version mismatch: the server speaks protocol {config['server_version']} "
+                f"but this client speaks {PROTOCOL_VERSION}; upgrade one of them or pass "
+                "BertClient(check_version=False)"
+            )
+        if check_length:
+            limit = config["max_seq_len"]
+            self.length_limit = None if limit is None else int(limit)
+        if check_token_info:
+            self.token_info_available = bool(config["show_tokens_to_client"])
+        if show:
+            _print_dict(config, "server config:")
+
+    @property
+    def _timeout_ms(self) -> int | None:
+        """The timeout as the receiver takes it: None means forever."""
+        if self.timeout is None or self.timeout < 0:
+            return None
+        return int(self.timeout)
+
+    @property
+    def request_id(self) -> int:
+        """The id of the last request sent (ids count up from 1)."""
+        return self._request_id
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """This client's own state, with the keys of the 1.10.0 client."""
+        pending = self._replies.pending()
+        return {
+            "identity": self.identity,
+            "num_request": self._request_id,
+            "num_pending_request": len(pending),
+            "pending_request": pending,
+            "output_fmt": self.output_fmt,
+            "port": self.port,
+            "port_out": self.port_out,
+            "server_ip": self.ip,
+            "client_version": PROTOCOL_VERSION,
+            "timeout": self.timeout,
+        }
+
+    @property
+    def server_config(self) -> dict[str, Any]:
+        """The server's configuration (SHOW_CONFIG)."""
+        return self._ask(Command.SHOW_CONFIG)
+
+    @property
+    def server_status(self) -> dict[str, Any]:
+        """The server's configuration and request statistics (SHOW_STATUS)."""
+        return self._ask(Command.SHOW_STATUS)
+
+    def _ask(self, command: Command) -> dict[str, Any]:
+        reply = self._replies.take(self._send(command), self._timeout_ms)
+        if isinstance(reply, ErrorReply):
+            raise reply.error
+        if not isinstance(reply, JsonReply):
+            raise ServerError(f"the server answered {command.name} with embeddings", "BadReply")
+        return reply.body
+
+    def _send(self, body: list[Any] | Command, *, detached: bool = False) -> int:
+        """Send one request, registered first so that its reply cannot be dropped."""
+        with self._send_lock:
+            self._request_id += 1
+            req_id = self._request_id
+            self._replies.expect(req_id, detached=detached)
+            try:
+                self._sender.send_multipart(encode_request(self.identity, req_id, body))
+            except zmq.Again:
+                self._replies.forget(req_id)
+                raise BertClientTimeout.waiting(
+                    self._server, self._timeout_ms or 0, f"queueing request {req_id}"
+                ) from None
+        return req_id
+
+    def encode(
+        self,
+        texts: list[str] | list[list[str]],
+        blocking: bool = True,
+        is_tokenized: bool = False,
+        show_tokens: bool = False,
+    ) -> Any:
+        """Encode texts (or token lists with `is_tokenized`) into one row each, in order.
+
+        Returns an array (N, H) in the server's dtype, or lists with output_fmt="list";
+        with `show_tokens` (and a server run with -show_tokens_to_client) a tuple
+        (vectors, tokens). With `blocking=False` the texts go as one request and the
+        result comes later from `fetch`/`fetch_all`; None is returned.
+        Raises TypeError/ValueError for bad input, ServerError, BertClientTimeout.
+        """
+        check_texts(texts, is_tokenized)
+        self._warn_about_length(texts, is_tokenized)
+        if not blocking:
+            self._send(texts, detached=True)
+            return None
+        vectors, tokens = self._encode_streamed(texts)
+        return self._with_tokens(self._format(vectors), tokens, show_tokens)
+
+    def _encode_streamed(self, texts: list[Any]) -> tuple[np.ndarray, list[list[str]]]:
+        """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
+        rows = RowAssembler(len(texts))
+        in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
+        try:
+            for start in range(0, len(texts), self.chunk_size):
+                if len(in_flight) >= self.chunks_in_flight:
+                    self._collect(rows, *in_flight.popleft())
+                chunk = texts[start : start + self.chunk_size]
+                in_flight.append((self._send(chunk), start, len(chunk)))
+            while in_flight:
+                self._collect(rows, *in_flight.popleft())
+        finally:
+            for req_id, _, _ in in_flight:
+                self._replies.forget(req_id)
+        return rows.result()
+
+    def _collect(self, rows: RowAssembler, req_id: int, start: int, count: int) -> None:
+        reply = _embeddings(self._replies.take(req_id, self._timeout_ms))
+        rows.put(start, count, reply.array, reply.tokens)
+
+    def _with_tokens(self, vectors: Any, tokens: list[list[str]], show_tokens: bool) -> Any:
+        if show_tokens and self.token_info_available:
+            return vectors, tokens
+        if show_tokens:
+            warnings.warn(
+                "show_tokens=True, but the server does not send tokens to clients: start it "
+                "with -show_tokens_to_client, or call encode(show_tokens=False)",
+                stacklevel=3,
+            )
+        return vectors
+
+    def _warn_about_length(self, texts: list[Any], is_tokenized: bool) -> None:
+        if self.length_limit is None:
+            warnings.warn(
+                'the server has no "max_seq_len": it pads each batch to its longest text; '
+                "limit text length on the client side for speed",
+                stacklevel=3,
+            )
+        elif self.length_limit and longer_than(texts, self.length_limit, is_tokenized):
+            warnings.warn(
+                f"some texts have more tokens than the server's max_seq_len="
+                f"{self.length_limit} and will be truncated: start the server with a larger "
+                "-max_seq_len, or pass BertClient(check_length=False) to silence this",
+                stacklevel=3,
+            )
+
+    def _format(self, vectors: np.ndarray) -> Any:
+        return vectors.tolist() if self.output_fmt == "list" else vectors
+
+    def fetch(self, delay: float = 0.0) -> Iterator[Response]:
+        """Yield the replies of non-blocking encodes as they arrive (not in sending order).
+
+        Arrays are the received buffers, read-only as in 1.10.0. Stops when none is pending.
+        """
+        time.sleep(delay)
+        while (reply := self._replies.take_any(self._timeout_ms)) is not None:
+            yield self._response(reply)
+
+    def fetch_all(self, sort: bool = True, concat: bool = False) -> Any:
+        """All pending non-blocking results, in sending order with `sort`; None if none."""
+        if not self._replies.has_detached():
+            return None
+        responses = list(self.fetch())
+        if sort:
+            responses.sort(key=lambda response: response.id)
+        results = [response.embedding for response in responses]
+        if not concat:
+            return results
+        if self.output_fmt == "ndarray":
+            return np.concatenate(results, axis=0)
+        return [row for result in results for row in result]
+
+    def encode_async(
+        self,
+        batch_generator: Iterable[list[str] | list[list[str]]],
+        max_num_batch: int | None = None,
+        delay: float = 0.1,
+        **kwargs: Any,
+    ) -> Iterator[Response]:
+        """Encode batches from a generator in a background thread; yield replies as they come.
+
+        `kwargs` go to `encode` (is_tokenized, show_tokens). Unlike 1.10.0, the
+        generator ends only after every batch has been sent and answered, and an error
+        raised while sending (bad input) is raised here. Sending starts at once.
+        """
+
+        def send(texts: list[Any]) -> None:
+            self.encode(texts, blocking=False, **kwargs)
+
+        sender = BatchSender(send, batch_generator, max_num_batch)
+        sender.start()
+        return self._drain(sender, delay)
+
+    def _drain(self, sender: BatchSender, delay: float) -> Iterator[Response]:
+        time.sleep(delay)
+        while True:
+            finished = sender.finished.is_set()  # read before looking at what is pending
+            if self._replies.has_detached():
+                reply = self._replies.take_any(self._timeout_ms)
+                if reply is not None:
+                    yield self._response(reply)
+            elif finished:
+                sender.raise_error()
+                return
+            else:
+                sender.finished.wait(0.05)
+
+    def _response(self, reply: Reply) -> Response:
+        embeddings = _embeddings(reply)
+        return Response(embeddings.req_id, self._format(embeddings.array), embeddings.tokens or "")
+
+    def close(self) -> None:
+        """Close the sockets; the client cannot be used afterwards. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._sender.close()
+        self._receiver.close()
+        self._context.term()
+
+    def __enter__(self) -> BertClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _embeddings(reply: Reply) -> EmbeddingReply:
+    if isinstance(reply, ErrorReply):
+        raise reply.error
+    if not isinstance(reply, EmbeddingReply):
+        raise ServerError(f"expected embeddings for request {reply.req_id}", "BadReply")
+    return reply
+
+
+def _identity_bytes(identity: str | bytes | None) -> bytes:
+    """The SUB topic: given, or a random UUID4 as 36 ASCII bytes (the 1.10.0 default)."""
+    if identity is None:
+        return str(uuid.uuid4()).encode("ascii")
+    return identity.encode("utf-8") if isinstance(identity, str) else bytes(identity)
+
+
+def _print_dict(values: dict[str, Any], title: str) -> None:
+    print(title)
+    for key, value in values.items():
+        print(f"{key:>30}\t=\t{value!s:<30}")

@@ -1,0 +1,160 @@
+"""Frames between the server's own parts: ventilator, workers and sink.
+
+Not for clients. JSON headers and raw array bytes, never pickle: the internal
+sockets listen on 127.0.0.1, where any local user could reach them.
+
+    ventilator -> worker   [worker_id, b"BATCH", header, texts_json]    | [worker_id, b"STOP"]
+    worker -> ventilator   [b"READY", {"credits": n, "done": [batch ids]}]
+    worker -> sink         [b"RESULT", header, raw, tokens_json]        | [b"FAILED", header]
+    ventilator -> sink     [b"JOB", header] | [b"JSON", id, req, body] | [b"ERROR", id, req, msg]
+
+A segment is `(client_id, req_id, rows)`: which rows of which request a batch holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BatchMessage",
+    "JobMessage",
+    "ReadyMessage",
+    "ResultMessage",
+    "WireSegment",
+    "decode_batch",
+    "decode_job",
+    "decode_ready",
+    "decode_result",
+    "encode_batch",
+    "encode_failed",
+    "encode_job",
+    "encode_ready",
+    "encode_result",
+]
+
+BATCH, STOP, READY, RESULT, FAILED, JOB = b"BATCH", b"STOP", b"READY", b"RESULT", b"FAILED", b"JOB"
+JSON_REPLY, ERROR_REPLY = b"JSON", b"ERROR"
+
+WireSegment = tuple[bytes, int, list[int]]
+
+
+def _segments_to_json(segments: Sequence[WireSegment]) -> list[list[Any]]:
+    return [[client.hex(), req_id, rows] for client, req_id, rows in segments]
+
+
+def _segments_from_json(raw: list[list[Any]]) -> list[WireSegment]:
+    return [(bytes.fromhex(client), int(req_id), list(rows)) for client, req_id, rows in raw]
+
+
+@dataclass(frozen=True)
+class BatchMessage:
+    batch_id: int
+    segments: list[WireSegment]
+    texts: list[Any]
+    is_tokenized: bool
+
+
+def encode_batch(worker_id: bytes, batch: BatchMessage) -> list[bytes]:
+    header = {"id": batch.batch_id, "tokenized": batch.is_tokenized,
+              "segments": _segments_to_json(batch.segments)}
+    return [worker_id, BATCH, json.dumps(header).encode(),
+            json.dumps(batch.texts, ensure_ascii=False).encode("utf-8")]
+
+
+def decode_batch(frames: Sequence[bytes]) -> BatchMessage | None:
+    """A batch for this worker, or None for STOP (frames as the DEALER receives them)."""
+    if frames[0] == STOP:
+        return None
+    header = json.loads(frames[1])
+    return BatchMessage(header["id"], _segments_from_json(header["segments"]),
+                        json.loads(frames[2]), header["tokenized"])
+
+
+def encode_stop(worker_id: bytes) -> list[bytes]:
+    return [worker_id, STOP]
+
+
+@dataclass(frozen=True)
+class ReadyMessage:
+    credits: int
+    done: list[int]
+
+
+def encode_ready(credits: int, done: Sequence[int] = ()) -> list[bytes]:
+    return [READY, json.dumps({"credits": credits, "done": list(done)}).encode()]
+
+
+def decode_ready(frames: Sequence[bytes]) -> ReadyMessage:
+    """Frames after the ROUTER's identity frame."""
+    body = json.loads(frames[1])
+    return ReadyMessage(int(body["credits"]), [int(x) for x in body["done"]])
+
+
+@dataclass(frozen=True)
+class ResultMessage:
+    batch_id: int
+    segments: list[WireSegment]
+    vectors: np.ndarray | None
+    tokens: list[list[str]] | None
+    error: str | None = None
+
+
+def encode_result(
+    batch: BatchMessage, vectors: np.ndarray, tokens: list[list[str]] | None
+) -> list[bytes | memoryview]:
+    vectors = np.ascontiguousarray(vectors)
+    header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments),
+              "dtype": str(vectors.dtype), "shape": list(vectors.shape)}
+    encoded_tokens = json.dumps(tokens, ensure_ascii=False).encode("utf-8") if tokens else b""
+    return [RESULT, json.dumps(header).encode(), vectors.data, encoded_tokens]
+
+
+def encode_failed(batch: BatchMessage, message: str) -> list[bytes]:
+    header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments),
+              "error": message}
+    return [FAILED, json.dumps(header).encode()]
+
+
+def decode_result(frames: Sequence[bytes]) -> ResultMessage:
+    header = json.loads(frames[1])
+    segments = _segments_from_json(header["segments"])
+    if frames[0] == FAILED:
+        return ResultMessage(header["id"], segments, None, None, header["error"])
+    vectors = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
+    tokens = json.loads(frames[3]) if len(frames[3]) else None
+    return ResultMessage(header["id"], segments, vectors, tokens)
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    client_id: bytes
+    req_id: int
+    num_rows: int
+    want_tokens: bool
+
+
+def encode_job(job: JobMessage) -> list[bytes]:
+    body = {"client": job.client_id.hex(), "req_id": job.req_id, "rows": job.num_rows,
+            "tokens": job.want_tokens}
+    return [JOB, json.dumps(body).encode()]
+
+
+def decode_job(frames: Sequence[bytes]) -> JobMessage:
+    body = json.loads(frames[1])
+    return JobMessage(bytes.fromhex(body["client"]), int(body["req_id"]), int(body["rows"]),
+                      bool(body["tokens"]))
+
+
+def encode_json_for_client(client_id: bytes, req_id: int, body: dict[str, Any]) -> list[bytes]:
+    """Ask the sink to publish a config/status reply."""
+    return [JSON_REPLY, client_id, b"%d" % req_id, json.dumps(body, ensure_ascii=False).encode()]
+
+
+def encode_error_for_client(client_id: bytes, req_id: int, message: str, kind: str) -> list[bytes]:
+    """Ask the sink to publish an error reply."""
+    return [ERROR_REPLY, client_id, b"%d" % req_id, message.encode("utf-8"), kind.encode()]

@@ -1,0 +1,114 @@
+"""Engine speed on CPU: bert-serving fp32 and int8 against transformers on torch, one run.
+
+Same texts (mixed lengths, 4-120 words), same max_seq_len, same pooling (mean of
+hidden_states[-2]), same length-sorted batches of 32 (what sentence-transformers
+does), same thread count. Repeats are interleaved; medians and ratios are printed.
+
+Usage: python scripts/benchmark_engine.py [--texts 1500] [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference import heldout_texts  # noqa: E402
+
+from bert_serving.server.default_model import default_model_dir  # noqa: E402
+from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
+
+BATCH = 32
+MAX_SEQ_LEN = 128
+
+
+def make_texts(count: int, seed: int = 0) -> list[str]:
+    words = " ".join(heldout_texts()).split()
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(words, k=rng.randint(4, 120))) for _ in range(count)]
+
+
+def engine_runner(engine: Engine, texts: list[str]) -> Callable[[], np.ndarray]:
+    order = np.argsort([len(t) for t in texts])
+    ordered = [texts[i] for i in order]
+
+    def run() -> np.ndarray:
+        parts = [engine.encode(ordered[i:i + BATCH]) for i in range(0, len(ordered), BATCH)]
+        return np.concatenate(parts)
+
+    return run
+
+
+def transformers_runner(model_dir: Path, texts: list[str], threads: int) -> Callable[[], np.ndarray]:
+    import torch
+    from transformers import BertModel, BertTokenizerFast
+
+    torch.set_num_threads(threads)
+    tokenizer = BertTokenizerFast(str(model_dir / "vocab.txt"))
+    model = BertModel.from_pretrained(str(model_dir)).eval()
+    order = np.argsort([len(t) for t in texts])
+    ordered = [texts[i] for i in order]
+
+    def run() -> np.ndarray:
+        parts = []
+        with torch.inference_mode():
+            for i in range(0, len(ordered), BATCH):
+                features = tokenizer(ordered[i:i + BATCH], padding=True, truncation=True,
+                                     max_length=MAX_SEQ_LEN, return_tensors="pt")
+                states = model(**features, output_hidden_states=True).hidden_states[-2]
+                mask = features["attention_mask"].unsqueeze(-1).float()
+                parts.append(((states * mask).sum(1) / mask.sum(1)).numpy())
+        return np.concatenate(parts)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--texts", type=int, default=1500)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    model_dir = default_model_dir()
+    texts = make_texts(args.texts)
+    cache = Path(tempfile.mkdtemp(prefix="bert-serving-bench-"))
+    options = dict(model_dir=model_dir, graph_tmp_dir=cache, max_seq_len=MAX_SEQ_LEN,
+                   intra_op_threads=args.threads)
+    fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]
+    int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
+    real_tokens = int(fp32.tokenize(texts).num_real_tokens)
+    contenders = {
+        "transformers (torch CPU)": transformers_runner(model_dir, texts, args.threads),
+        "bert-serving fp32": engine_runner(fp32, texts),
+        "bert-serving int8": engine_runner(int8, texts),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    outputs: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):  # interleaved, so drift hits every contender alike
+        for name, run in contenders.items():
+            started = time.perf_counter()
+            outputs[name] = run()
+            times[name].append(time.perf_counter() - started)
+    base = statistics.median(times["transformers (torch CPU)"])
+    print(f"{len(texts)} texts, {real_tokens} real tokens, max_seq_len {MAX_SEQ_LEN}, "
+          f"batch {BATCH}, {args.threads} threads, median of {args.repeats}")
+    print(f"{'contender':28} {'sent/s':>9} {'tokens/s':>10} {'vs transformers':>16}")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(f"{name:28} {len(texts) / median:9.1f} {real_tokens / median:10.0f} "
+              f"{base / median:15.2f}x")
+    a, b = outputs["bert-serving int8"], outputs["bert-serving fp32"]
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    print(f"int8 vs fp32 cosine: min {cosine.min():.4f}, mean {cosine.mean():.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The server's configuration: one typed object, built in one place from argv and the environment.
+
+Every flag of the original `bert-serving-start`, single-dash spelled (double-dash
+accepted), with its defaults; flags with no meaning on onnxruntime are accepted
+and said so once. Nothing else in the package reads argv or the environment.
+
+Usage::
+
+    config = parse_server_config(["-model_dir", "./bert", "-num_worker", "2"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .engine import EngineOptions
+from .flags import add_model_flags, engine_options_from_args
+
+__all__ = ["IGNORED_FLAGS", "ServerConfig", "build_parser", "parse_server_config"]
+
+# Accepted for compatibility; onnxruntime has no use for them.
+IGNORED_FLAGS = {
+    "xla": "XLA is a TensorFlow compiler; onnxruntime optimizes the graph itself",
+    "gpu_memory_fraction": "onnxruntime's CUDA provider allocates what it needs",
+    "fixed_embed_length": "token-level replies are padded to -max_seq_len when it is set",
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server process needs to start."""
+
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    bind_ip: str = "*"
+    port: int = 5555
+    port_out: int = 5556
+    http_port: int | None = None
+    http_max_connect: int = 10
+    cors: str = "*"
+    api_key: str | None = None
+    num_worker: int = 1
+    max_batch_size: int = 256
+    max_batch_tokens: int = 16384
+    priority_batch_size: int = 16
+    max_request_texts: int = 100_000
+    max_queue_texts: int = 1_000_000
+    cpu: bool = False
+    fp16: bool = False
+    device_map: tuple[int, ...] = ()
+    prefetch_size: int = 2
+    intra_op_threads: int | None = None
+    show_tokens_to_client: bool = False
+    job_timeout: float = 600.0
+    verbose: bool = False
+    ignored_flags: tuple[str, ...] = ()
+
+    def engine_for(self, device: str, threads: int | None) -> EngineOptions:
+        return dataclasses.replace(self.engine, device=device, intra_op_threads=threads)
+
+    def as_wire_dict(self) -> dict[str, Any]:
+        """The original's SHOW_CONFIG keys (pooling_strategy as its integer enum)."""
+        engine = self.engine
+        return {
+            "model_dir": str(engine.model_dir) if engine.model_dir else None,
+            "tuned_model_dir": str(engine.tuned_model_dir) if engine.tuned_model_dir else None,
+            "ckpt_name": engine.ckpt_name,
+            "config_name": engine.config_name,
+            "graph_tmp_dir": str(engine.graph_tmp_dir) if engine.graph_tmp_dir else None,
+            "max_seq_len": engine.max_seq_len,
+            "cased_tokenization": engine.cased_tokenization,
+            "pooling_layer": list(engine.pooling.layers),
+            "pooling_strategy": int(engine.pooling.strategy),
+            "mask_cls_sep": engine.pooling.mask_cls_sep,
+            "no_special_token": engine.no_special_token,
+            "no_position_embeddings": engine.no_position_embeddings,
+            "int8": engine.int8,
+            "show_tokens_to_client": self.show_tokens_to_client,
+            "port": self.port,
+            "port_out": self.port_out,
+            "http_port": self.http_port,
+            "http_max_connect": self.http_max_connect,
+            "cors": self.cors,
+            "num_worker": self.num_worker,
+            "max_batch_size": self.max_batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "priority_batch_size": self.priority_batch_size,
+            "cpu": self.cpu,
+            "fp16": self.fp16,
+            "device_map": list(self.device_map),
+            "prefetch_size": self.prefetch_size,
+            "verbose": self.verbose,
+            "xla": False,
+            "gpu_memory_fraction": None,
+            "fixed_embed_length": False,
+        }
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _flag(parser: argparse.ArgumentParser | Any, *names: str, **kwargs: Any) -> None:
+    spelled = [f"-{n}" for n in names] + [f"--{n}" for n in names]
+    parser.add_argument(*spelled, **kwargs)
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("serving")
+    _flag(group, "port", "port_in", "port_data", dest="port", type=int, default=5555,
+          help="port clients push requests to")
+    _flag(group, "port_out", "port_result", dest="port_out", type=int, default=5556,
+          help="port clients receive replies from")
+    _flag(group, "bind_ip", default="*", help="address to bind: * (all) or e.g. 127.0.0.1")
+    _flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
+    _flag(group, "http_max_connect", type=_positive, default=10,
+          help="max concurrent in-flight HTTP requests")
+    _flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
+    _flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
+          help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
+    _flag(group, "num_worker", type=_positive, default=1, help="worker processes")
+    _flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
+    _flag(group, "max_batch_tokens", type=_positive, default=16384,
+          help="max padded tokens per batch (texts x longest text)")
+    _flag(group, "priority_batch_size", type=int, default=16,
+          help="requests with at most this many texts are served first")
+    _flag(group, "max_request_texts", type=_positive, default=100_000,
+          help="larger requests get an error reply")
+    _flag(group, "max_queue_texts", type=_positive, default=1_000_000,
+          help="past this many waiting texts, requests get a 'server busy' error")
+    _flag(group, "prefetch_size", type=_positive, default=2,
+          help="batches handed to each worker ahead (tokenized while the previous runs)")
+    _flag(group, "show_tokens_to_client", action="store_true",
+          help="send each text's tokens with its vector")
+    _flag(group, "job_timeout", type=float, default=600.0,
+          help="seconds after which an unfinished request is dropped")
+
+
+def _add_device_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("devices")
+    _flag(group, "cpu", action="store_true", help="run on CPU only")
+    _flag(group, "device_map", type=int, nargs="+", default=[],
+          help="GPU ids the workers cycle over")
+    _flag(group, "fp16", action="store_true", help="reply with float16 vectors")
+    _flag(group, "intra_op_threads", type=_positive, default=None,
+          help="onnxruntime threads per worker; default: CPU cores / workers")
+    _flag(group, "xla", action="store_true", help="accepted, ignored (TensorFlow only)")
+    _flag(group, "gpu_memory_fraction", type=float, default=None,
+          help="accepted, ignored (TensorFlow only)")
+    _flag(group, "fixed_embed_length", action="store_true", help="accepted, ignored")
+    _flag(group, "verbose", action="store_true", help="debug logging")
+    parser.add_argument("-version", "--version", action="version",
+                        version=f"bert-serving {__version__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `bert-serving-start` parser (also the source of the README's CLI reference)."""
+    parser = argparse.ArgumentParser(
+        prog="bert-serving-start",
+        description="Serve BERT sentence embeddings over ZeroMQ (and HTTP) on onnxruntime.",
+    )
+    add_model_flags(parser)
+    _add_serving_flags(parser)
+    _add_device_flags(parser)
+    return parser
+
+
+def _ignored(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(name for name in IGNORED_FLAGS if getattr(args, name) not in (False, None))
+
+
+def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
+    """Parse argv (exits with usage on bad flags, as argparse does)."""
+    args = build_parser().parse_args(argv)
+    return ServerConfig(
+        engine=engine_options_from_args(args),
+        bind_ip=args.bind_ip,
+        port=args.port,
+        port_out=args.port_out,
+        http_port=args.http_port,
+        http_max_connect=args.http_max_connect,
+        cors=args.cors,
+        api_key=args.api_key,
+        num_worker=args.num_worker,
+        max_batch_size=args.max_batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        priority_batch_size=args.priority_batch_size,
+        max_request_texts=args.max_request_texts,
+        max_queue_texts=args.max_queue_texts,
+        cpu=args.cpu,
+        fp16=args.fp16,
+        device_map=tuple(args.device_map),
+        prefetch_size=args.prefetch_size,
+        intra_op_threads=args.intra_op_threads,
+        show_tokens_to_client=args.show_tokens_to_client,
+        job_timeout=args.job_timeout,
+        verbose=args.verbose,
+        ignored_flags=_ignored(args),
+    )

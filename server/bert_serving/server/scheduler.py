@@ -1,0 +1,168 @@
+"""Which texts run together: length-grouped batches across clients, small requests first.
+
+Pure logic, no sockets: the ventilator adds jobs and asks for the next batch.
+
+- A job's rows are sorted by token length once, so each batch takes neighbours
+  in length and padding stays small (the original padded every text to max_seq_len).
+- A batch is bounded by `max_batch_size` texts and by `max_batch_tokens` padded
+  tokens (rows x longest row), so long texts make smaller batches.
+- Jobs of at most `priority_batch_size` texts are served before larger ones and
+  share batches with each other; large jobs take turns, one batch each, so one
+  20,000-text request does not starve another client.
+
+Usage::
+
+    scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=16384)
+    scheduler.add(JobRows(key, texts, lengths, is_tokenized=False))
+    batch = scheduler.next_batch()
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Batch", "BatchScheduler", "JobRows", "Segment"]
+
+
+@dataclass
+class JobRows:
+    """The texts of one request waiting to run, with their token lengths."""
+
+    key: Hashable
+    texts: Sequence[Any]
+    lengths: Sequence[int]
+    is_tokenized: bool
+    order: np.ndarray = field(init=False)  # row indices, shortest first
+    next_row: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.order = np.argsort(np.asarray(self.lengths), kind="stable")
+
+    @property
+    def remaining(self) -> int:
+        return len(self.order) - self.next_row
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Rows of one job inside a batch."""
+
+    key: Hashable
+    rows: list[int]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Texts that run in one forward pass, and where each row's result goes."""
+
+    segments: list[Segment]
+    texts: list[Any]
+    is_tokenized: bool
+    padded_tokens: int
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+class _BatchFiller:
+    """Accumulates rows under the size and token limits."""
+
+    def __init__(self, max_rows: int, max_tokens: int) -> None:
+        self.max_rows = max_rows
+        self.max_tokens = max_tokens
+        self.segments: list[Segment] = []
+        self.texts: list[Any] = []
+        self.longest = 0
+
+    def fits(self, length: int) -> bool:
+        if not self.texts:
+            return True  # one row always fits, however long
+        rows = len(self.texts) + 1
+        return rows <= self.max_rows and rows * max(self.longest, length) <= self.max_tokens
+
+    def take_from(self, job: JobRows) -> None:
+        rows: list[int] = []
+        while job.remaining:
+            row = int(job.order[job.next_row])
+            length = int(job.lengths[row])
+            if not self.fits(length):
+                break
+            rows.append(row)
+            self.texts.append(job.texts[row])
+            self.longest = max(self.longest, length)
+            job.next_row += 1
+        if rows:
+            self.segments.append(Segment(job.key, rows))
+
+    def build(self, is_tokenized: bool) -> Batch:
+        return Batch(self.segments, self.texts, is_tokenized, len(self.texts) * self.longest)
+
+
+class BatchScheduler:
+    """Waiting jobs and the policy that turns them into batches."""
+
+    def __init__(
+        self, *, max_batch_size: int = 256, max_batch_tokens: int = 16384,
+        priority_batch_size: int = 16,
+    ) -> None:
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.priority_batch_size = priority_batch_size
+        self._priority: deque[JobRows] = deque()
+        self._normal: deque[JobRows] = deque()
+        self._retry: deque[Batch] = deque()
+        self.pending_texts = 0
+
+    def add(self, job: JobRows) -> None:
+        small = len(job.texts) <= self.priority_batch_size
+        (self._priority if small else self._normal).append(job)
+        self.pending_texts += len(job.texts)
+
+    def __bool__(self) -> bool:
+        return bool(self._retry or self._priority or self._normal)
+
+    def next_batch(self) -> Batch | None:
+        """The next batch to run, or None when nothing waits."""
+        if self._retry:
+            batch = self._retry.popleft()
+            self.pending_texts -= len(batch)
+            return batch
+        if self._priority:
+            return self._fill_from_priority()
+        if self._normal:
+            return self._fill_from_normal()
+        return None
+
+    def _fill_from_priority(self) -> Batch:
+        kind = self._priority[0].is_tokenized
+        filler = _BatchFiller(self.max_batch_size, self.max_batch_tokens)
+        while self._priority and self._priority[0].is_tokenized == kind:
+            job = self._priority[0]
+            filler.take_from(job)
+            if job.remaining:
+                break
+            self._priority.popleft()
+        return self._finish(filler, kind)
+
+    def _fill_from_normal(self) -> Batch:
+        job = self._normal.popleft()
+        filler = _BatchFiller(self.max_batch_size, self.max_batch_tokens)
+        filler.take_from(job)
+        if job.remaining:
+            self._normal.append(job)  # take turns with the other large jobs
+        return self._finish(filler, job.is_tokenized)
+
+    def _finish(self, filler: _BatchFiller, is_tokenized: bool) -> Batch:
+        batch = filler.build(is_tokenized)
+        self.pending_texts -= len(batch)
+        return batch
+
+    def requeue(self, batch: Batch) -> None:
+        """Run `batch` again, before anything else (its worker died mid-batch)."""
+        self._retry.append(batch)
+        self.pending_texts += len(batch)

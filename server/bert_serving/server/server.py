@@ -1,0 +1,234 @@
+"""The server's lifecycle: start the sink, ventilator and workers; supervise; shut down gracefully.
+
+    client -PUSH-> ventilator -ROUTER-> workers -PUSH-> sink -XPUB-> client
+
+The ventilator and sink are threads of this process (each the single owner of
+its sockets and state); workers are processes, one engine each. A worker that
+dies is restarted and its batches re-run. Shutdown (SIGINT, SIGTERM or a
+TERMINATION message) stops intake, lets in-flight requests finish within a
+bound, then stops everything.
+
+Usage::
+
+    server = BertServer(parse_server_config(argv))
+    server.start()          # returns once every worker is ready
+    server.serve_forever()  # until shut down
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import zmq
+
+from .config import IGNORED_FLAGS, ServerConfig
+from .engine import prepare_engine_graph
+from .errors import BertServingError, ConfigError
+from .runtime import cuda_available
+from .sink import STOP as SINK_STOP
+from .sink import Sink
+from .tokenization import WordPieceTokenizer
+from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
+from .worker import WorkerSpec, run_worker
+
+__all__ = ["BertServer", "ServerStartError", "assign_devices"]
+
+log = logging.getLogger(__name__)
+WORKER_START_TIMEOUT_S = 600.0
+DRAIN_TIMEOUT_S = 30.0
+
+
+class ServerStartError(BertServingError):
+    """The server could not start; the message is the one-line reason."""
+
+
+def assign_devices(config: ServerConfig, *, gpu_present: bool) -> list[str]:
+    """One device per worker: `cpu`, or GPUs from -device_map (cycled) or 0..N-1."""
+    if config.cpu:
+        return ["cpu"] * config.num_worker
+    if not gpu_present:
+        if config.device_map:
+            raise ConfigError(
+                f"-device_map {list(config.device_map)} given but no CUDA GPU is usable here "
+                "(onnxruntime-gpu and the NVIDIA driver are needed): drop it or add -cpu"
+            )
+        log.warning("no CUDA GPU is usable here: running on CPU (pass -cpu to say so)")
+        return ["cpu"] * config.num_worker
+    gpus = list(config.device_map) or list(range(config.num_worker))
+    return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
+
+
+def _threads_per_worker(config: ServerConfig, device: str) -> int | None:
+    if config.intra_op_threads or device != "cpu":
+        return config.intra_op_threads
+    return max(1, (os.cpu_count() or 1) // config.num_worker)
+
+
+@dataclass
+class _WorkerProcess:
+    spec: WorkerSpec
+    process: BaseProcess
+    generation: int
+
+
+class BertServer:
+    """Owns the sockets' threads and the worker processes."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.shutdown_event = threading.Event()
+        self.context = zmq.Context()
+        self.workers: list[_WorkerProcess] = []
+        self.worker_restarts = 0
+        self._spawn = multiprocessing.get_context("spawn")
+        self.ready = False
+
+    # -- start ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for name in self.config.ignored_flags:
+            log.warning("-%s is accepted but has no effect: %s", name, IGNORED_FLAGS[name])
+        self.devices = assign_devices(self.config, gpu_present=not self.config.cpu and cuda_available())
+        engine = self.config.engine_for(self.devices[0], None)
+        graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
+        self.graph = graph
+        tokenizer = WordPieceTokenizer(
+            graph.vocab_path, lowercase=not engine.cased_tokenization,
+            max_seq_len=engine.max_seq_len,
+            max_position_embeddings=graph.metadata.max_position_embeddings,
+            add_special_tokens=not engine.no_special_token,
+        )
+        self._bind(tokenizer)
+        for index in range(self.config.num_worker):
+            self._start_worker(index)
+        self._wait_for_workers()
+        self.ready = True
+
+    def _bind(self, tokenizer: WordPieceTokenizer) -> None:
+        def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
+            if is_tokenized:
+                return [len(t) + 2 for t in texts]
+            return tokenizer.lengths(texts)
+
+        try:
+            self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
+                             port_out=self.config.port_out, job_timeout=self.config.job_timeout)
+            self.ventilator = Ventilator(
+                self.config, self.context, count_tokens=count_tokens,
+                sink_control_address=self.sink.control_address,
+                server_info=self._server_info(), shutdown=self.shutdown_event,
+            )
+        except zmq.ZMQError as error:
+            raise ServerStartError(
+                f"cannot bind {self.config.bind_ip} ports {self.config.port}/"
+                f"{self.config.port_out}: {error} (is another server running? pick -port/-port_out)"
+            ) from None
+        self.sink_thread = threading.Thread(target=self.sink.serve, name="sink", daemon=True)
+        self.ventilator_thread = threading.Thread(target=self.ventilator.serve,
+                                                  name="ventilator", daemon=True)
+        self.sink_thread.start()
+        self.ventilator_thread.start()
+
+    def _server_info(self) -> dict[str, Any]:
+        metadata = self.graph.metadata
+        return {
+            "device_map": self.devices,
+            "output_dim": metadata.output_width,
+            "graph_path": str(self.graph.path),
+            "graph_precision": metadata.precision,
+            "num_worker": self.config.num_worker,
+        }
+
+    def _start_worker(self, index: int, generation: int = 0) -> None:
+        device = self.devices[index]
+        spec = WorkerSpec(
+            worker_id=f"worker-{index}-{generation}".encode(),
+            engine=self.config.engine_for(device, _threads_per_worker(self.config, device)),
+            ventilator_address=self.ventilator.backend_address,
+            sink_address=self.sink.results_address,
+            prefetch_size=self.config.prefetch_size,
+            fp16_replies=self.config.fp16,
+            show_tokens=self.config.show_tokens_to_client,
+        )
+        process = self._spawn.Process(target=run_worker, args=(spec,), name=f"bert-worker-{index}",
+                                      daemon=True)
+        process.start()
+        worker = _WorkerProcess(spec, process, generation)
+        if index < len(self.workers):
+            self.workers[index] = worker
+        else:
+            self.workers.append(worker)
+
+    def _wait_for_workers(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while len(self.ventilator.workers) < self.config.num_worker:
+            dead = [w for w in self.workers if not w.process.is_alive()]
+            if dead:
+                raise ServerStartError(
+                    f"worker {dead[0].spec.worker_id.decode()} exited with code "
+                    f"{dead[0].process.exitcode} while loading the model (see its log above)"
+                )
+            if time.monotonic() > deadline:
+                raise ServerStartError("workers did not become ready in time")
+            time.sleep(0.05)
+
+    # -- run --------------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Supervise workers until shutdown is asked for, then shut down gracefully."""
+        while not self.shutdown_event.wait(0.2):
+            self._restart_dead_workers()
+        self.stop()
+
+    def _restart_dead_workers(self) -> None:
+        for index, worker in enumerate(self.workers):
+            if worker.process.is_alive():
+                continue
+            log.warning("worker %s exited (code %s): restarting",
+                        worker.spec.worker_id.decode(), worker.process.exitcode)
+            self._tell_ventilator([WORKER_DIED, worker.spec.worker_id])
+            self.worker_restarts += 1
+            self._start_worker(index, worker.generation + 1)
+
+    def _tell_ventilator(self, frames: list[bytes]) -> None:
+        socket = self.context.socket(zmq.PUSH)
+        socket.connect(self.ventilator.control_address)
+        socket.send_multipart(frames)
+        socket.close(linger=1000)
+
+    def _tell_sink(self, frames: list[bytes]) -> None:
+        socket = self.context.socket(zmq.PUSH)
+        socket.connect(self.sink.control_address)
+        socket.send_multipart(frames)
+        socket.close(linger=1000)
+
+    def request_shutdown(self) -> None:
+        self.shutdown_event.set()
+
+    def stop(self) -> None:
+        """Stop intake, finish what is in flight (bounded), stop workers and threads."""
+        if not hasattr(self, "ventilator"):
+            self.context.term()
+            return
+        self._tell_ventilator([STOP_ACCEPTING])
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while (self.ventilator.busy or self.sink.busy) and time.monotonic() < deadline:
+            self._restart_dead_workers()
+            time.sleep(0.05)
+        self._tell_ventilator([b"STOP"])
+        self.ventilator_thread.join(5)
+        self._tell_sink([SINK_STOP])
+        self.sink_thread.join(5)
+        for worker in self.workers:
+            worker.process.join(5)
+            if worker.process.is_alive():
+                worker.process.terminate()
+        self.context.destroy(linger=0)
+        log.info("bert-serving stopped")

@@ -1,0 +1,188 @@
+"""The sink: puts each request's rows back together and publishes the replies.
+
+One loop owns the publishing socket and every job's assembly. The publishing
+socket is an XPUB, so the sink sees clients subscribe: a reply for a client
+whose subscription has not arrived yet (the "slow joiner": a client's first
+SHOW_CONFIG can outrun its SUB connection) is held until it does, instead of
+being dropped as a plain PUB would, or until a deadline passes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from bert_serving.proto import encode_embedding_reply, encode_error_reply, encode_json_reply
+from bert_serving.proto.internal import (
+    ERROR_REPLY,
+    JOB,
+    JSON_REPLY,
+    ResultMessage,
+    decode_job,
+    decode_result,
+)
+
+from .assembly import JobAssembly, JobKey
+
+__all__ = ["Sink"]
+
+log = logging.getLogger(__name__)
+STOP = b"STOP"
+_POLL_MS = 100
+HOLD_FOR_SUBSCRIBER_S = 5.0
+
+
+@dataclass
+class _HeldReply:
+    client_id: bytes
+    frames: list[bytes | memoryview]
+    deadline: float
+
+
+class Sink:
+    """Result reassembly and reply publishing; run `serve()` in its own thread."""
+
+    def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
+                 job_timeout: float) -> None:
+        self.job_timeout = job_timeout
+        self.jobs: dict[JobKey, JobAssembly] = {}
+        self.subscribed: set[bytes] = set()
+        self.held: list[_HeldReply] = []
+        self.replies_sent = 0
+        self.out = context.socket(zmq.XPUB)
+        self.out.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.out.setsockopt(zmq.LINGER, 2000)  # flush the last replies at shutdown
+        self.out.bind(f"tcp://{bind_ip}:{port_out}")
+        self.results = context.socket(zmq.PULL)
+        self.results.setsockopt(zmq.LINGER, 0)
+        results_port = self.results.bind_to_random_port("tcp://127.0.0.1")
+        self.results_address = f"tcp://127.0.0.1:{results_port}"
+        self.control = context.socket(zmq.PULL)
+        self.control_address = f"inproc://sink-control-{id(self)}"
+        self.control.bind(self.control_address)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs or self.held)
+
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        for socket in (self.control, self.results, self.out):
+            poller.register(socket, zmq.POLLIN)
+        last_sweep = time.monotonic()
+        while True:
+            events = dict(poller.poll(_POLL_MS))
+            # Job registrations first: they were queued before their batches were sent.
+            while self.control.poll(0):
+                if not self._on_control(self.control.recv_multipart()):
+                    return
+            if self.out in events:
+                self._on_subscription(self.out.recv())
+            if self.results in events:
+                self._on_result(decode_result(self.results.recv_multipart()))
+            now = time.monotonic()
+            if now - last_sweep > 1.0:
+                self._sweep(now)
+                last_sweep = now
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def _publish(self, client_id: bytes, frames: list[bytes | memoryview]) -> None:
+        if client_id in self.subscribed:
+            self.out.send_multipart(frames, copy=False)
+            self.replies_sent += 1
+        else:
+            self.held.append(_HeldReply(client_id, frames,
+                                        time.monotonic() + HOLD_FOR_SUBSCRIBER_S))
+
+    def _on_subscription(self, message: bytes) -> None:
+        if not message:
+            return
+        topic = bytes(message[1:])
+        if message[0] == 1:
+            self.subscribed.add(topic)
+            self._flush_held(lambda held: held.client_id == topic)
+        elif message[0] == 0:
+            self.subscribed.discard(topic)
+            self._drop_client(topic)
+
+    def _flush_held(self, ready: object) -> None:
+        keep: list[_HeldReply] = []
+        for held in self.held:
+            if ready(held):  # type: ignore[operator]
+                self.out.send_multipart(held.frames, copy=False)
+                self.replies_sent += 1
+            else:
+                keep.append(held)
+        self.held = keep
+
+    def _drop_client(self, client_id: bytes) -> None:
+        """The client is gone: its unfinished jobs would be published to nobody."""
+        gone = [key for key in self.jobs if key.client_id == client_id]
+        for key in gone:
+            del self.jobs[key]
+        if gone:
+            log.info("client %r left; dropped %d unfinished jobs", client_id[:40], len(gone))
+
+    def _sweep(self, now: float) -> None:
+        """Publish held replies past their deadline; drop jobs nobody will claim."""
+        self._flush_held(lambda held: held.deadline <= now)
+        expired = [key for key, job in self.jobs.items() if job.age(now) > self.job_timeout]
+        for key in expired:
+            del self.jobs[key]
+            log.warning("request %d of %r timed out after %.0fs; dropped", key.req_id,
+                        key.client_id[:40], self.job_timeout)
+
+    # -- messages from the ventilator and workers -------------------------------------------
+
+    def _on_control(self, frames: list[bytes]) -> bool:
+        kind = frames[0]
+        if kind == JOB:
+            job = decode_job(frames)
+            key = JobKey(job.client_id, job.req_id)
+            self.jobs[key] = JobAssembly(key, job.num_rows, want_tokens=job.want_tokens)
+        elif kind == JSON_REPLY:
+            client, req_id, body = frames[1], int(frames[2]), json.loads(frames[3])
+            self._publish(client, encode_json_reply(client, req_id, body))  # type: ignore[arg-type]
+        elif kind == ERROR_REPLY:
+            client, req_id = frames[1], int(frames[2])
+            message, error_kind = frames[3].decode("utf-8"), frames[4].decode()
+            self._publish(client, encode_error_reply(client, req_id, message, error_kind))  # type: ignore[arg-type]
+        elif kind == STOP:
+            return False
+        return True
+
+    def _on_result(self, result: ResultMessage) -> None:
+        offset = 0
+        for client_id, req_id, rows in result.segments:
+            key = JobKey(client_id, req_id)
+            job = self.jobs.get(key)
+            count = len(rows)
+            if job is not None:
+                self._add_rows(job, result, rows, offset, count)
+            offset += count
+
+    def _add_rows(
+        self, job: JobAssembly, result: ResultMessage, rows: list[int], offset: int, count: int
+    ) -> None:
+        if result.error is not None:
+            del self.jobs[job.key]
+            self._publish(job.key.client_id, encode_error_reply(  # type: ignore[arg-type]
+                job.key.client_id, job.key.req_id, f"encoding failed: {result.error}",
+                "EncodingFailed"))
+            return
+        assert result.vectors is not None
+        tokens = result.tokens[offset: offset + count] if result.tokens else None
+        job.add(rows, result.vectors[offset: offset + count], tokens)
+        if job.complete:
+            del self.jobs[job.key]
+            array, job_tokens = job.result()
+            self._publish(job.key.client_id,
+                          encode_embedding_reply(job.key.client_id, job.key.req_id,
+                                                 np.ascontiguousarray(array), job_tokens))
+

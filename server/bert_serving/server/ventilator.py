@@ -1,0 +1,248 @@
+"""The ventilator: takes client requests, answers control messages, validates, schedules.
+
+One loop owns the request socket (PULL, clients push), the worker socket (ROUTER,
+workers pull with credits) and the scheduler. Replies of any kind go out through
+the sink, which owns the publishing socket. A worker that dies has its
+unfinished batches put back at the front of the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from bert_serving.proto import (
+    PROTOCOL_VERSION,
+    Command,
+    MalformedRequest,
+    Request,
+    TextPayloadError,
+    decode_texts,
+    parse_request,
+)
+from bert_serving.proto.internal import (
+    BatchMessage,
+    JobMessage,
+    decode_ready,
+    encode_batch,
+    encode_error_for_client,
+    encode_job,
+    encode_json_for_client,
+    encode_stop,
+)
+
+from . import __version__
+from .config import ServerConfig
+from .scheduler import Batch, BatchScheduler, JobRows
+from .stats import ServerStatistics
+
+__all__ = ["Ventilator"]
+
+log = logging.getLogger(__name__)
+WORKER_DIED = b"WORKER_DIED"
+STOP_ACCEPTING = b"STOP_ACCEPTING"
+_POLL_MS = 100
+
+
+@dataclass
+class _WorkerState:
+    credits: int = 0
+    in_flight: dict[int, Batch] = field(default_factory=dict)
+
+
+class Ventilator:
+    """Request intake and batch dispatch; run `serve()` in its own thread."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        context: zmq.Context,
+        *,
+        count_tokens: Callable[[Sequence[Any], bool], list[int]],
+        sink_control_address: str,
+        server_info: dict[str, Any],
+        shutdown: threading.Event,
+    ) -> None:
+        self.config = config
+        self.count_tokens = count_tokens
+        self.server_info = server_info
+        self.shutdown = shutdown
+        self.stats = ServerStatistics()
+        self.scheduler = BatchScheduler(
+            max_batch_size=config.max_batch_size,
+            max_batch_tokens=config.max_batch_tokens,
+            priority_batch_size=config.priority_batch_size,
+        )
+        self.workers: dict[bytes, _WorkerState] = {}
+        self.workers_seen = threading.Event()
+        self.accepting = True
+        self._next_batch_id = 0
+        self.frontend = context.socket(zmq.PULL)
+        self.frontend.setsockopt(zmq.LINGER, 0)
+        self.frontend.bind(f"tcp://{config.bind_ip}:{config.port}")
+        self.backend = context.socket(zmq.ROUTER)
+        self.backend.setsockopt(zmq.LINGER, 0)
+        backend_port = self.backend.bind_to_random_port("tcp://127.0.0.1")
+        self.backend_address = f"tcp://127.0.0.1:{backend_port}"
+        self.to_sink = context.socket(zmq.PUSH)
+        self.to_sink.connect(sink_control_address)
+        self.control = context.socket(zmq.PULL)
+        self.control_address = f"inproc://ventilator-control-{id(self)}"
+        self.control.bind(self.control_address)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        for socket in (self.frontend, self.backend, self.control):
+            poller.register(socket, zmq.POLLIN)
+        while True:
+            events = dict(poller.poll(_POLL_MS))
+            if self.control in events and not self._on_control(self.control.recv_multipart()):
+                break
+            if self.backend in events:
+                self._on_worker(self.backend.recv_multipart())
+            if self.frontend in events:
+                self._on_frames(self.frontend.recv_multipart(copy=True))
+            self._dispatch()
+        self._stop_workers()
+
+    @property
+    def busy(self) -> bool:
+        """Whether any batch waits or runs (for the graceful drain)."""
+        return bool(self.scheduler) or any(w.in_flight for w in self.workers.values())
+
+    # -- supervisor messages ----------------------------------------------------------------
+
+    def _on_control(self, frames: list[bytes]) -> bool:
+        if frames[0] == WORKER_DIED:
+            self._requeue_worker(frames[1])
+            return True
+        if frames[0] == STOP_ACCEPTING:
+            self.accepting = False
+            return True
+        return False  # STOP
+
+    def _requeue_worker(self, worker_id: bytes) -> None:
+        state = self.workers.pop(worker_id, None)
+        if state is None:
+            return
+        for batch in state.in_flight.values():
+            self.scheduler.requeue(batch)
+        log.warning("worker %s died; re-running its %d batches", worker_id.decode(),
+                    len(state.in_flight))
+
+    def _stop_workers(self) -> None:
+        for worker_id in self.workers:
+            self.backend.send_multipart(encode_stop(worker_id))
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _on_worker(self, frames: list[bytes]) -> None:
+        worker_id, ready = frames[0], decode_ready(frames[1:])
+        state = self.workers.setdefault(worker_id, _WorkerState())
+        state.credits += ready.credits
+        for batch_id in ready.done:
+            state.in_flight.pop(batch_id, None)
+        self.workers_seen.set()
+
+    def _dispatch(self) -> None:
+        while self.scheduler:
+            worker_id = max(self.workers, key=lambda w: self.workers[w].credits, default=None)
+            if worker_id is None or self.workers[worker_id].credits <= 0:
+                return
+            batch = self.scheduler.next_batch()
+            if batch is None:
+                return
+            self._next_batch_id += 1
+            state = self.workers[worker_id]
+            state.credits -= 1
+            state.in_flight[self._next_batch_id] = batch
+            segments = [(key[0], key[1], rows) for key, rows in
+                        ((s.key, s.rows) for s in batch.segments)]
+            message = BatchMessage(self._next_batch_id, segments, batch.texts,  # type: ignore[arg-type]
+                                   batch.is_tokenized)
+            self.backend.send_multipart(encode_batch(worker_id, message))
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def _reply_error(self, client_id: bytes, req_id: int, message: str, kind: str) -> None:
+        self.to_sink.send_multipart(encode_error_for_client(client_id, req_id, message, kind))
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            request = parse_request(frames)
+        except MalformedRequest as error:
+            self.stats.on_malformed()
+            log.warning("malformed request: %s", error)
+            if error.client_id is not None:
+                self._reply_error(error.client_id, error.req_id, f"malformed request: {error}",
+                                  "MalformedRequest")
+            return
+        if request.command is not None:
+            self._on_command(request)
+        else:
+            self._on_texts(request)
+
+    def _on_command(self, request: Request) -> None:
+        self.stats.on_control_request(request.client_id)
+        if request.command is Command.TERMINATION:
+            log.info("TERMINATION received: shutting down")
+            self.shutdown.set()
+            return
+        body = self._config_body(request.client_id)
+        if request.command is Command.SHOW_STATUS:
+            body["statistic"] = self.stats.as_dict()
+        self.to_sink.send_multipart(encode_json_for_client(request.client_id, request.req_id, body))
+
+    def _config_body(self, client_id: bytes) -> dict[str, Any]:
+        import zmq as zmq_module
+
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        return {
+            **self.config.as_wire_dict(),
+            **self.server_info,
+            "server_version": PROTOCOL_VERSION,
+            "bert_serving_version": __version__,
+            "client": client_id.decode("utf-8", "replace"),
+            "num_process": len(self.workers) + 2,
+            "num_concurrent_socket": 1,
+            "python_version": platform.python_version(),
+            "pyzmq_version": zmq_module.pyzmq_version(),
+            "zmq_version": zmq_module.zmq_version(),
+            "server_start_time": time.strftime("%Y-%m-%d %H:%M:%S",
+                                               time.localtime(self.stats.started)),
+            "server_current_time": now,
+            "pending_texts": self.scheduler.pending_texts,
+        }
+
+    def _on_texts(self, request: Request) -> None:
+        client, req_id = request.client_id, request.req_id
+        if not self.accepting:
+            self._reply_error(client, req_id, "server is shutting down", "ServerBusy")
+            return
+        try:
+            texts, is_tokenized = decode_texts(request.payload,
+                                               max_texts=self.config.max_request_texts)
+            lengths = self.count_tokens(texts, is_tokenized)
+        except (TextPayloadError, ValueError, TypeError) as error:
+            self.stats.on_rejected()
+            self._reply_error(client, req_id, str(error), "BadRequest")
+            return
+        if self.scheduler.pending_texts + len(texts) > self.config.max_queue_texts:
+            self.stats.on_rejected()
+            self._reply_error(client, req_id,
+                              f"server busy: {self.scheduler.pending_texts} texts are waiting "
+                              f"(limit {self.config.max_queue_texts}); retry later", "ServerBusy")
+            return
+        self.stats.on_data_request(client, len(texts))
+        job = JobMessage(client, req_id, len(texts), self.config.show_tokens_to_client)
+        self.to_sink.send_multipart(encode_job(job))
+        self.scheduler.add(JobRows((client, req_id), texts, lengths, is_tokenized))

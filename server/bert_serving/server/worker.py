@@ -1,0 +1,117 @@
+"""A worker process: one engine on one device, running the batches the ventilator hands it.
+
+The loop is a thin shell: receive batches, tokenize each in a background thread
+(so the next batch is tokenized while this one runs), embed, send the vectors to
+the sink, tell the ventilator which batch is done and that it has room for more.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from bert_serving.proto.internal import (
+    BatchMessage,
+    decode_batch,
+    encode_failed,
+    encode_ready,
+    encode_result,
+)
+
+from .engine import Engine, EngineOptions
+from .pooling import PoolingStrategy
+from .tokenization import TokenBatch
+
+__all__ = ["WorkerSpec", "run_worker"]
+
+log = logging.getLogger(__name__)
+_PARENT_CHECK_MS = 1000
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs; picklable, so it crosses the spawn boundary."""
+
+    worker_id: bytes
+    engine: EngineOptions
+    ventilator_address: str
+    sink_address: str
+    prefetch_size: int
+    fp16_replies: bool
+    show_tokens: bool
+
+
+class _Worker:
+    def __init__(self, spec: WorkerSpec, engine: Engine, context: zmq.Context) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.requests = context.socket(zmq.DEALER)
+        self.requests.setsockopt(zmq.IDENTITY, spec.worker_id)
+        self.requests.setsockopt(zmq.LINGER, 0)
+        self.requests.connect(spec.ventilator_address)
+        self.results = context.socket(zmq.PUSH)
+        self.results.setsockopt(zmq.LINGER, 2000)
+        self.results.connect(spec.sink_address)
+        self.tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
+        self.pending: deque[tuple[BatchMessage, Future[TokenBatch]]] = deque()
+        self.parent = os.getppid()
+
+    def tokenize(self, batch: BatchMessage) -> TokenBatch:
+        return self.engine.tokenize(batch.texts, is_tokenized=batch.is_tokenized,
+                                    with_tokens=self.spec.show_tokens)
+
+    def receive(self) -> bool:
+        """Take every batch that has arrived (waiting if none is pending); False on STOP."""
+        timeout = 0 if self.pending else _PARENT_CHECK_MS
+        while self.requests.poll(timeout):
+            batch = decode_batch(self.requests.recv_multipart())
+            if batch is None:
+                return False
+            self.pending.append((batch, self.tokenizer_thread.submit(self.tokenize, batch)))
+            timeout = 0
+        return os.getppid() == self.parent  # the server died: do not linger as an orphan
+
+    def run_one(self) -> None:
+        batch, tokenized = self.pending.popleft()
+        try:
+            tokens = tokenized.result()
+            vectors = self.shape_output(self.engine.embed(tokens))
+            self.results.send_multipart(encode_result(batch, vectors, tokens.tokens), copy=False)
+        except Exception as error:  # a bad batch must not kill the worker or hang its clients
+            log.exception("batch %d failed", batch.batch_id)
+            self.results.send_multipart(encode_failed(batch, f"{type(error).__name__}: {error}"))
+        self.requests.send_multipart(encode_ready(1, [batch.batch_id]))
+
+    def shape_output(self, vectors: np.ndarray) -> np.ndarray:
+        """Token-level output padded to max_seq_len, as the original; float16 under -fp16."""
+        options = self.spec.engine
+        if options.pooling.strategy is PoolingStrategy.NONE and options.max_seq_len:
+            missing = options.max_seq_len - vectors.shape[1]
+            if missing > 0:
+                vectors = np.pad(vectors, ((0, 0), (0, missing), (0, 0)))
+        return vectors.astype(np.float16) if self.spec.fp16_replies else vectors
+
+    def serve(self) -> None:
+        self.requests.send_multipart(encode_ready(self.spec.prefetch_size))
+        while self.receive():
+            if self.pending:
+                self.run_one()
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """Process entry point (multiprocessing spawn target)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
+    engine = Engine.load(spec.engine)
+    context = zmq.Context()
+    worker = _Worker(spec, engine, context)
+    try:
+        worker.serve()
+    finally:
+        worker.tokenizer_thread.shutdown(wait=False, cancel_futures=True)
+        context.destroy(linger=2000)

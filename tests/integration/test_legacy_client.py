@@ -1,0 +1,77 @@
+"""The unmodified bert-serving-client 1.10.0 from PyPI against our server.
+
+It is installed into a virtual environment of its own (it ships its own
+`bert_serving.client`), with pip from PyPI, and driven by a script there.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference import TransformersReference, heldout_texts
+from server_process import ServerProcess
+
+TOLERANCE = 1e-4
+SCRIPT = Path(__file__).with_name("legacy_client_script.py")
+
+
+@pytest.fixture(scope="module")
+def legacy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("legacy-client-venv")
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "bert-serving-client==1.10.0",
+                    "numpy", "pyzmq"], check=True, timeout=600)
+    return python
+
+
+@pytest.fixture(scope="module")
+def server(graph_cache: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(["-show_tokens_to_client"], graph_cache) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def legacy_run(legacy_python: Path, server: ServerProcess) -> dict:
+    texts = heldout_texts()
+    done = subprocess.run(
+        [str(legacy_python), str(SCRIPT), str(server.port), str(server.port_out),
+         json.dumps(texts)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_legacy_encode_matches_transformers(legacy_run: dict,
+                                            reference: TransformersReference) -> None:
+    texts = heldout_texts()
+    got = np.asarray(legacy_run["encode"], dtype=np.float32)
+    np.testing.assert_allclose(got, reference.encode(texts), atol=TOLERANCE, rtol=0)
+    async_rows = np.asarray(legacy_run["async"], dtype=np.float32)
+    np.testing.assert_allclose(async_rows, got[:5], atol=TOLERANCE, rtol=0)
+    chunks = [np.asarray(c, dtype=np.float32) for c in legacy_run["encode_async"]]
+    np.testing.assert_allclose(np.concatenate(chunks), got[:4], atol=TOLERANCE, rtol=0)
+
+
+def test_legacy_tokens_and_tokenized_input(legacy_run: dict,
+                                           reference: TransformersReference) -> None:
+    assert legacy_run["show_tokens"][0][0] == "[CLS]"
+    assert legacy_run["show_tokens"][0][-1] == "[SEP]"
+    want = reference.encode(["hello world"])
+    np.testing.assert_allclose(np.asarray(legacy_run["tokenized"], np.float32), want,
+                               atol=TOLERANCE, rtol=0)
+
+
+def test_legacy_config_status_and_errors(legacy_run: dict) -> None:
+    assert legacy_run["config"]["server_version"] == "1.10.0"
+    assert legacy_run["status"]["statistic"]["num_data_request"] >= 4
+    assert legacy_run["bad"].startswith("TypeError")
+    assert "texts[1]" in legacy_run["bad"]
+

@@ -1,0 +1,226 @@
+"""The real server end to end: processes, ZeroMQ sockets on 127.0.0.1, onnxruntime, the MiniLM.
+
+Vectors are checked against the in-process engine (itself checked against
+transformers in tests/unit/test_engine_reference.py) and against transformers
+directly for the client path, within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from reference import TransformersReference, heldout_texts
+from server_process import ServerProcess
+
+from bert_serving.client import BertClient, ServerError
+from bert_serving.server.engine import Engine, EngineOptions
+
+TOLERANCE = 1e-4
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "你", "好", "世", "界"]
+
+
+def make_texts(seed: int, count: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(1, 30))) for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def server(graph_cache: Path) -> Iterator[ServerProcess]:
+    args = ["-num_worker", "2", "-max_batch_size", "32", "-show_tokens_to_client"]
+    with ServerProcess(args, graph_cache) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def engine(minilm_dir: Path, graph_cache: Path) -> Engine:
+    return Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache))
+
+
+def client_for(server: ServerProcess, **kwargs: object) -> BertClient:
+    return BertClient(port=server.port, port_out=server.port_out, **kwargs)  # type: ignore[arg-type]
+
+
+def test_encode_matches_transformers(server: ServerProcess,
+                                     reference: TransformersReference) -> None:
+    texts = heldout_texts()
+    with client_for(server) as client:
+        got = client.encode(texts)
+    assert got.dtype == np.float32 and got.shape == (len(texts), 384)
+    np.testing.assert_allclose(got, reference.encode(texts), atol=TOLERANCE, rtol=0)
+
+
+def test_show_tokens_and_tokenized_input(server: ServerProcess, engine: Engine) -> None:
+    with client_for(server) as client:
+        vectors, tokens = client.encode(["hello world", "你好"], show_tokens=True)
+        assert tokens == [["[CLS]", "hello", "world", "[SEP]"], ["[CLS]", "你", "好", "[SEP]"]]
+        tokenized = client.encode([["hello", "world"], ["你", "好"]], is_tokenized=True)
+    np.testing.assert_allclose(tokenized, vectors, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(vectors, engine.encode(["hello world", "你好"]), atol=TOLERANCE,
+                               rtol=0)
+
+
+def test_config_and_status(server: ServerProcess) -> None:
+    with client_for(server) as client:
+        client.encode(["count me"])
+        config = client.server_config
+        status = client.server_status
+    assert config["server_version"] == "1.10.0"
+    assert config["max_seq_len"] == 25 and config["show_tokens_to_client"] is True
+    assert config["pooling_strategy"] == 2 and config["pooling_layer"] == [-2]
+    assert status["statistic"]["num_data_request"] >= 1
+    assert status["statistic"]["num_total_seq"] >= 1
+
+
+def test_six_concurrent_clients_get_their_rows_in_order(server: ServerProcess,
+                                                        engine: Engine) -> None:
+    sizes = [1, 7, 33, 120, 257, 400]  # several above -max_batch_size 32
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            texts = make_texts(index, sizes[index])
+            with client_for(server) as client:
+                if index % 2:
+                    results[index] = client.encode(texts)
+                else:  # async: two halves, fetched back in order
+                    half = max(1, len(texts) // 2)
+                    client.encode(texts[:half], blocking=False)
+                    if texts[half:]:
+                        client.encode(texts[half:], blocking=False)
+                    results[index] = client.fetch_all(sort=True, concat=True)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sizes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not errors, errors
+    for index, size in enumerate(sizes):
+        want = engine.encode(make_texts(index, size))
+        np.testing.assert_allclose(results[index], want, atol=TOLERANCE, rtol=0)
+
+
+BAD_PAYLOADS = {
+    b"{not json": "not valid UTF-8 JSON",
+    b'{"a": 1}': "must be a JSON list",
+    b"[]": "empty list",
+    b'["ok", 3]': "texts[1]",
+    b'[["ok"], "flat"]': "texts[1]",
+    b'[["ok", 5]]': "texts[0][1]",
+}
+
+
+@pytest.mark.parametrize("payload", list(BAD_PAYLOADS))
+def test_bad_payload_gets_an_error_and_server_keeps_serving(server: ServerProcess,
+                                                            payload: bytes) -> None:
+    context = zmq.Context.instance()
+    identity = b"bad-payload-client-" + str(time.monotonic_ns()).encode()
+    receiver = context.socket(zmq.SUB)
+    receiver.setsockopt(zmq.SUBSCRIBE, identity)
+    receiver.connect(f"tcp://127.0.0.1:{server.port_out}")
+    sender = context.socket(zmq.PUSH)
+    sender.connect(f"tcp://127.0.0.1:{server.port}")
+    sender.send_multipart([identity, payload, b"1", b"1"])
+    assert receiver.poll(10_000), "no error reply within 10 s"
+    frames = receiver.recv_multipart()
+    header = json.loads(frames[1])
+    assert BAD_PAYLOADS[payload] in header["error"]["message"]
+    sender.close(0)
+    receiver.close(0)
+    with client_for(server) as client:
+        assert client.encode(["still serving"]).shape == (1, 384)
+
+
+def test_too_many_texts_is_refused_by_our_client_path(graph_cache: Path) -> None:
+    with ServerProcess(["-max_request_texts", "10"], graph_cache) as small, \
+            client_for(small, chunk_size=100) as client:
+        with pytest.raises(ServerError, match="more than the server's limit of 10"):
+            client.encode(make_texts(1, 11))
+
+
+def test_malformed_frames_are_counted_not_fatal(server: ServerProcess) -> None:
+    context = zmq.Context.instance()
+    sender = context.socket(zmq.PUSH)
+    sender.connect(f"tcp://127.0.0.1:{server.port}")
+    sender.send_multipart([b"x", b"only two"])
+    sender.send_multipart([b"y", b'["a"]', b"not-a-number", b"1"])
+    time.sleep(0.5)
+    sender.close(0)
+    with client_for(server) as client:
+        assert client.server_status["statistic"]["num_malformed_request"] >= 2
+
+
+def test_small_request_overtakes_a_large_one(server: ServerProcess) -> None:
+    big_texts = ["a few short words here"] * 20_000
+    with client_for(server, timeout=300_000) as big, client_for(server) as small:
+        big.encode(big_texts, blocking=False)
+        time.sleep(0.5)  # the big request is running
+        small.encode(["one text"])
+        small_done = time.monotonic()
+        result = big.fetch_all(concat=True)
+        big_done = time.monotonic()
+    assert result.shape == (20_000, 384)
+    assert small_done < big_done
+
+
+def test_kill_minus_nine_of_a_worker_loses_nothing(server: ServerProcess, engine: Engine) -> None:
+    texts = make_texts(99, 3000)
+    with client_for(server, timeout=300_000) as client:
+        client.encode(texts, blocking=False)
+        time.sleep(1.0)
+        victim = server.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        got = client.fetch_all(concat=True)
+    np.testing.assert_allclose(got, engine.encode(texts), atol=TOLERANCE, rtol=0)
+    with client_for(server) as client:  # and the restarted worker serves
+        assert client.encode(["after the restart"]).shape == (1, 384)
+    assert "restarting" in server.output
+
+
+def test_terminate_stops_the_server(graph_cache: Path) -> None:
+    with ServerProcess([], graph_cache) as target:
+        done = subprocess.run(
+            [sys.executable, "-c", "from bert_serving.server.cli import terminate; "
+             "import sys; sys.exit(terminate())", "-ip", "127.0.0.1",
+             "-port", str(target.port), "-timeout", "30000"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert target.process.wait(30) == 0
+
+
+def test_sigterm_answers_in_flight_requests_then_exits_zero(graph_cache: Path) -> None:
+    with ServerProcess([], graph_cache) as target, client_for(target, timeout=60_000) as client:
+        texts = make_texts(5, 500)
+        client.encode(texts, blocking=False)
+        time.sleep(0.2)
+        target.process.send_signal(signal.SIGTERM)
+        result = client.fetch_all(concat=True)
+        assert result.shape == (500, 384)
+        assert target.process.wait(60) == 0
+
+
+def test_port_in_use_is_a_one_line_start_error(server: ServerProcess, graph_cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from bert_serving.server.cli import start; import sys; "
+         "sys.exit(start())", "-cpu", "-bind_ip", "127.0.0.1", "-port", str(server.port),
+         "-port_out", str(server.port_out), "-graph_tmp_dir", str(graph_cache)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert f"ports {server.port}/{server.port_out}" in done.stderr

@@ -1,0 +1,87 @@
+"""Start the real `bert-serving-start` in a subprocess, on free ports, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+READY_MARK = "bert-serving ready:"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it; never a fixed number)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """`with ServerProcess(["-num_worker", "2"], cache) as server: server.port ...`"""
+
+    def __init__(self, args: Sequence[str], graph_cache: Path, *, start_timeout: float = 300,
+                 http: bool = False) -> None:
+        self.port, self.port_out = free_port(), free_port()
+        self.http_port = free_port() if http else None
+        self.args = [
+            sys.executable, "-c", "from bert_serving.server.cli import start; "
+            "import sys; sys.exit(start())",
+            "-cpu", "-bind_ip", "127.0.0.1", "-port", str(self.port),
+            "-port_out", str(self.port_out), "-graph_tmp_dir", str(graph_cache), *args,
+        ]
+        if self.http_port:
+            self.args += ["-http_port", str(self.http_port)]
+        self.start_timeout = start_timeout
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+
+    def __enter__(self) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, env=env)
+        threading.Thread(target=self._read_output, daemon=True).start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self.ready.wait(0.1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start:\n" + self.output)
+        return self
+
+    def _read_output(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith(READY_MARK):
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the worker processes (children of the server)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [int(pid) for pid in children.read_text().split()]
+        return [pid for pid in pids
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

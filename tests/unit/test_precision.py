@@ -1,0 +1,46 @@
+"""int8 (CPU) and fp16 (GPU) graphs: valid, runnable on CPU, and close to fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from reference import heldout_texts
+
+from bert_serving.server.convert.cache import GraphCache
+from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
+from bert_serving.server.convert.sources import detect_model_source
+from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.runtime import OnnxRunner
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_int8_keeps_cosine_above_0_99(minilm_dir: Path, graph_cache: Path) -> None:
+    texts = heldout_texts()
+    fp32 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache))
+    int8 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache, int8=True))
+    assert int8.graph.metadata.precision == "int8"
+    ops = {node.op_type for node in onnx.load(str(int8.graph.path)).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+    cosines = cosine_rows(int8.encode(texts), fp32.encode(texts))
+    assert cosines.min() >= 0.99, cosines
+
+
+def test_fp16_gpu_graph_is_valid_and_runs_on_cpu(minilm_dir: Path, tmp_path: Path) -> None:
+    """The GPU graph (fusions + fp16, float32 I/O) is checked and run where CI can: on CPU."""
+    source = detect_model_source(minilm_dir)
+    options = ConversionOptions(precision="fp16", fuse_for_gpu=True)
+    graph = prepare_graph(source, options, GraphCache(tmp_path))
+    model = onnx.load(str(graph.path))
+    onnx.checker.check_model(model)
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    fp32 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=tmp_path))
+    runner = OnnxRunner(graph.path, device="cpu", use_io_binding=True)  # the guarded GPU path
+    batch = fp32.tokenize(heldout_texts())
+    cosines = cosine_rows(runner.embed(batch), fp32.embed(batch))
+    assert cosines.min() >= 0.999, cosines

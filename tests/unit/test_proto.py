@@ -1,0 +1,184 @@
+"""The wire format alone: frames built and parsed by bert_serving.proto, no sockets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bert_serving.proto import (
+    PROTOCOL_VERSION,
+    Command,
+    EmbeddingReply,
+    ErrorReply,
+    JsonReply,
+    MalformedRequest,
+    ServerError,
+    TextPayloadError,
+    decode_reply,
+    decode_texts,
+    encode_embedding_reply,
+    encode_error_reply,
+    encode_json_reply,
+    encode_request,
+    parse_request,
+)
+
+CLIENT = b"0b7c5e0e-2a41-4d6b-9c55-8c1f0a6a3e11"
+
+
+def test_protocol_version_is_what_the_1_10_client_accepts() -> None:
+    assert PROTOCOL_VERSION == "1.10.0"
+
+
+def test_text_request_round_trip() -> None:
+    frames = encode_request(CLIENT, 7, ["hello world", "naïve café ||| 東京"])
+    assert len(frames) == 4
+    assert frames[2:] == [b"7", b"2"]
+    request = parse_request(frames)
+    assert (request.client_id, request.req_id, request.msg_len) == (CLIENT, 7, 2)
+    assert request.command is None
+    assert decode_texts(request.payload) == (["hello world", "naïve café ||| 東京"], False)
+
+
+def test_tokenized_request_round_trip() -> None:
+    tokens = [["hello", "world"], ["a", "|||", "b"]]
+    request = parse_request(encode_request(CLIENT, 1, tokens))
+    assert decode_texts(request.payload) == (tokens, True)
+
+
+def test_request_matches_the_1_10_client_bytes() -> None:
+    # 1.10.0 sends [identity, jsonapi.dumps(texts), b'%d' % req_id, b'%d' % len(texts)].
+    frames = encode_request(CLIENT, 12, ["a", "b"])
+    assert json.loads(frames[1]) == ["a", "b"]
+    assert frames[2:] == [b"12", b"2"]
+
+
+@pytest.mark.parametrize("command", list(Command))
+def test_command_round_trip(command: Command) -> None:
+    frames = encode_request(CLIENT, 3, command)
+    assert frames == [CLIENT, command.value, b"3", b"0"]
+    assert parse_request(frames).command is command
+
+
+def test_terminate_frames_of_bert_serving_terminate_parse() -> None:
+    request = parse_request([b"0", b"TERMINATION", b"0", b"0"])
+    assert request.command is Command.TERMINATION
+
+
+def test_json_reply_round_trip() -> None:
+    body = {"server_version": PROTOCOL_VERSION, "max_seq_len": None, "show_tokens_to_client": True}
+    frames = encode_json_reply(CLIENT, 5, body)
+    assert len(frames) == 3
+    assert decode_reply(frames) == JsonReply(5, body)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_embedding_reply_round_trip(dtype: str) -> None:
+    array = np.arange(12, dtype=dtype).reshape(3, 4)
+    tokens = [["[CLS]", "a", "[SEP]"]] * 3
+    frames = [bytes(frame) for frame in encode_embedding_reply(CLIENT, 9, array, tokens)]
+    reply = decode_reply(frames)
+    assert isinstance(reply, EmbeddingReply)
+    assert reply.req_id == 9
+    assert reply.array.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(reply.array, array)
+    assert reply.tokens == tokens
+
+
+def test_embedding_reply_is_what_the_1_10_client_parses() -> None:
+    array = np.ones((2, 3, 4), dtype=np.float32)[:, ::2]  # not contiguous on purpose
+    frames = [bytes(frame) for frame in encode_embedding_reply(CLIENT, 1, array)]
+    header = json.loads(frames[1])
+    assert header["tokens"] == ""
+    rebuilt = np.frombuffer(frames[2], dtype=str(header["dtype"])).reshape(header["shape"])
+    np.testing.assert_array_equal(rebuilt, array)
+
+
+def test_error_reply_round_trip() -> None:
+    frames = encode_error_reply(CLIENT, 4, "texts[1] is a int 5, not a string", "BadRequest")
+    reply = decode_reply(frames)
+    assert isinstance(reply, ErrorReply)
+    assert reply.req_id == 4
+    assert isinstance(reply.error, ServerError)
+    assert str(reply.error) == "texts[1] is a int 5, not a string"
+    assert (reply.error.kind, reply.error.req_id) == ("BadRequest", 4)
+
+
+def _fail_as_the_1_10_client(frames: list[bytes]) -> TypeError:
+    header = json.loads(frames[1])
+    with pytest.raises(TypeError) as caught:
+        np.frombuffer(frames[2], dtype=str(header["dtype"])).reshape(header["shape"])
+    return caught.value
+
+
+def test_error_reply_makes_the_1_10_client_raise_with_the_message() -> None:
+    message = "payload is an empty list: send at least one text"
+    error = _fail_as_the_1_10_client(encode_error_reply(CLIENT, 1, message))
+    assert message in str(error)
+
+
+def test_error_reply_with_commas_still_raises_type_error() -> None:
+    # numpy reads a comma in a dtype string as a record format and raises ValueError.
+    message = "texts[3] is a int 5, not a string"
+    error = _fail_as_the_1_10_client(encode_error_reply(CLIENT, 1, message))
+    assert message.replace(",", ";") in str(error)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe\x00", "not valid UTF-8 JSON"),
+        (b'{"texts": ["a"]}', "must be a JSON list"),
+        (b'"just a string"', "must be a JSON list"),
+        (b"[]", "empty list"),
+        (b'["a", "b", 5]', "texts[2]"),
+        (b'["a", null]', "texts[1]"),
+        (b'[["a", "b"], "c"]', "texts[1]"),
+        (b'[["a", "b"], ["c", 3]]', "texts[1][1]"),
+        (b'["a", ["b"]]', "texts[1]"),
+    ],
+)
+def test_decode_texts_names_the_problem(payload: bytes, expected: str) -> None:
+    with pytest.raises(TextPayloadError, match=re.escape(expected)):
+        decode_texts(payload)
+
+
+def test_decode_texts_refuses_too_many_texts() -> None:
+    payload = json.dumps(["a"] * 11).encode()
+    with pytest.raises(TextPayloadError, match=r"11 texts.*limit of 10"):
+        decode_texts(payload, max_texts=10)
+    assert decode_texts(payload, max_texts=11)[0] == ["a"] * 11
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 5])
+def test_parse_request_refuses_wrong_frame_count(count: int) -> None:
+    frames = [CLIENT, b"[]", b"1", b"1", b"extra"][:count]
+    with pytest.raises(MalformedRequest, match=f"4 frames, got {count}") as caught:
+        parse_request(frames)
+    assert caught.value.client_id == (CLIENT if count else None)
+
+
+@pytest.mark.parametrize(
+    ("req_id", "msg_len", "name"),
+    [(b"abc", b"1", "req_id"), (b"-1", b"1", "req_id"), (b"1", b"x", "msg_len")],
+)
+def test_parse_request_refuses_non_digit_ids(req_id: bytes, msg_len: bytes, name: str) -> None:
+    with pytest.raises(MalformedRequest, match=name) as caught:
+        parse_request([CLIENT, b'["a"]', req_id, msg_len])
+    assert caught.value.client_id == CLIENT
+
+
+def test_parse_request_keeps_req_id_when_only_msg_len_is_bad() -> None:
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request([CLIENT, b'["a"]', b"42", b"?"])
+    assert caught.value.req_id == 42
+
+
+def test_parse_request_refuses_empty_identity() -> None:
+    with pytest.raises(MalformedRequest, match="identity") as caught:
+        parse_request([b"", b'["a"]', b"1", b"1"])
+    assert caught.value.client_id is None

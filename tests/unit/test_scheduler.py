@@ -1,0 +1,106 @@
+"""Batching policy: limits, length grouping, priority for small requests, retries."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bert_serving.server.scheduler import BatchScheduler, JobRows
+
+
+def job(key: str, lengths: list[int], tokenized: bool = False) -> JobRows:
+    return JobRows(key, [f"{key}-{i}" for i in range(len(lengths))], lengths, tokenized)
+
+
+def drain(scheduler: BatchScheduler) -> list:
+    batches = []
+    while (batch := scheduler.next_batch()) is not None:
+        batches.append(batch)
+    return batches
+
+
+def test_batches_respect_size_and_token_limits() -> None:
+    scheduler = BatchScheduler(max_batch_size=8, max_batch_tokens=100, priority_batch_size=0)
+    lengths = [5, 40, 7, 30, 12, 3, 50, 9, 11, 25, 6, 33]
+    scheduler.add(job("a", lengths))
+    for batch in drain(scheduler):
+        longest = max(lengths[r] for s in batch.segments for r in s.rows)
+        assert len(batch) <= 8
+        assert len(batch) == 1 or len(batch) * longest <= 100
+
+
+def test_rows_are_grouped_by_length() -> None:
+    scheduler = BatchScheduler(max_batch_size=4, max_batch_tokens=10_000, priority_batch_size=0)
+    rng = np.random.default_rng(0)
+    lengths = [int(x) for x in rng.integers(3, 128, size=64)]
+    scheduler.add(job("a", lengths))
+    padded = sum(b.padded_tokens for b in drain(scheduler))
+    unsorted_padding = sum(4 * max(lengths[i:i + 4]) for i in range(0, 64, 4))
+    assert padded < unsorted_padding  # sorting by length cuts padding
+    assert padded <= sum(lengths) * 1.3
+
+
+def test_small_request_jumps_the_queue() -> None:
+    scheduler = BatchScheduler(max_batch_size=32, max_batch_tokens=10_000, priority_batch_size=16)
+    scheduler.add(job("big", [10] * 20_000))
+    first = scheduler.next_batch()
+    assert first is not None and first.segments[0].key == "big"
+    scheduler.add(job("small", [4]))
+    second = scheduler.next_batch()
+    assert second is not None and [s.key for s in second.segments] == ["small"]
+
+
+def test_large_jobs_take_turns() -> None:
+    scheduler = BatchScheduler(max_batch_size=10, max_batch_tokens=10_000, priority_batch_size=0)
+    scheduler.add(job("a", [5] * 100))
+    scheduler.add(job("b", [5] * 100))
+    keys = [scheduler.next_batch().segments[0].key for _ in range(4)]  # type: ignore[union-attr]
+    assert keys == ["a", "b", "a", "b"]
+
+
+def test_small_jobs_share_a_batch_but_not_across_input_kinds() -> None:
+    scheduler = BatchScheduler(max_batch_size=32, max_batch_tokens=10_000, priority_batch_size=16)
+    scheduler.add(job("a", [5, 6]))
+    scheduler.add(job("b", [7]))
+    scheduler.add(job("t", [4], tokenized=True))
+    first = scheduler.next_batch()
+    assert first is not None and [s.key for s in first.segments] == ["a", "b"]
+    second = scheduler.next_batch()
+    assert second is not None and second.is_tokenized
+
+
+def test_requeued_batch_runs_next_unchanged() -> None:
+    scheduler = BatchScheduler(max_batch_size=4, max_batch_tokens=10_000, priority_batch_size=0)
+    scheduler.add(job("a", [5] * 12))
+    lost = scheduler.next_batch()
+    assert lost is not None
+    scheduler.requeue(lost)
+    assert scheduler.next_batch() is lost
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    jobs=st.lists(st.lists(st.integers(1, 200), min_size=1, max_size=60), min_size=1, max_size=8),
+    max_batch_size=st.integers(1, 64),
+    max_tokens=st.integers(1, 4096),
+    priority=st.integers(0, 20),
+)
+def test_every_row_is_scheduled_exactly_once(
+    jobs: list[list[int]], max_batch_size: int, max_tokens: int, priority: int
+) -> None:
+    scheduler = BatchScheduler(max_batch_size=max_batch_size, max_batch_tokens=max_tokens,
+                               priority_batch_size=priority)
+    for index, lengths in enumerate(jobs):
+        scheduler.add(job(str(index), lengths))
+    seen: dict[str, list[int]] = {str(i): [] for i in range(len(jobs))}
+    for batch in drain(scheduler):
+        assert 1 <= len(batch) <= max_batch_size
+        texts = iter(batch.texts)
+        for segment in batch.segments:
+            for row in segment.rows:
+                assert next(texts) == f"{segment.key}-{row}"  # texts line up with rows
+                seen[segment.key].append(row)
+    for index, lengths in enumerate(jobs):
+        assert sorted(seen[str(index)]) == list(range(len(lengths)))
+    assert scheduler.pending_texts == 0
