@@ -36,9 +36,10 @@ def _ready_line(server: BertServer) -> str:
     shape = "(N, max_seq_len, %d)" if metadata.pooling.strategy.name == "NONE" else "(N, %d)"
     dtype = "float16" if config.fp16 else "float32"
     http = f" http=:{config.http_port}" if config.http_port else ""
+    model = config.engine.model_dir or "all-MiniLM-L6-v2 (embedded default)"
     return (
         f"bert-serving ready: requests tcp://{config.bind_ip}:{config.port} replies "
-        f"tcp://{config.bind_ip}:{config.port_out}{http} model={server.graph.path.name} "
+        f"tcp://{config.bind_ip}:{config.port_out}{http} model={model} "
         f"({metadata.precision}) workers={','.join(server.devices)} "
         f"output={shape % metadata.output_width} {dtype}"
     )

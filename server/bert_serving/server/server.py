@@ -214,8 +214,10 @@ class BertServer:
 
     def stop(self) -> None:
         """Stop intake, finish what is in flight (bounded), stop workers and threads."""
-        if not hasattr(self, "ventilator"):
-            self.context.term()
+        if not hasattr(self, "ventilator_thread"):  # start failed before the loops ran
+            for worker in self.workers:
+                worker.process.terminate()
+            self.context.destroy(linger=0)
             return
         self._tell_ventilator([STOP_ACCEPTING])
         deadline = time.monotonic() + DRAIN_TIMEOUT_S

@@ -178,11 +178,15 @@ def _embeddings(
 
 
 def _attention_bias(g: _GraphBuilder) -> str:
-    """[batch, 1, 1, seq] additive bias: 0 for real tokens, -10000 for padding."""
-    mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    """[batch, 1, 1, seq] additive bias: 0 for real tokens, -10000 for padding.
+
+    Built in the order PyTorch exports it (Unsqueeze, Unsqueeze, Cast, Sub, Mul),
+    which is what onnxruntime's attention fusion looks for.
+    """
+    expanded = g.op("Unsqueeze", g.op("Unsqueeze", "attention_mask", g.ints(1)), g.ints(2))
+    mask = g.op("Cast", expanded, to=TensorProto.FLOAT)
     inverted = g.op("Sub", g.scalar_f(1.0), mask)
-    bias = g.op("Mul", inverted, g.scalar_f(ATTENTION_MASK_BIAS))
-    return g.op("Unsqueeze", bias, g.ints(1, 2))
+    return g.op("Mul", inverted, g.scalar_f(ATTENTION_MASK_BIAS))
 
 
 def _self_attention(

@@ -32,7 +32,12 @@ def apply_fusions(model: onnx.ModelProto, config: BertConfig, *, use_gpu: bool) 
         use_gpu=use_gpu,
     )
     log.info("ORT fusions: %s", optimized.get_fused_operator_statistics())
-    return optimized.model
+    fused = optimized.model
+    domains = {node.domain for node in fused.graph.node if node.domain}
+    declared = {opset.domain for opset in fused.opset_import}
+    for domain in sorted(domains - declared):  # contrib ops need their domain declared
+        fused.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+    return fused
 
 
 def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:

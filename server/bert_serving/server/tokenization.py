@@ -1,0 +1,540 @@
+"""Texts to padded id arrays, tokenized exactly as BERT's own WordPiece tokenizer would.
+
+The reference is transformers' slow ``BertTokenizer`` (Google's ``FullTokenizer``
+plus one NFC step, see below): clean the text (drop NUL, U+FFFD and every
+``C*`` code point, map whitespace to spaces), put spaces around CJK
+ideographs, NFC, lowercase and strip accents (``Mn`` after NFD) when
+``lowercase``, split on whitespace and punctuation, then greedy longest-match
+WordPiece with ``[UNK]`` for words of over 100 characters or with no match.
+
+The work runs in Hugging Face ``tokenizers`` (Rust, parallel), but not with its
+``BertNormalizer``/``BertPreTokenizer``, which differ from the reference on
+about 830,000 code points:
+
+* their Unicode tables are old: they keep unassigned code points (the
+  reference drops them as ``Cn``) and miss punctuation, format characters and
+  nonspacing marks added since (``U+2E55``, ``U+0890``, ``U+07FD``, ...);
+* their CJK range starts at ``U+2B920`` where Google's starts at ``U+2B820``;
+* they do not NFC, and lowercase one character at a time, so ``ΟΔΟΣ`` becomes
+  ``οδοσ`` where Python's ``str.lower`` gives ``οδος`` (final sigma).
+
+So the character classes are built here from Python's ``unicodedata`` (the
+same tables the reference uses) and run as ``tokenizers`` regex normalizers
+and splits; texts with a capital sigma are lowercased in Python first. With
+that, every code point agrees with the reference, alone and in context (the
+unit tests check all of them). ``tokenizers``' ``longest_first`` truncation
+also differs from Google's for sentence pairs, so truncation and the special
+tokens are done here, on numpy arrays.
+
+Deliberate differences from the original bert-as-service (Google's code):
+
+* NFC, as transformers does: it changes only cased models fed decomposed
+  text or canonical singletons (``e`` + U+0301 now reads as ``é``, U+F902 as 車);
+* a pair is split on the first ``|||`` (the original's regex wanted `` ||| ``
+  with its spaces, and took the last), and a side that is empty still makes
+  a pair: ``[CLS] a [SEP] [SEP]``, as transformers encodes ``("a", "")``;
+* an empty text is ``[CLS] [SEP]`` (the original skipped it, misaligning
+  the batch);
+* without special tokens a row may fill all of ``max_seq_len`` (the original
+  still left two positions for the [CLS]/[SEP] it did not add).
+
+As in Google's code (and unlike transformers' default), ``[CLS]`` or
+``[SEP]`` typed inside a text are plain text, split as punctuation.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordLevel, WordPiece
+
+from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
+
+__all__ = ["PAIR_SEPARATOR", "TokenBatch", "WordPieceTokenizer"]
+
+PAIR_SEPARATOR = "|||"
+"""Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
+
+_CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
+_MAX_INPUT_CHARS_PER_WORD = 100
+_CAPITAL_SIGMA = "\u03a3"
+
+_Part = TypeVar("_Part", str, list[str])
+"""A text, or a pre-tokenized text."""
+_Runs = tuple[tuple[int, int], ...]
+"""Inclusive code point ranges, sorted."""
+
+# Google's _is_chinese_char; tokenizers mistypes the sixth range as 0x2B920.
+_CJK_RUNS: _Runs = (
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0x2F800, 0x2FA1F),
+)
+# Google's _is_punctuation counts all non-alphanumeric ASCII as punctuation ($, +, ^, ...).
+_ASCII_PUNCTUATION_RUNS: _Runs = ((33, 47), (58, 64), (91, 96), (123, 126))
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """One batch, padded to its own longest row (the server groups texts by length)."""
+
+    input_ids: np.ndarray
+    """int64 [batch, seq], padded with the [PAD] id."""
+    attention_mask: np.ndarray
+    """int64 [batch, seq], 1 for real tokens."""
+    token_type_ids: np.ndarray
+    """int64 [batch, seq], 0 for the first text of a pair, 1 for the second."""
+    tokens: list[list[str]] | None = None
+    """Per text, with [CLS]/[SEP]; only when asked for."""
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int64 [batch]: real tokens per row."""
+        return self.attention_mask.sum(axis=1, dtype=np.int64)
+
+    @property
+    def num_real_tokens(self) -> int:
+        """Real tokens in the whole batch, for throughput accounting."""
+        return int(self.attention_mask.sum())
+
+
+@dataclass(frozen=True)
+class _CharClasses:
+    """The reference tokenizer's character tests, as code point ranges."""
+
+    drop: _Runs
+    """Removed: NUL, U+FFFD and every C* category except tab, newline, return."""
+    space: _Runs
+    """Become a space: tab, newline, return and Zs (the space itself left out, for speed)."""
+    marks: _Runs
+    """Mn, removed after NFD when lowercasing."""
+    isolated: _Runs
+    """Each one a word of its own: punctuation and CJK ideographs."""
+
+
+def _runs(mask: np.ndarray) -> _Runs:
+    """The ranges where a boolean array over all code points is true."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return tuple(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist(), strict=True))
+
+
+def _set_runs(mask: np.ndarray, runs: _Runs, value: bool) -> None:
+    for first, last in runs:
+        mask[first : last + 1] = value
+
+
+@functools.cache
+def _char_classes() -> _CharClasses:
+    """Built once from Python's unicodedata: the tables the reference itself reads."""
+    categories = np.array([unicodedata.category(chr(cp)) for cp in range(0x110000)])
+    major = categories.astype("<U1")
+    tab_newline_return = [9, 10, 13]
+    drop = major == "C"
+    drop[[0, 0xFFFD]] = True
+    drop[tab_newline_return] = False
+    space = categories == "Zs"
+    space[tab_newline_return] = True
+    space[ord(" ")] = False
+    isolated = major == "P"
+    _set_runs(isolated, _ASCII_PUNCTUATION_RUNS + _CJK_RUNS, True)
+    return _CharClasses(
+        drop=_runs(drop),
+        space=_runs(space),
+        marks=_runs(categories == "Mn"),
+        isolated=_runs(isolated),
+    )
+
+
+def _onig_class(runs: _Runs) -> Regex:
+    """A tokenizers (Oniguruma) regex matching one character of `runs`."""
+    parts = (f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in runs)
+    return Regex("[" + "".join(parts) + "]")
+
+
+def _python_class(runs: _Runs) -> re.Pattern[str]:
+    """A Python regex matching one character of `runs`."""
+    parts = (f"\\U{a:08X}-\\U{b:08X}" for a, b in runs)
+    return re.compile("[" + "".join(parts) + "]")
+
+
+@functools.cache
+def _python_cleaners() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(drop, space) patterns for the few texts cleaned in Python."""
+    classes = _char_classes()
+    return _python_class(classes.drop), _python_class(classes.space)
+
+
+def _lowercase_in_python(text: str) -> str:
+    """Clean, NFC and lowercase as the reference does, for texts with a capital sigma.
+
+    Python's ``str.lower`` turns a word-final Σ into ς; Rust's per-character
+    lowercase cannot. Lowering the whole cleaned text equals the reference's
+    per-word lowering because spaces (and CJK ideographs, which it spaces out)
+    are neither cased nor case-ignorable, so they end the final-sigma context.
+    The normalizers that follow are no-ops on the result, bar accent stripping.
+    """
+    drop, space = _python_cleaners()
+    cleaned = space.sub(" ", drop.sub("", text))
+    return unicodedata.normalize("NFC", cleaned).lower()
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(text: str) -> str:
+    """Lone surrogates (legal in JSON) cannot cross into Rust; the reference drops them (Cs)."""
+    return _SURROGATES.sub("", text)
+
+
+def _text_tokenizer(vocab: dict[str, int], *, lowercase: bool) -> Tokenizer:
+    """WordPiece behind normalizers and splits that match the reference character for character.
+
+    Only cased models need the NFC step: lowercasing goes on to NFD, which
+    undoes any composition (the tests check every decomposable character).
+    """
+    classes = _char_classes()
+    steps: list[normalizers.Normalizer] = [
+        normalizers.Replace(_onig_class(classes.drop), ""),
+        normalizers.Replace(_onig_class(classes.space), " "),
+    ]
+    if lowercase:
+        steps += [
+            normalizers.Lowercase(),
+            normalizers.NFD(),
+            normalizers.Replace(_onig_class(classes.marks), ""),
+        ]
+    else:
+        steps.append(normalizers.NFC())
+    tokenizer = Tokenizer(
+        WordPiece(vocab, unk_token=_UNK, max_input_chars_per_word=_MAX_INPUT_CHARS_PER_WORD)
+    )
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(_onig_class(classes.isolated), behavior="isolated"),
+        ]
+    )
+    return tokenizer
+
+
+def _load_vocab(path: Path) -> dict[str, int]:
+    """One token per line, id = line number, whitespace stripped (as Google's load_vocab)."""
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"vocabulary file {path} not found: a BERT model folder needs the vocab.txt "
+            "it was trained with"
+        )
+    try:
+        with path.open(encoding="utf-8") as lines:
+            vocab = {line.strip(): index for index, line in enumerate(lines)}
+    except UnicodeDecodeError as error:
+        raise UnsupportedModelError(f"vocabulary file {path} is not UTF-8 text: {error}") from None
+    missing = [token for token in (_CLS, _SEP, _UNK, _PAD) if token not in vocab]
+    if missing:
+        raise UnsupportedModelError(
+            f"vocabulary file {path} lacks {', '.join(missing)}: it is not a BERT WordPiece "
+            "vocabulary (BERT vocabs hold [PAD], [UNK], [CLS] and [SEP])"
+        )
+    return vocab
+
+
+def _checked_max_len(
+    max_seq_len: int | None, max_position_embeddings: int, add_special_tokens: bool
+) -> int:
+    """The longest row allowed: -max_seq_len, or the model's limit when it is None."""
+    shortest = 3 if add_special_tokens else 1
+    if max_position_embeddings < shortest:
+        raise ConfigError(
+            f"the model has max_position_embeddings {max_position_embeddings}: "
+            f"it cannot hold even {shortest} tokens"
+        )
+    if max_seq_len is None:
+        return max_position_embeddings
+    if max_seq_len > max_position_embeddings:
+        raise ConfigError(
+            f"-max_seq_len {max_seq_len} is too long: the model has max_position_embeddings "
+            f"{max_position_embeddings}: start the server with -max_seq_len "
+            f"{max_position_embeddings} or lower, or NONE"
+        )
+    if max_seq_len < shortest:
+        why = "[CLS] a [SEP] b [SEP] takes 3 positions" if add_special_tokens else "a row needs 1"
+        raise ConfigError(
+            f"-max_seq_len {max_seq_len} is too short: {why}: start the server with "
+            f"-max_seq_len {shortest} or higher, or NONE"
+        )
+    return max_seq_len
+
+
+def _split_pair(text: str) -> tuple[str, str | None]:
+    """'first ||| second' -> ('first', 'second'), on the first separator; else (text, None)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a text is a str, not {type(text).__name__} {text!r:.80}")
+    first, separator, second = text.partition(PAIR_SEPARATOR)
+    if not separator:
+        return text, None
+    return first.strip(), second.strip()
+
+
+def _split_tokenized_pair(words: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Pre-tokenized: a '|||' element separates the pair, as in the original."""
+    if isinstance(words, str):
+        raise TypeError(f"a pre-tokenized text is a list of tokens, not the str {words!r:.80}")
+    words = list(words)
+    if PAIR_SEPARATOR not in words:
+        return words, None
+    at = words.index(PAIR_SEPARATOR)
+    return words[:at], words[at + 1 :]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Encoded parts of a batch: every row's first part, and the second parts of the pairs."""
+
+    firsts: list[Encoding]
+    seconds: list[Encoding]
+    pair_rows: np.ndarray
+    """int64 row indices of the pairs, one per entry of `seconds`."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each row's pieces sit, as per-row column bounds.
+
+    With special tokens: ``[CLS] a… [SEP] b… [SEP]``, ``end_a`` at the first
+    [SEP], ``start_b`` just after it, ``end_b`` at the second [SEP]. Without,
+    ``a… b…``. A single text has ``keep_b == 0`` and ``total == start_b``.
+    """
+
+    keep_a: np.ndarray
+    keep_b: np.ndarray
+    end_a: np.ndarray
+    start_b: np.ndarray
+    """Also the number of tokens of type 0."""
+    end_b: np.ndarray
+    total: np.ndarray
+
+
+def _encode_rows(
+    pairs: list[tuple[_Part, _Part | None]], encode: Callable[[list[_Part]], list[Encoding]]
+) -> _Rows:
+    """Encode every first part, then the second parts of the pairs, in one batch."""
+    pair_rows = [row for row, (_, second) in enumerate(pairs) if second is not None]
+    seconds = [second for _, second in pairs if second is not None]
+    encodings = encode([first for first, _ in pairs] + seconds)
+    n = len(pairs)
+    return _Rows(encodings[:n], encodings[n:], np.array(pair_rows, dtype=np.int64))
+
+
+def _keep_counts(
+    len_a: np.ndarray, len_b: np.ndarray, budget: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many tokens of each part survive, as Google's _truncate_seq_pair decides.
+
+    It drops the last token of the longer part (the second on a tie) until
+    both fit, so the longer part shrinks to the shorter one first and, when
+    both must shrink, the first keeps ceil(budget / 2). transformers'
+    'longest_first' agrees; tokenizers' does not. Single texts (len_b = 0)
+    just keep the first `budget` tokens.
+    """
+    keep_a = np.minimum(len_a, np.maximum(budget - len_b, (budget + 1) // 2))
+    keep_b = np.minimum(len_b, budget - keep_a)
+    return keep_a, keep_b
+
+
+def _flatten(ids: Iterable[list[int]], keep: np.ndarray) -> np.ndarray:
+    """The kept head of every row, concatenated in row order."""
+    kept = itertools.chain.from_iterable(
+        row[:count] for row, count in zip(ids, keep.tolist(), strict=True)
+    )
+    return np.fromiter(kept, dtype=np.int64, count=int(keep.sum()))
+
+
+class WordPieceTokenizer:
+    """BERT's tokenizer for the server: batches of texts to padded int64 arrays.
+
+    ``max_seq_len`` counts [CLS]/[SEP] and truncates on the right; ``None``
+    caps rows at ``max_position_embeddings`` instead. Arrays are padded only
+    to the longest row of the batch, never to ``max_seq_len``.
+    """
+
+    def __init__(
+        self,
+        vocab_path: Path,
+        *,
+        lowercase: bool = True,
+        max_seq_len: int | None = 25,
+        max_position_embeddings: int = 512,
+        add_special_tokens: bool = True,
+    ) -> None:
+        self._max_len = _checked_max_len(max_seq_len, max_position_embeddings, add_special_tokens)
+        vocab = _load_vocab(Path(vocab_path))
+        self._vocab = vocab
+        self._token_of_id = np.empty(max(vocab.values()) + 1, dtype=object)
+        self._token_of_id[list(vocab.values())] = list(vocab)
+        self._lowercase = lowercase
+        self._specials = add_special_tokens
+        # A single text can keep at most this many tokens, and neither part of a pair more;
+        # truncating there in Rust keeps long texts from crossing into Python whole.
+        part_limit = self._max_len - (2 if add_special_tokens else 0)
+        self._text = _text_tokenizer(vocab, lowercase=lowercase)
+        self._words = Tokenizer(WordLevel(vocab, unk_token=_UNK))
+        for tokenizer in (self._text, self._words):
+            tokenizer.enable_truncation(part_limit)
+
+    @property
+    def cls_id(self) -> int:
+        return self._vocab[_CLS]
+
+    @property
+    def sep_id(self) -> int:
+        return self._vocab[_SEP]
+
+    @property
+    def pad_id(self) -> int:
+        return self._vocab[_PAD]
+
+    @property
+    def unk_id(self) -> int:
+        return self._vocab[_UNK]
+
+    @property
+    def max_len(self) -> int:
+        """The longest row this tokenizer produces: -max_seq_len or max_position_embeddings."""
+        return self._max_len
+
+    def encode(self, texts: Sequence[str], *, with_tokens: bool = False) -> TokenBatch:
+        """Tokenize raw texts; 'a ||| b' is a sentence pair."""
+        return self._assemble(self._encode_texts(texts), with_tokens)
+
+    def encode_tokenized(
+        self, texts: Sequence[Sequence[str]], *, with_tokens: bool = False
+    ) -> TokenBatch:
+        """Map pre-tokenized texts straight to ids (unknown -> [UNK], no further splitting)."""
+        return self._assemble(self._encode_tokenized(texts), with_tokens)
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text after truncation, specials included: for length-grouped batching."""
+        rows = self._encode_texts(texts)
+        return [int(total) for total in self._layout(rows).total]
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def _encode_texts(self, texts: Sequence[str]) -> _Rows:
+        return _encode_rows([_split_pair(text) for text in texts], self._encode_strings)
+
+    def _encode_tokenized(self, texts: Sequence[Sequence[str]]) -> _Rows:
+        return _encode_rows([_split_tokenized_pair(words) for words in texts], self._encode_words)
+
+    def _encode_strings(self, parts: list[str]) -> list[Encoding]:
+        if self._lowercase:
+            parts = [_lowercase_in_python(p) if _CAPITAL_SIGMA in p else p for p in parts]
+        try:
+            return _encode_batch(self._text, parts, pretokenized=False)
+        except TypeError:  # tokenizers' answer to lone surrogates
+            parts = [_without_surrogates(part) for part in parts]
+            return _encode_batch(self._text, parts, pretokenized=False)
+
+    def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
+        # tokenizers drops empty words; the original mapped them to [UNK] like any unknown word.
+        parts = [[w or _UNK for w in words] if "" in words else words for words in parts]
+        try:
+            return _encode_batch(self._words, parts, pretokenized=True)
+        except TypeError:
+            for words in parts:
+                _check_types(words, str)
+            cleaned = [[w if w == _without_surrogates(w) else _UNK for w in ws] for ws in parts]
+            return _encode_batch(self._words, cleaned, pretokenized=True)
+
+    # -- truncation and arrays --------------------------------------------------------------
+
+    def _layout(self, rows: _Rows) -> _Layout:
+        n = len(rows.firsts)
+        len_a = np.fromiter((len(e) for e in rows.firsts), dtype=np.int64, count=n)
+        len_b = np.zeros(n, dtype=np.int64)
+        len_b[rows.pair_rows] = [len(e) for e in rows.seconds]
+        is_pair = np.zeros(n, dtype=np.int64)
+        is_pair[rows.pair_rows] = 1
+        special = int(self._specials)  # [CLS] first, and a [SEP] after each part
+        keep_a, keep_b = _keep_counts(len_a, len_b, self._max_len - special * (2 + is_pair))
+        end_a = special + keep_a
+        start_b = end_a + special
+        end_b = start_b + keep_b
+        return _Layout(keep_a, keep_b, end_a, start_b, end_b, total=end_b + special * is_pair)
+
+    def _assemble(self, rows: _Rows, with_tokens: bool) -> TokenBatch:
+        layout = self._layout(rows)
+        # At least one column: rows can be empty without special tokens, and a [n, 0]
+        # input is one no model runtime wants.
+        width = max(1, int(layout.total.max(initial=0)))
+        columns = np.arange(width)
+        input_ids = np.full((len(rows.firsts), width), self.pad_id, dtype=np.int64)
+        self._place_specials(input_ids, layout, rows.pair_rows)
+        in_a = (columns >= int(self._specials)) & (columns < layout.end_a[:, None])
+        input_ids[in_a] = _flatten((e.ids for e in rows.firsts), layout.keep_a)
+        in_b = (columns >= layout.start_b[:, None]) & (columns < layout.end_b[:, None])
+        input_ids[in_b] = _flatten((e.ids for e in rows.seconds), layout.keep_b[rows.pair_rows])
+        real = columns < layout.total[:, None]
+        return TokenBatch(
+            input_ids=input_ids,
+            attention_mask=real.astype(np.int64),
+            token_type_ids=(real & (columns >= layout.start_b[:, None])).astype(np.int64),
+            tokens=self._tokens(input_ids, layout.total) if with_tokens else None,
+        )
+
+    def _place_specials(
+        self, input_ids: np.ndarray, layout: _Layout, pair_rows: np.ndarray
+    ) -> None:
+        if not self._specials:
+            return
+        input_ids[:, 0] = self.cls_id
+        input_ids[np.arange(len(input_ids)), layout.end_a] = self.sep_id
+        input_ids[pair_rows, layout.end_b[pair_rows]] = self.sep_id
+
+    def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
+        """Token strings of the real tokens per row, looked up from the ids.
+
+        (encode_batch_fast leaves Encoding.tokens empty, and the ids are what
+        the model sees anyway.)
+        """
+        return [
+            self._token_of_id[row[:length]].tolist()
+            for row, length in zip(input_ids, total.tolist(), strict=True)
+        ]
+
+
+def _encode_batch(
+    tokenizer: Tokenizer, parts: list[str] | list[list[str]], pretokenized: bool
+) -> list[Encoding]:
+    """encode_batch without special tokens, and without offsets where tokenizers can skip them."""
+    if not parts:
+        return []
+    # encode_batch_fast (tokenizers >= 0.21) skips the character offsets we never read.
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    encodings: list[Encoding] = encode(
+        parts, is_pretokenized=pretokenized, add_special_tokens=False
+    )
+    return encodings
+
+
+def _check_types(items: Sequence[object], expected: type) -> None:
+    """Turn tokenizers' vague TypeError into one naming the offending item."""
+    for index, item in enumerate(items):
+        if not isinstance(item, expected):
+            raise TypeError(
+                f"item {index} is {type(item).__name__} {item!r:.80}, not {expected.__name__}"
+            )

