@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference import heldout_texts  # noqa: E402
+from reference import heldout_texts
 
-from bert_serving.server.default_model import default_model_dir  # noqa: E402
-from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.default_model import default_model_dir
+from bert_serving.server.engine import Engine, EngineOptions
 
 BATCH = 32
 MAX_SEQ_LEN = 128
@@ -47,7 +47,9 @@ def engine_runner(engine: Engine, texts: list[str]) -> Callable[[], np.ndarray]:
     return run
 
 
-def transformers_runner(model_dir: Path, texts: list[str], threads: int) -> Callable[[], np.ndarray]:
+def transformers_runner(
+    model_dir: Path, texts: list[str], threads: int
+) -> Callable[[], np.ndarray]:
     import torch
     from transformers import BertModel, BertTokenizerFast
 

@@ -53,7 +53,7 @@ class TransformersReference:
                 a, b, truncation="longest_first" if max_seq_len else False,
                 max_length=max_seq_len,
             )
-            for a, b in zip(firsts, seconds)
+            for a, b in zip(firsts, seconds, strict=False)
         ]
         width = max(len(e["input_ids"]) for e in encoded)
         out = {k: np.zeros((len(texts), width), np.int64)

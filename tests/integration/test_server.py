@@ -28,7 +28,10 @@ from bert_serving.client import BertClient, ServerError
 from bert_serving.server.engine import Engine, EngineOptions
 
 TOLERANCE = 1e-4
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "你", "好", "世", "界"]
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
+    "pi rho sigma tau upsilon phi chi psi omega 你 好 世 界"
+).split()
 
 
 def make_texts(seed: int, count: int) -> list[str]:
@@ -55,9 +58,9 @@ def client_for(server: ServerProcess, **kwargs: object) -> BertClient:
 def test_encode_matches_transformers(server: ServerProcess,
                                      reference: TransformersReference) -> None:
     texts = heldout_texts()
-    with client_for(server) as client:
-        with pytest.warns(UserWarning, match="max_seq_len=25"):  # one held-out text is long
-            got = client.encode(texts)
+    # one held-out text is longer than max_seq_len: the client warns
+    with client_for(server) as client, pytest.warns(UserWarning, match="max_seq_len=25"):
+        got = client.encode(texts)
     assert got.dtype == np.float32 and got.shape == (len(texts), 384)
     np.testing.assert_allclose(got, reference.encode(texts), atol=TOLERANCE, rtol=0)
 
@@ -148,10 +151,12 @@ def test_bad_payload_gets_an_error_and_server_keeps_serving(server: ServerProces
 
 
 def test_too_many_texts_is_refused_by_our_client_path(graph_cache: Path) -> None:
-    with ServerProcess(["-max_request_texts", "10"], graph_cache) as small, \
-            client_for(small, chunk_size=100) as client:
-        with pytest.raises(ServerError, match="more than the server's limit of 10"):
-            client.encode(make_texts(1, 11))
+    with (
+        ServerProcess(["-max_request_texts", "10"], graph_cache) as small,
+        client_for(small, chunk_size=100) as client,
+        pytest.raises(ServerError, match="more than the server's limit of 10"),
+    ):
+        client.encode(make_texts(1, 11))
 
 
 def test_malformed_frames_are_counted_not_fatal(server: ServerProcess) -> None:

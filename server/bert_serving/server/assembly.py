@@ -39,7 +39,9 @@ class JobAssembly:
         self._array: np.ndarray | None = None
         self._filled = np.zeros(num_rows, dtype=bool)
         self._filled_count = 0
-        self._tokens: list[list[str]] | None = [[] for _ in range(num_rows)] if want_tokens else None
+        self._tokens: list[list[str]] | None = (
+            [[] for _ in range(num_rows)] if want_tokens else None
+        )
 
     @property
     def complete(self) -> bool:
@@ -62,7 +64,7 @@ class JobAssembly:
         self._filled[target] = True
         self._filled_count += int(fresh.sum())
         if self._tokens is not None and tokens is not None:
-            for row, row_tokens, is_fresh in zip(rows, tokens, fresh):
+            for row, row_tokens, is_fresh in zip(rows, tokens, fresh, strict=False):
                 if is_fresh:
                     self._tokens[row] = row_tokens
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import __version__
 from .engine import EngineOptions
-from .flags import add_model_flags, engine_options_from_args
+from .flags import add_flag, add_model_flags, engine_options_from_args
 
 __all__ = ["IGNORED_FLAGS", "ServerConfig", "build_parser", "parse_server_config"]
 
@@ -108,55 +108,50 @@ def _positive(value: str) -> int:
     return number
 
 
-def _flag(parser: argparse.ArgumentParser | Any, *names: str, **kwargs: Any) -> None:
-    spelled = [f"-{n}" for n in names] + [f"--{n}" for n in names]
-    parser.add_argument(*spelled, **kwargs)
-
-
 def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("serving")
-    _flag(group, "port", "port_in", "port_data", dest="port", type=int, default=5555,
+    add_flag(group, "port", "port_in", "port_data", dest="port", type=int, default=5555,
           help="port clients push requests to")
-    _flag(group, "port_out", "port_result", dest="port_out", type=int, default=5556,
+    add_flag(group, "port_out", "port_result", dest="port_out", type=int, default=5556,
           help="port clients receive replies from")
-    _flag(group, "bind_ip", default="*", help="address to bind: * (all) or e.g. 127.0.0.1")
-    _flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
-    _flag(group, "http_max_connect", type=_positive, default=10,
+    add_flag(group, "bind_ip", default="*", help="address to bind: * (all) or e.g. 127.0.0.1")
+    add_flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
+    add_flag(group, "http_max_connect", type=_positive, default=10,
           help="max concurrent in-flight HTTP requests")
-    _flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
-    _flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
+    add_flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
+    add_flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
           help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
-    _flag(group, "num_worker", type=_positive, default=1, help="worker processes")
-    _flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
-    _flag(group, "max_batch_tokens", type=_positive, default=16384,
+    add_flag(group, "num_worker", type=_positive, default=1, help="worker processes")
+    add_flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
+    add_flag(group, "max_batch_tokens", type=_positive, default=16384,
           help="max padded tokens per batch (texts x longest text)")
-    _flag(group, "priority_batch_size", type=int, default=16,
+    add_flag(group, "priority_batch_size", type=int, default=16,
           help="requests with at most this many texts are served first")
-    _flag(group, "max_request_texts", type=_positive, default=100_000,
+    add_flag(group, "max_request_texts", type=_positive, default=100_000,
           help="larger requests get an error reply")
-    _flag(group, "max_queue_texts", type=_positive, default=1_000_000,
+    add_flag(group, "max_queue_texts", type=_positive, default=1_000_000,
           help="past this many waiting texts, requests get a 'server busy' error")
-    _flag(group, "prefetch_size", type=_positive, default=2,
+    add_flag(group, "prefetch_size", type=_positive, default=2,
           help="batches handed to each worker ahead (tokenized while the previous runs)")
-    _flag(group, "show_tokens_to_client", action="store_true",
+    add_flag(group, "show_tokens_to_client", action="store_true",
           help="send each text's tokens with its vector")
-    _flag(group, "job_timeout", type=float, default=600.0,
+    add_flag(group, "job_timeout", type=float, default=600.0,
           help="seconds after which an unfinished request is dropped")
 
 
 def _add_device_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("devices")
-    _flag(group, "cpu", action="store_true", help="run on CPU only")
-    _flag(group, "device_map", type=int, nargs="+", default=[],
+    add_flag(group, "cpu", action="store_true", help="run on CPU only")
+    add_flag(group, "device_map", type=int, nargs="+", default=[],
           help="GPU ids the workers cycle over")
-    _flag(group, "fp16", action="store_true", help="reply with float16 vectors")
-    _flag(group, "intra_op_threads", type=_positive, default=None,
+    add_flag(group, "fp16", action="store_true", help="reply with float16 vectors")
+    add_flag(group, "intra_op_threads", type=_positive, default=None,
           help="onnxruntime threads per worker; default: CPU cores / workers")
-    _flag(group, "xla", action="store_true", help="accepted, ignored (TensorFlow only)")
-    _flag(group, "gpu_memory_fraction", type=float, default=None,
+    add_flag(group, "xla", action="store_true", help="accepted, ignored (TensorFlow only)")
+    add_flag(group, "gpu_memory_fraction", type=float, default=None,
           help="accepted, ignored (TensorFlow only)")
-    _flag(group, "fixed_embed_length", action="store_true", help="accepted, ignored")
-    _flag(group, "verbose", action="store_true", help="debug logging")
+    add_flag(group, "fixed_embed_length", action="store_true", help="accepted, ignored")
+    add_flag(group, "verbose", action="store_true", help="debug logging")
     parser.add_argument("-version", "--version", action="version",
                         version=f"bert-serving {__version__}")
 

@@ -99,7 +99,7 @@ class Engine:
         with_tokens: bool = False,
     ) -> TokenBatch:
         if is_tokenized:
-            return self.tokenizer.encode_tokenized(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
+            return self.tokenizer.encode_tokenized(texts, with_tokens=with_tokens)
         return self.tokenizer.encode(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
 
     def embed(self, batch: TokenBatch) -> np.ndarray:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from .engine import EngineOptions
 from .pooling import PoolingSpec, PoolingStrategy
 
-__all__ = ["add_model_flags", "engine_options_from_args", "parse_max_seq_len"]
+__all__ = ["add_flag", "add_model_flags", "engine_options_from_args", "parse_max_seq_len"]
 
 
 def parse_max_seq_len(value: str) -> int | None:
@@ -23,45 +24,50 @@ def parse_max_seq_len(value: str) -> int | None:
     try:
         number = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"-max_seq_len must be an integer or NONE, not {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"-max_seq_len must be an integer or NONE, not {value!r}"
+        ) from None
     if number < 3:
         raise argparse.ArgumentTypeError(f"-max_seq_len {number} leaves no room for [CLS]/[SEP]")
     return number
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
-    parser.add_argument(f"-{name}", f"--{name}", **kwargs)  # type: ignore[arg-type]
+def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: str,
+             **kwargs: Any) -> None:
+    """Add a flag under the original single-dash spelling(s), double-dash accepted too."""
+    spelled = [f"-{n}" for n in names] + [f"--{n}" for n in names]
+    parser.add_argument(*spelled, **kwargs)
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that decide which model is loaded and what the graph computes."""
     group = parser.add_argument_group("model")
-    _flag(group, "model_dir", type=Path, default=None,
+    add_flag(group, "model_dir", type=Path, default=None,
           help="BERT folder (Google TF checkpoint or Hugging Face) or .onnx file; "
                "default: the embedded all-MiniLM-L6-v2")
-    _flag(group, "tuned_model_dir", type=Path, default=None,
+    add_flag(group, "tuned_model_dir", type=Path, default=None,
           help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir")
-    _flag(group, "ckpt_name", default="bert_model.ckpt", help="checkpoint file name prefix")
-    _flag(group, "config_name", default="bert_config.json", help="Google config file name")
-    _flag(group, "graph_tmp_dir", type=Path, default=None,
+    add_flag(group, "ckpt_name", default="bert_model.ckpt", help="checkpoint file name prefix")
+    add_flag(group, "config_name", default="bert_config.json", help="Google config file name")
+    add_flag(group, "graph_tmp_dir", type=Path, default=None,
           help="where converted graphs are cached; default: ~/.cache/bert-serving")
-    _flag(group, "max_seq_len", type=parse_max_seq_len, default=25,
+    add_flag(group, "max_seq_len", type=parse_max_seq_len, default=25,
           help="max tokens per text incl. [CLS]/[SEP]; NONE: the longest text of each batch")
-    _flag(group, "cased_tokenization", action="store_true",
+    add_flag(group, "cased_tokenization", action="store_true",
           help="keep case and accents (for cased models)")
-    _flag(group, "pooling_layer", type=int, nargs="+", default=[-2],
+    add_flag(group, "pooling_layer", type=int, nargs="+", default=[-2],
           help="encoder layer(s) to pool: -1 the last, -2 the one below (default); "
                "several are concatenated")
-    _flag(group, "pooling_strategy", default="REDUCE_MEAN",
+    add_flag(group, "pooling_strategy", default="REDUCE_MEAN",
           choices=list(PoolingStrategy.__members__),
           type=lambda s: s.strip().upper(), help="how token vectors become one vector")
-    _flag(group, "mask_cls_sep", action="store_true",
+    add_flag(group, "mask_cls_sep", action="store_true",
           help="leave [CLS]/[SEP] out of pooling (they stay visible to attention)")
-    _flag(group, "no_special_token", action="store_true",
+    add_flag(group, "no_special_token", action="store_true",
           help="tokenized input only: do not add [CLS]/[SEP]")
-    _flag(group, "no_position_embeddings", action="store_true",
+    add_flag(group, "no_position_embeddings", action="store_true",
           help="do not add position embeddings")
-    _flag(group, "int8", action="store_true",
+    add_flag(group, "int8", action="store_true",
           help="CPU: int8 dynamic quantization (per-channel), ~1.7x faster, cosine >= 0.99")
 
 

@@ -95,7 +95,8 @@ class BertServer:
     def start(self) -> None:
         for name in self.config.ignored_flags:
             log.warning("-%s is accepted but has no effect: %s", name, IGNORED_FLAGS[name])
-        self.devices = assign_devices(self.config, gpu_present=not self.config.cpu and cuda_available())
+        gpu_present = not self.config.cpu and cuda_available()
+        self.devices = assign_devices(self.config, gpu_present=gpu_present)
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph

@@ -148,11 +148,11 @@ class Sink:
             self.jobs[key] = JobAssembly(key, job.num_rows, want_tokens=job.want_tokens)
         elif kind == JSON_REPLY:
             client, req_id, body = frames[1], int(frames[2]), json.loads(frames[3])
-            self._publish(client, encode_json_reply(client, req_id, body))  # type: ignore[arg-type]
+            self._publish(client, encode_json_reply(client, req_id, body))
         elif kind == ERROR_REPLY:
             client, req_id = frames[1], int(frames[2])
             message, error_kind = frames[3].decode("utf-8"), frames[4].decode()
-            self._publish(client, encode_error_reply(client, req_id, message, error_kind))  # type: ignore[arg-type]
+            self._publish(client, encode_error_reply(client, req_id, message, error_kind))
         elif kind == STOP:
             return False
         return True
@@ -172,7 +172,7 @@ class Sink:
     ) -> None:
         if result.error is not None:
             del self.jobs[job.key]
-            self._publish(job.key.client_id, encode_error_reply(  # type: ignore[arg-type]
+            self._publish(job.key.client_id, encode_error_reply(
                 job.key.client_id, job.key.req_id, f"encoding failed: {result.error}",
                 "EncodingFailed"))
             return

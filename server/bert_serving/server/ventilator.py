@@ -12,9 +12,9 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -165,11 +165,13 @@ class Ventilator:
             state = self.workers[worker_id]
             state.credits -= 1
             state.in_flight[self._next_batch_id] = batch
-            segments = [(key[0], key[1], rows) for key, rows in
-                        ((s.key, s.rows) for s in batch.segments)]
-            message = BatchMessage(self._next_batch_id, segments, batch.texts,  # type: ignore[arg-type]
-                                   batch.is_tokenized)
+            segments = [(*self._job_key(s.key), s.rows) for s in batch.segments]
+            message = BatchMessage(self._next_batch_id, segments, batch.texts, batch.is_tokenized)
             self.backend.send_multipart(encode_batch(worker_id, message))
+
+    @staticmethod
+    def _job_key(key: Hashable) -> tuple[bytes, int]:
+        return cast(tuple[bytes, int], key)  # the ventilator only adds such keys
 
     # -- clients ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -119,7 +120,7 @@ class _GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: object) -> str:
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: Any) -> str:
         output = self._name(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], **attrs))
         return output

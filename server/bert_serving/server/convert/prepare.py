@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -45,7 +45,7 @@ BUILDER_VERSION = "2"
 class ConversionOptions:
     """Every option that changes the converted graph (all of them go into the cache key)."""
 
-    pooling: PoolingSpec = PoolingSpec()
+    pooling: PoolingSpec = field(default_factory=PoolingSpec)
     use_position_embeddings: bool = True
     precision: str = "fp32"
     fuse_for_gpu: bool = False
@@ -127,7 +127,9 @@ def _check_onnx_pooling(path: Path, metadata: GraphMetadata, wanted: PoolingSpec
         )
 
 
-def _build_fp32(source: ModelSource, options: ConversionOptions) -> tuple[onnx.ModelProto, BertConfig]:
+def _build_fp32(
+    source: ModelSource, options: ConversionOptions
+) -> tuple[onnx.ModelProto, BertConfig]:
     assert source.config_path is not None
     config = read_bert_config(source.config_path)
     weights = _read_weights(source)

@@ -21,7 +21,7 @@ from ..errors import ModelError, UnsupportedModelError
 
 __all__ = ["read_torch_state_dict"]
 
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
     "FloatStorage": np.dtype("<f4"),
     "DoubleStorage": np.dtype("<f8"),
     "HalfStorage": np.dtype("<f2"),
@@ -88,7 +88,8 @@ class _StateDictUnpickler(pickle.Unpickler):
         _, storage_type, key, _location, _numel = pid
         dtype = _STORAGE_DTYPES[storage_type.name]
         raw = self._archive.read(f"{self._prefix}/data/{key}")
-        return _Storage(np.frombuffer(raw, dtype=dtype), storage_type.name == "BFloat16Storage")
+        array: np.ndarray = np.frombuffer(raw, dtype=dtype)
+        return _Storage(array, storage_type.name == "BFloat16Storage")
 
 
 def read_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
