@@ -33,6 +33,10 @@ class ServerStatistics:
         self._requests_per_client: Counter[bytes] = Counter()
         self._sizes: list[int] = []
         self._recent_sizes_limit = 10_000
+        self.num_tokens = 0
+        self.num_batches = 0
+        self.num_worker_restarts = 0
+        self.batch_size_histogram: Counter[int] = Counter()  # upper bound (power of 2) -> batches
 
     def on_data_request(self, client_id: bytes, num_texts: int) -> None:
         self.num_requests += 1
@@ -42,6 +46,16 @@ class ServerStatistics:
         self._sizes.append(num_texts)
         if len(self._sizes) > self._recent_sizes_limit:
             del self._sizes[: len(self._sizes) // 2]
+
+    def on_tokens(self, count: int) -> None:
+        self.num_tokens += count
+
+    def on_batch(self, size: int) -> None:
+        self.num_batches += 1
+        self.batch_size_histogram[1 << max(size - 1, 0).bit_length()] += 1
+
+    def on_worker_restart(self) -> None:
+        self.num_worker_restarts += 1
 
     def on_control_request(self, client_id: bytes) -> None:
         self.num_requests += 1
@@ -66,6 +80,12 @@ class ServerStatistics:
             "num_malformed_request": self.num_malformed,
             "num_rejected_request": self.num_rejected,
             "avg_request_per_second": self.num_requests / elapsed,
+            "num_tokens": self.num_tokens,
+            "num_batches": self.num_batches,
+            "num_worker_restarts": self.num_worker_restarts,
+            "batch_size_histogram": {
+                str(size): count for size, count in sorted(self.batch_size_histogram.items())
+            },
             **_summary("size_per_request", [float(s) for s in self._sizes]),
             **_summary("request_per_client", per_client),
         }

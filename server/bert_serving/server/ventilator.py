@@ -123,6 +123,7 @@ class Ventilator:
 
     def _on_control(self, frames: list[bytes]) -> bool:
         if frames[0] == WORKER_DIED:
+            self.stats.on_worker_restart()
             self._requeue_worker(frames[1])
             return True
         if frames[0] == STOP_ACCEPTING:
@@ -165,6 +166,7 @@ class Ventilator:
             state = self.workers[worker_id]
             state.credits -= 1
             state.in_flight[self._next_batch_id] = batch
+            self.stats.on_batch(len(batch))
             segments = [(*self._job_key(s.key), s.rows) for s in batch.segments]
             message = BatchMessage(self._next_batch_id, segments, batch.texts, batch.is_tokenized)
             self.backend.send_multipart(encode_batch(worker_id, message))
@@ -201,7 +203,8 @@ class Ventilator:
             return
         body = self._config_body(request.client_id)
         if request.command is Command.SHOW_STATUS:
-            body["statistic"] = self.stats.as_dict()
+            body["statistic"] = {**self.stats.as_dict(),
+                                 "pending_texts": self.scheduler.pending_texts}
         self.to_sink.send_multipart(encode_json_for_client(request.client_id, request.req_id, body))
 
     def _config_body(self, client_id: bytes) -> dict[str, Any]:
@@ -245,6 +248,7 @@ class Ventilator:
                               f"(limit {self.config.max_queue_texts}); retry later", "ServerBusy")
             return
         self.stats.on_data_request(client, len(texts))
+        self.stats.on_tokens(sum(lengths))
         job = JobMessage(client, req_id, len(texts), self.config.show_tokens_to_client)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows((client, req_id), texts, lengths, is_tokenized))
