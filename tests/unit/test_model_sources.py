@@ -153,3 +153,19 @@ def test_max_seq_len_above_the_model_limit_fails_at_start(minilm_dir: Path,
 
     with pytest.raises(ConfigError, match="-max_seq_len 513"):
         load(minilm_dir, graph_cache, max_seq_len=513)
+
+
+def test_exported_fp32_graph_is_quantized_for_int8_and_int8_export_served_as_is(
+    minilm_dir: Path, tmp_path: Path, graph_cache: Path
+) -> None:
+    fp32_file = tmp_path / "fp32" / "model.onnx"
+    int8_file = tmp_path / "int8" / "model.onnx"
+    base = ["-model_dir", str(minilm_dir), "-graph_tmp_dir", str(graph_cache)]
+    assert export_main([*base, "-o", str(fp32_file)]) == 0
+    assert export_main([*base, "-int8", "-o", str(int8_file)]) == 0
+    quantized = load(fp32_file, tmp_path / "cache", int8=True)
+    assert quantized.graph.metadata.precision == "int8" and quantized.graph.converted_now
+    as_is = load(int8_file, tmp_path / "cache")  # an int8 graph cannot become fp32 again
+    assert as_is.graph.path == int8_file and as_is.graph.metadata.precision == "int8"
+    texts = heldout_texts()
+    np.testing.assert_allclose(quantized.encode(texts), as_is.encode(texts), atol=1e-5, rtol=0)

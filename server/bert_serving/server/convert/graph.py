@@ -66,6 +66,7 @@ class GraphMetadata:
     max_position_embeddings: int
     output_width: int
     precision: str = "fp32"
+    num_attention_heads: int = 0  # 0: unknown (graphs exported before it was recorded)
 
     def as_props(self) -> dict[str, str]:
         return {
@@ -77,6 +78,7 @@ class GraphMetadata:
             "bert_serving.max_position_embeddings": str(self.max_position_embeddings),
             "bert_serving.output_width": str(self.output_width),
             "bert_serving.precision": self.precision,
+            "bert_serving.num_attention_heads": str(self.num_attention_heads),
         }
 
     @staticmethod
@@ -95,6 +97,7 @@ class GraphMetadata:
                 int(props["bert_serving.max_position_embeddings"]),
                 int(props["bert_serving.output_width"]),
                 props.get("bert_serving.precision", "fp32"),
+                int(props.get("bert_serving.num_attention_heads", "0")),
             )
         except (KeyError, ValueError):
             return None
@@ -324,6 +327,7 @@ def _assemble(g: _GraphBuilder, config: BertConfig, pooling: PoolingSpec) -> onn
         ir_version=IR_VERSION,
     )
     metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
-                             config.max_position_embeddings, width)
+                             config.max_position_embeddings, width,
+                             num_attention_heads=config.num_attention_heads)
     helper.set_model_props(model, metadata.as_props())
     return model

@@ -51,7 +51,10 @@ def quantize_to_int8(model_path: Path, output_path: Path) -> None:
     """Dynamic int8 quantization of the MatMul weights, per output channel.
 
     Per-tensor scales lose too much on BERT embeddings (outlier channels);
-    per-channel keeps cosine to fp32 above 0.99 on our test set.
+    per-channel keeps cosine to fp32 above 0.99 on our test set. Only MatMuls
+    with a constant weight are quantized: quantizing attention's activation x
+    activation products as well was 1.75x instead of 2.4x over fp32 on a
+    2-core AVX-512 VNNI machine, for the same accuracy.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -62,4 +65,5 @@ def quantize_to_int8(model_path: Path, output_path: Path) -> None:
         per_channel=True,
         reduce_range=False,
         weight_type=QuantType.QInt8,
+        extra_options={"MatMulConstBOnly": True},
     )

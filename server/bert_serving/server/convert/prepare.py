@@ -38,7 +38,7 @@ __all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_sp
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,14 @@ def _read_onnx_metadata(path: Path) -> GraphMetadata:
     return metadata
 
 
+def _config_from_metadata(metadata: GraphMetadata) -> BertConfig | None:
+    """Enough of the config for the GPU fusions, from a graph's metadata (None if unknown)."""
+    if not metadata.num_attention_heads:
+        return None
+    return BertConfig(0, metadata.hidden_size, metadata.num_hidden_layers,
+                      metadata.num_attention_heads, 0, metadata.max_position_embeddings, 0)
+
+
 def _check_onnx_pooling(path: Path, metadata: GraphMetadata, wanted: PoolingSpec) -> None:
     if metadata.pooling != wanted:
         have = metadata.pooling
@@ -169,6 +177,19 @@ def _apply_precision(
         fp32_path.unlink(missing_ok=True)
 
 
+def _ready_onnx_graph(source: ModelSource, options: ConversionOptions) -> PreparedGraph | None:
+    """An exported graph served as is, or None when it is fp32 and the device wants fp16/int8."""
+    assert source.onnx_path is not None
+    metadata = _read_onnx_metadata(source.onnx_path)
+    _check_onnx_pooling(source.onnx_path, metadata, options.pooling)
+    if metadata.precision == "fp32" and options.precision != "fp32":
+        return None
+    if metadata.precision != options.precision:  # fp16/int8 cannot go back to fp32
+        log.warning("%s is an %s graph; serving it as is (this device would use %s)",
+                    source.onnx_path, metadata.precision, options.precision)
+    return PreparedGraph(source.onnx_path, metadata, source.vocab_path, False)
+
+
 def prepare_graph(
     source: ModelSource,
     options: ConversionOptions,
@@ -177,11 +198,9 @@ def prepare_graph(
 ) -> PreparedGraph:
     """The cached graph for this source and options, converting it on first use."""
     if source.kind is ModelKind.ONNX:
-        assert source.onnx_path is not None
-        metadata = _read_onnx_metadata(source.onnx_path)
-        _check_onnx_pooling(source.onnx_path, metadata, options.pooling)
-        if metadata.precision == options.precision:
-            return PreparedGraph(source.onnx_path, metadata, source.vocab_path, False)
+        ready = _ready_onnx_graph(source, options)
+        if ready is not None:
+            return ready
     started = time.perf_counter()
     progress(f"hashing {source.describe()} for the graph cache")
     key = _cache_key(source, options)
@@ -190,7 +209,8 @@ def prepare_graph(
         progress(f"converting {source.describe()} to ONNX ({options.precision}); done once")
         if source.kind is ModelKind.ONNX:
             assert source.onnx_path is not None
-            model, config = onnx.load(str(source.onnx_path)), None
+            metadata = _read_onnx_metadata(source.onnx_path)
+            model, config = onnx.load(str(source.onnx_path)), _config_from_metadata(metadata)
         else:
             model, config = _build_fp32(source, options)
         _apply_precision(model, config, options, out)
