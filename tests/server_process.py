@@ -62,6 +62,12 @@ class ServerProcess:
                 self.ready.set()
 
     @property
+    def http_url(self) -> str:
+        """The gateway's base URL (started with http=True)."""
+        assert self.http_port is not None, "start the server with http=True"
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
     def output(self) -> str:
         return "".join(self.lines)
 

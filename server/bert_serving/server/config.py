@@ -42,6 +42,7 @@ class ServerConfig:
     port_out: int = 5556
     http_port: int | None = None
     http_max_connect: int = 10
+    http_max_body_bytes: int = 10 * 1024 * 1024
     cors: str = "*"
     api_key: str | None = None
     num_worker: int = 1
@@ -117,7 +118,9 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(group, "bind_ip", default="*", help="address to bind: * (all) or e.g. 127.0.0.1")
     add_flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
     add_flag(group, "http_max_connect", type=_positive, default=10,
-          help="max concurrent in-flight HTTP requests")
+          help="max concurrent in-flight HTTP requests; beyond it: 429 with Retry-After")
+    add_flag(group, "http_max_body_bytes", type=_positive, default=10 * 1024 * 1024,
+          help="larger HTTP request bodies get 413")
     add_flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
     add_flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
           help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
@@ -182,6 +185,7 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
         port_out=args.port_out,
         http_port=args.http_port,
         http_max_connect=args.http_max_connect,
+        http_max_body_bytes=args.http_max_body_bytes,
         cors=args.cors,
         api_key=args.api_key,
         num_worker=args.num_worker,

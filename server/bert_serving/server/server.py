@@ -28,9 +28,12 @@ from typing import Any
 
 import zmq
 
+from bert_serving.client import BertClient
+
 from .config import IGNORED_FLAGS, ServerConfig
 from .engine import prepare_engine_graph
 from .errors import BertServingError, ConfigError
+from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .runtime import cuda_available
 from .sink import STOP as SINK_STOP
 from .sink import Sink
@@ -65,6 +68,17 @@ def assign_devices(config: ServerConfig, *, gpu_present: bool) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
+def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
+    """Tokens per text as batching counts them (and the gateway's usage reports)."""
+
+    def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
+        if is_tokenized:
+            return [len(t) + 2 for t in texts]
+        return tokenizer.lengths(texts)
+
+    return count_tokens
+
+
 def _threads_per_worker(config: ServerConfig, device: str) -> int | None:
     if config.intra_op_threads or device != "cpu":
         return config.intra_op_threads
@@ -89,6 +103,7 @@ class BertServer:
         self.worker_restarts = 0
         self._spawn = multiprocessing.get_context("spawn")
         self.ready = False
+        self.gateway: HttpGateway | None = None
 
     # -- start ------------------------------------------------------------------------------
 
@@ -106,18 +121,20 @@ class BertServer:
             max_position_embeddings=graph.metadata.max_position_embeddings,
             add_special_tokens=not engine.no_special_token,
         )
-        self._bind(tokenizer)
+        count_tokens = _token_counter(tokenizer)
+        self._bind(count_tokens)
+        # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
+        self._start_gateway(count_tokens)
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
         self.ready = True
 
-    def _bind(self, tokenizer: WordPieceTokenizer) -> None:
-        def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
-            if is_tokenized:
-                return [len(t) + 2 for t in texts]
-            return tokenizer.lengths(texts)
+    def is_ready(self) -> bool:
+        """Workers up and not shutting down: what the gateway's /ready reports."""
+        return self.ready and not self.shutdown_event.is_set()
 
+    def _bind(self, count_tokens: TokenCounter) -> None:
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout)
@@ -136,6 +153,23 @@ class BertServer:
                                                   name="ventilator", daemon=True)
         self.sink_thread.start()
         self.ventilator_thread.start()
+
+    def _start_gateway(self, count_tokens: TokenCounter) -> None:
+        """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
+        if self.config.http_port is None:
+            return
+        settings = GatewaySettings.from_config(self.config)
+        app = create_app(settings, self._local_client, count_tokens=count_tokens,
+                         is_ready=self.is_ready)
+        self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
+                                   grace_s=DRAIN_TIMEOUT_S)
+        self.gateway.start()
+
+    def _local_client(self) -> BertClient:
+        ip = "127.0.0.1" if self.config.bind_ip in ("*", "0.0.0.0") else self.config.bind_ip
+        # The client's over-long-text warning is meant for a person, not for every HTTP request.
+        return BertClient(ip=ip, port=self.config.port, port_out=self.config.port_out,
+                          check_length=False)
 
     def _server_info(self) -> dict[str, Any]:
         metadata = self.graph.metadata
@@ -215,6 +249,8 @@ class BertServer:
 
     def stop(self) -> None:
         """Stop intake, finish what is in flight (bounded), stop workers and threads."""
+        if self.gateway is not None:  # first: its requests in flight need the pipeline
+            self.gateway.stop()
         if not hasattr(self, "ventilator_thread"):  # start failed before the loops ran
             for worker in self.workers:
                 worker.process.terminate()

@@ -1,0 +1,27 @@
+"""The HTTP gateway: the original bert-as-service routes and OpenAI's embeddings over FastAPI.
+
+It runs in the server process (`bert-serving-start -http_port 8125`) and
+reaches the server through the same BertClient users have, so HTTP requests
+are batched with everyone else's.
+
+Modules, by idea: `settings` (what it needs from the flags), `schemas`
+(request and reply bodies), `routes` (thin: schema to plain values to the
+service), `service` (the shared client, in threads), `errors` (the one
+error-to-status map), `auth` (API key), `bodies` (size limit, always JSON),
+`limits` (requests in flight), `metrics` (Prometheus), `app` (`create_app`
+assembles them), `gateway` (uvicorn in a thread).
+
+Usage::
+
+    app = create_app(GatewaySettings.from_config(config), make_client, count_tokens=count)
+    HttpGateway(app, host="0.0.0.0", port=8125).start()
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .gateway import GatewayStartError, HttpGateway
+from .service import TokenCounter
+from .settings import GatewaySettings
+
+__all__ = ["GatewaySettings", "GatewayStartError", "HttpGateway", "TokenCounter", "create_app"]

@@ -1,0 +1,100 @@
+"""`create_app`: the gateway's FastAPI application, assembled from its parts.
+
+The app owns one BertClient, made by `client_factory` when the app starts
+(uvicorn's lifespan) and closed when it stops, shared by every request.
+Middlewares, outermost first, and why in that order:
+
+    metrics  -> sees every answer, including the ones below give without a route
+    CORS     -> answers browsers' preflights, adds its headers to errors too
+    API key  -> before anything costs memory or a slot
+    in flight (-http_max_connect) -> 429 before the body is read
+    body (-http_max_body_bytes) -> 413 before JSON parsing; parsed as JSON whatever its type
+
+Usage::
+
+    app = create_app(settings, lambda: BertClient(port=5555, port_out=5556),
+                     count_tokens=server_count_tokens, is_ready=lambda: server.ready)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from bert_serving.client import BertClient
+
+from .. import __version__
+from .auth import ApiKeyMiddleware
+from .bodies import RequestBodyMiddleware
+from .errors import install_error_handlers
+from .limits import ConcurrencyLimitMiddleware
+from .metrics import GatewayMetrics, MetricsMiddleware
+from .routes import bert_routes, openai_routes, probe_routes
+from .service import EmbeddingService, TokenCounter
+from .settings import GatewaySettings
+
+__all__ = ["create_app"]
+
+_ROUTERS = (bert_routes, openai_routes, probe_routes)
+
+_DESCRIPTION = """\
+Sentence embeddings from a bert-serving server over HTTP: the original
+bert-as-service routes (`/encode`, `/status/*`) and OpenAI's `/v1/embeddings`.
+With `-api_key`, every route but `/health` needs `Authorization: Bearer <key>`.
+"""
+
+
+def _always() -> bool:
+    return True
+
+
+def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClient], *,
+               count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always) -> FastAPI:
+    """The gateway app; `client_factory` is called once, in a thread, as the app starts."""
+    metrics = GatewayMetrics()
+    app = FastAPI(title="bert-serving", version=__version__, description=_DESCRIPTION,
+                  lifespan=_lifespan(settings, client_factory, count_tokens, metrics))
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.is_ready = is_ready
+    for router in _ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    _add_middlewares(app, settings, metrics)
+    return app
+
+
+def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
+    # Starlette wraps each added middleware around the previous ones: innermost first.
+    app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_connect)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
+    paths = frozenset(str(getattr(r, "path", "")) for router in _ROUTERS for r in router.routes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, paths=paths)
+
+
+def _lifespan(settings: GatewaySettings, client_factory: Callable[[], BertClient],
+              count_tokens: TokenCounter,
+              metrics: GatewayMetrics) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = await anyio.to_thread.run_sync(client_factory)
+        try:
+            config = await anyio.to_thread.run_sync(lambda: client.server_config)
+            app.state.service = EmbeddingService(
+                client, count_tokens, metrics, output_dim=int(config["output_dim"]),
+                max_texts=settings.max_request_texts, max_concurrency=settings.max_connect,
+            )
+            yield
+        finally:
+            client.close()
+
+    return lifespan

@@ -1,0 +1,243 @@
+"""The one place that turns an error into an HTTP status and body.
+
+Every failure becomes a `Problem` (kind, status, message, field), rendered in
+the shape of the route family that was asked: the original routes get
+`{"description", "type", "status"}`, routes under /v1 get OpenAI's
+`{"error": {"message", "type", "param", "code"}}` so OpenAI clients raise their
+usual exceptions. Bad input is always a 4xx naming the field; a 5xx means the
+server side failed (502, 504) or a bug (500).
+
+    kind              status   cause
+    InvalidJSON       400      the body is not JSON
+    ValidationError   422      the body does not fit the schema (400 under /v1, as OpenAI)
+    BadRequest        422      the server refused the texts (400 under /v1)
+    Unauthorized      401      -api_key is set and the bearer token is missing or wrong
+    NotFound          404      no such route (405 MethodNotAllowed: wrong method)
+    TooManyTexts      413      more texts than -max_request_texts
+    BodyTooLarge      413      a body over -http_max_body_bytes
+    TooManyRequests   429      -http_max_connect requests already in flight (Retry-After)
+    ServerBusy        429      the server's queue is full, -max_queue_texts (Retry-After)
+    BadReply          502      the server answered something unusable
+    Timeout           504      the server did not answer in time
+    InternalError     500      a bug in the gateway
+
+Usage::
+
+    raise GatewayError(too_many_texts(120, limit=100))   # from a route or a middleware
+    response = render(problem, scope)                     # middlewares answer directly
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import Scope
+
+from bert_serving.client import BertClientTimeout, ServerError
+
+from .schemas import UNION_TAGS
+
+__all__ = [
+    "GatewayError",
+    "Problem",
+    "body_too_large",
+    "install_error_handlers",
+    "invalid",
+    "problem_from",
+    "render",
+    "too_many_requests",
+    "too_many_texts",
+    "unauthorized",
+]
+
+RETRY_AFTER_S = 1
+_MAX_LISTED_ERRORS = 5
+# Statuses that, under /v1, become 400 as OpenAI answers every invalid request.
+_INVALID_KINDS = frozenset({"ValidationError", "BadRequest"})
+_OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
+                 404: "invalid_request_error", 405: "invalid_request_error",
+                 413: "invalid_request_error", 422: "invalid_request_error",
+                 429: "rate_limit_error"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What went wrong, for whom: `param` is the field at fault, if one is."""
+
+    kind: str
+    status: int
+    message: str
+    param: str | None = None
+    retry_after: int | None = None
+
+
+class GatewayError(Exception):
+    """Raised by the gateway's own checks; carries the `Problem` to answer with."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+# -- the gateway's own problems ---------------------------------------------------------------
+
+
+def invalid(param: str, message: str) -> Problem:
+    return Problem("ValidationError", 422, f"{param}: {message}", param)
+
+
+def too_many_texts(count: int, limit: int) -> Problem:
+    return Problem("TooManyTexts", 413,
+                   f"texts: {count} texts is more than this server's limit of {limit} per "
+                   "request (-max_request_texts): split them into smaller requests", "texts")
+
+
+def body_too_large(limit: int) -> Problem:
+    return Problem("BodyTooLarge", 413,
+                   f"the request body is larger than this server's limit of {limit} bytes "
+                   "(-http_max_body_bytes): send fewer or shorter texts per request")
+
+
+def too_many_requests(limit: int) -> Problem:
+    return Problem("TooManyRequests", 429,
+                   f"{limit} requests are already in flight (-http_max_connect): retry after "
+                   f"{RETRY_AFTER_S} s", retry_after=RETRY_AFTER_S)
+
+
+def unauthorized() -> Problem:
+    return Problem("Unauthorized", 401,
+                   "this server needs 'Authorization: Bearer <key>' with the key it was "
+                   "started with (-api_key or BERT_SERVING_API_KEY)")
+
+
+# -- everything else, mapped --------------------------------------------------------------------
+
+
+def problem_from(error: Exception) -> Problem:
+    """The Problem for any exception a route or FastAPI can raise."""
+    if isinstance(error, GatewayError):
+        return error.problem
+    if isinstance(error, RequestValidationError):
+        return _validation_problem(error.errors())
+    if isinstance(error, ServerError):
+        return _server_problem(error)
+    if isinstance(error, BertClientTimeout):
+        return Problem("Timeout", 504, "the bert-serving server behind this gateway did not "
+                       "answer in time: retry later, or send fewer texts per request")
+    if isinstance(error, HTTPException):
+        return _http_problem(error)
+    # A bug: Starlette's ServerErrorMiddleware re-raises it after this answer, and uvicorn logs it.
+    return Problem("InternalError", 500, f"internal error: {type(error).__name__}: see the log")
+
+
+def _server_problem(error: ServerError) -> Problem:
+    if error.kind == "ServerBusy":
+        return Problem("ServerBusy", 429, str(error), retry_after=RETRY_AFTER_S)
+    if error.kind == "BadRequest":
+        return Problem("BadRequest", 422, f"texts: {error}", "texts")
+    return Problem("BadReply", 502, f"the bert-serving server answered badly: {error}")
+
+
+def _http_problem(error: HTTPException) -> Problem:
+    kinds = {404: "NotFound", 405: "MethodNotAllowed"}
+    return Problem(kinds.get(error.status_code, "HTTPError"), error.status_code, str(error.detail))
+
+
+def _validation_problem(errors: Sequence[Any]) -> Problem:
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        reason = first.get("ctx", {}).get("error", "invalid JSON")
+        return Problem("InvalidJSON", 400, f"the body is not valid JSON: {reason} "
+                       f"(at character {first['loc'][-1]})", "body")
+    lines = [_describe_error(e) for e in errors[:_MAX_LISTED_ERRORS]]
+    if len(errors) > _MAX_LISTED_ERRORS:
+        lines.append(f"and {len(errors) - _MAX_LISTED_ERRORS} more")
+    return Problem("ValidationError", 422, "; ".join(lines), _field(first["loc"]))
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    text = f"{_field(error['loc'])}: {message}"
+    if not str(error["type"]).endswith(("_type", "literal_error")) or "input" not in error:
+        return text  # the value itself is not the point (missing, too short, ...)
+    return f"{text}, got {_sample(error['input'])}"
+
+
+def _field(loc: Sequence[Any]) -> str:
+    """('body', 'texts', 'list[str]', 1) -> 'texts[1]'; the body itself is 'body'."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in UNION_TAGS:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def _sample(value: Any) -> str:
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{type(value).__name__} {shown}"
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def render(problem: Problem, scope: Scope) -> JSONResponse:
+    """The response for `problem` in the shape of the route family of `scope`'s path.
+
+    The kind is left in the request state for the metrics middleware.
+    """
+    scope.setdefault("state", {})["error_kind"] = problem.kind
+    openai = str(scope.get("path", "")).startswith("/v1/")
+    status = 400 if openai and problem.kind in _INVALID_KINDS else problem.status
+    body = _openai_body(problem, status) if openai else _original_body(problem, status)
+    return JSONResponse(body, status_code=status, headers=_headers(problem))
+
+
+def _original_body(problem: Problem, status: int) -> dict[str, Any]:
+    return {"description": problem.message, "type": problem.kind, "status": status}
+
+
+def _openai_body(problem: Problem, status: int) -> dict[str, Any]:
+    return {"error": {
+        "message": problem.message,
+        "type": _OPENAI_TYPES.get(status, "server_error"),
+        "param": problem.param,
+        "code": "invalid_api_key" if status == 401 else _snake(problem.kind),
+    }}
+
+
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", kind).lower()
+
+
+def _headers(problem: Problem) -> dict[str, str]:
+    headers = {}
+    if problem.retry_after is not None:
+        headers["Retry-After"] = str(problem.retry_after)
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return headers
+
+
+async def _handle(request: Request, error: Exception) -> JSONResponse:
+    return render(problem_from(error), request.scope)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error FastAPI or a route raises through `problem_from` and `render`."""
+    for error_type in (GatewayError, RequestValidationError, ServerError, BertClientTimeout,
+                       HTTPException, Exception):
+        app.add_exception_handler(error_type, _handle)

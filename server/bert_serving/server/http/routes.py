@@ -1,0 +1,163 @@
+"""The gateway's routes: each turns its schema into plain values and calls the service.
+
+Three routers, by audience: `bert_routes` (the original bert-as-service HTTP
+API), `openai_routes` (OpenAI's embeddings) and `probe_routes` (health,
+readiness, metrics). Errors are raised, never built here: errors.py answers them.
+
+Vectors are written to JSON by orjson, straight from the array and in a worker
+thread: the standard library takes seconds for 10,000 rows (printing each
+float32 as a 17-digit double) and would stall every other request meanwhile;
+orjson prints the shortest float32 form, which reads back bit for bit. The reply
+models then serve /docs only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, cast
+
+import anyio
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from .errors import GatewayError, invalid
+from .metrics import CONTENT_TYPE, GatewayMetrics
+from .schemas import (
+    EmbeddingsReply,
+    EmbeddingsRequest,
+    EncodeReply,
+    EncodeRequest,
+    ErrorReply,
+    OpenAIErrorReply,
+    ProbeReply,
+)
+from .service import EmbeddingService, Encoded
+from .settings import GatewaySettings
+
+__all__ = ["bert_routes", "openai_routes", "probe_routes"]
+
+
+def _service(request: Request) -> EmbeddingService:
+    return cast(EmbeddingService, request.app.state.service)
+
+
+def _settings(request: Request) -> GatewaySettings:
+    return cast(GatewaySettings, request.app.state.settings)
+
+
+def _metrics(request: Request) -> GatewayMetrics:
+    return cast(GatewayMetrics, request.app.state.metrics)
+
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+Service = Annotated[EmbeddingService, Depends(_service)]
+Settings = Annotated[GatewaySettings, Depends(_settings)]
+Metrics = Annotated[GatewayMetrics, Depends(_metrics)]
+
+
+def _errors(model: type[Any]) -> dict[int | str, dict[str, Any]]:
+    return {"4XX": {"model": model, "description": "bad request: the body names the field"},
+            "5XX": {"model": model, "description": "the server failed or did not answer"}}
+
+
+bert_routes = APIRouter(tags=["bert-as-service"], responses=_errors(ErrorReply))
+openai_routes = APIRouter(tags=["OpenAI"], responses=_errors(OpenAIErrorReply))
+probe_routes = APIRouter(tags=["probes"])
+
+
+# -- the original routes ---------------------------------------------------------------------
+
+
+@bert_routes.post("/encode", response_model=EncodeReply)
+async def encode(body: EncodeRequest, service: Service) -> Response:
+    """Encode texts (or token lists) into one row each, as the original gateway did."""
+    encoded = await service.encode(list(body.texts), is_tokenized=body.tokenized)
+    # The caller's id goes through the standard library, which writes any JSON it parsed
+    # (orjson refuses integers past 64 bits).
+    return await _json_reply(lambda: {"id": orjson.Fragment(json.dumps(body.id)),
+                                      "result": encoded.vectors, "status": 200})
+
+
+@bert_routes.get("/status/server")
+async def server_status(service: Service) -> dict[str, Any]:
+    """The server's configuration and statistics (SHOW_STATUS)."""
+    return await service.server_status()
+
+
+@bert_routes.get("/status/client")
+async def client_status(service: Service) -> dict[str, Any]:
+    """The state of the gateway's own BertClient."""
+    return service.client_status()
+
+
+# -- OpenAI --------------------------------------------------------------------------------------
+
+
+@openai_routes.post("/v1/embeddings", response_model=EmbeddingsReply)
+async def create_embeddings(body: EmbeddingsRequest, service: Service,
+                            settings: Settings) -> Response:
+    """OpenAI's embeddings endpoint; `usage` counts the tokens the model read."""
+    if body.dimensions is not None and body.dimensions != service.output_dim:
+        raise GatewayError(invalid("dimensions", f"this model's vectors have "
+                                   f"{service.output_dim} dimensions, not {body.dimensions}"))
+    encoded = await service.encode(body.texts, is_tokenized=False)
+    model = body.model or settings.model_name
+    return await _json_reply(lambda: _embeddings_reply(encoded, model, body.encoding_format))
+
+
+def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dict[str, Any]:
+    tokens = sum(encoded.token_counts)
+    as_value = _base64 if encoding_format == "base64" else _as_is
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": as_value(row)}
+                 for i, row in enumerate(encoded.vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+async def _json_reply(build: Callable[[], dict[str, Any]]) -> Response:
+    """What `build` returns (numpy arrays included) as JSON, built and written off the loop."""
+    body = await anyio.to_thread.run_sync(lambda: orjson.dumps(build(), option=_NUMPY))
+    return Response(body, media_type="application/json")
+
+
+def _as_is(row: np.ndarray) -> np.ndarray:
+    return row
+
+
+def _base64(row: np.ndarray) -> str:
+    """OpenAI's base64: the vector's little-endian float32 bytes."""
+    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
+
+
+# -- probes --------------------------------------------------------------------------------------
+
+
+@probe_routes.get("/health", response_model=ProbeReply)
+async def health() -> ProbeReply:
+    """The process is alive (open even with -api_key)."""
+    return ProbeReply(status="ok")
+
+
+@probe_routes.get("/ready", response_model=ProbeReply,
+                  responses={503: {"model": ProbeReply, "description": "not ready yet"}})
+async def ready(request: Request) -> Any:
+    """200 once the model is loaded and the workers are up; 503 before, and while stopping."""
+    is_ready = cast(Callable[[], bool], request.app.state.is_ready)
+    if is_ready():
+        return ProbeReply(status="ready")
+    return JSONResponse({"status": "not ready"}, status_code=503)
+
+
+@probe_routes.get("/metrics", response_class=PlainTextResponse)
+async def metrics(service: Service, gateway_metrics: Metrics) -> PlainTextResponse:
+    """Prometheus text: the gateway's counters and the server's statistics."""
+    statistic = await service.server_statistic()
+    return PlainTextResponse(gateway_metrics.render(statistic), media_type=CONTENT_TYPE)
