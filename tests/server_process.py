@@ -27,13 +27,13 @@ class ServerProcess:
     """`with ServerProcess(["-num_worker", "2"], cache) as server: server.port ...`"""
 
     def __init__(self, args: Sequence[str], graph_cache: Path, *, start_timeout: float = 300,
-                 http: bool = False) -> None:
+                 http: bool = False, cpu: bool = True) -> None:
         self.port, self.port_out = free_port(), free_port()
         self.http_port = free_port() if http else None
         self.args = [
             sys.executable, "-c", "from bert_serving.server.cli import start; "
             "import sys; sys.exit(start())",
-            "-cpu", "-bind_ip", "127.0.0.1", "-port", str(self.port),
+            *(["-cpu"] if cpu else []), "-bind_ip", "127.0.0.1", "-port", str(self.port),
             "-port_out", str(self.port_out), "-graph_tmp_dir", str(graph_cache), *args,
         ]
         if self.http_port:
