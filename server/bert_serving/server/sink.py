@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,10 +112,10 @@ class Sink:
             self.subscribed.discard(topic)
             self._drop_client(topic)
 
-    def _flush_held(self, ready: object) -> None:
+    def _flush_held(self, ready: Callable[[_HeldReply], bool]) -> None:
         keep: list[_HeldReply] = []
         for held in self.held:
-            if ready(held):  # type: ignore[operator]
+            if ready(held):
                 self.out.send_multipart(held.frames, copy=False)
                 self.replies_sent += 1
             else:
