@@ -230,3 +230,31 @@ def test_port_in_use_is_a_one_line_start_error(server: ServerProcess, graph_cach
     )
     assert done.returncode != 0
     assert f"ports {server.port}/{server.port_out}" in done.stderr
+
+
+def test_a_client_that_leaves_has_its_queued_texts_dropped(server: ServerProcess) -> None:
+    leaving = client_for(server)
+    leaving.encode(["words for a client that will not wait"] * 20_000, blocking=False)
+    time.sleep(0.5)
+    leaving.close()  # its subscription ends: nobody will claim the reply
+    with client_for(server) as watcher:
+        deadline = time.monotonic() + 20
+        while watcher.server_status["statistic"]["pending_texts"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watcher.server_status["statistic"]["pending_texts"] == 0
+        assert watcher.encode(["the server is free again"]).shape == (1, 384)
+    assert "queued texts dropped" in server.output
+
+
+def test_a_full_queue_answers_server_busy(graph_cache: Path) -> None:
+    with (
+        ServerProcess(["-max_queue_texts", "6000"], graph_cache) as small,
+        client_for(small, timeout=300_000) as first,
+        client_for(small) as second,
+    ):
+        first.encode(["fill the queue with these words"] * 5000, blocking=False)
+        time.sleep(0.3)
+        with pytest.raises(ServerError, match="server busy") as error:
+            second.encode(["one more"] * 2000)
+        assert error.value.kind == "ServerBusy"
+        assert first.fetch_all(concat=True).shape == (5000, 384)  # the first is still served

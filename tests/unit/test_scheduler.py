@@ -104,3 +104,16 @@ def test_every_row_is_scheduled_exactly_once(
     for index, lengths in enumerate(jobs):
         assert sorted(seen[str(index)]) == list(range(len(lengths)))
     assert scheduler.pending_texts == 0
+
+
+def test_cancel_drops_a_gone_clients_waiting_rows_only() -> None:
+    scheduler = BatchScheduler(max_batch_size=10, max_batch_tokens=10_000, priority_batch_size=5)
+    scheduler.add(job("gone-big", [5] * 100))
+    scheduler.add(job("gone-small", [5] * 3))
+    scheduler.add(job("kept", [5] * 50))
+    started = scheduler.next_batch()  # the small job goes first; handed out, it completes
+    assert started is not None and [s.key for s in started.segments] == ["gone-small"]
+    assert scheduler.cancel(lambda key: str(key).startswith("gone")) == 100
+    assert scheduler.pending_texts == 50
+    keys = {s.key for batch in drain(scheduler) for s in batch.segments}
+    assert keys == {"kept"}

@@ -7,6 +7,7 @@ sockets listen on 127.0.0.1, where any local user could reach them.
     worker -> ventilator   [b"READY", {"credits": n, "done": [batch ids]}]
     worker -> sink         [b"RESULT", header, raw, tokens_json]        | [b"FAILED", header]
     ventilator -> sink     [b"JOB", header] | [b"JSON", id, req, body] | [b"ERROR", id, req, msg]
+    sink -> ventilator     [b"CLIENT_GONE", client_id]   (its queued texts need not run)
 
 A segment is `(client_id, req_id, rows)`: which rows of which request a batch holds.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "decode_ready",
     "decode_result",
     "encode_batch",
+    "encode_client_gone",
     "encode_failed",
     "encode_job",
     "encode_ready",
@@ -39,6 +41,7 @@ __all__ = [
 
 BATCH, STOP, READY, RESULT, FAILED, JOB = b"BATCH", b"STOP", b"READY", b"RESULT", b"FAILED", b"JOB"
 JSON_REPLY, ERROR_REPLY = b"JSON", b"ERROR"
+CLIENT_GONE = b"CLIENT_GONE"
 
 WireSegment = tuple[bytes, int, list[int]]
 
@@ -153,6 +156,11 @@ def decode_job(frames: Sequence[bytes]) -> JobMessage:
 def encode_json_for_client(client_id: bytes, req_id: int, body: dict[str, Any]) -> list[bytes]:
     """Ask the sink to publish a config/status reply."""
     return [JSON_REPLY, client_id, b"%d" % req_id, json.dumps(body, ensure_ascii=False).encode()]
+
+
+def encode_client_gone(client_id: bytes) -> list[bytes]:
+    """Tell the ventilator a client unsubscribed: drop what it still has queued."""
+    return [CLIENT_GONE, client_id]
 
 
 def encode_error_for_client(client_id: bytes, req_id: int, message: str, kind: str) -> list[bytes]:

@@ -20,7 +20,7 @@ Usage::
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +161,17 @@ class BatchScheduler:
         batch = filler.build(is_tokenized)
         self.pending_texts -= len(batch)
         return batch
+
+    def cancel(self, should_drop: Callable[[Hashable], bool]) -> int:
+        """Drop the waiting rows of jobs whose key matches (their client left); returns rows."""
+        dropped = 0
+        for queue in (self._priority, self._normal):
+            kept = [job for job in queue if not should_drop(job.key)]
+            dropped += sum(job.remaining for job in queue if should_drop(job.key))
+            queue.clear()
+            queue.extend(kept)
+        self.pending_texts -= dropped
+        return dropped
 
     def requeue(self, batch: Batch) -> None:
         """Run `batch` again, before anything else (its worker died mid-batch)."""

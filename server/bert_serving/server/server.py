@@ -148,6 +148,7 @@ class BertServer:
                 f"cannot bind {self.config.bind_ip} ports {self.config.port}/"
                 f"{self.config.port_out}: {error} (is another server running? pick -port/-port_out)"
             ) from None
+        self.sink.connect_ventilator(self.ventilator.control_address)
         self.sink_thread = threading.Thread(target=self.sink.serve, name="sink", daemon=True)
         self.ventilator_thread = threading.Thread(target=self.ventilator.serve,
                                                   name="ventilator", daemon=True)

@@ -26,6 +26,7 @@ from bert_serving.proto.internal import (
     ResultMessage,
     decode_job,
     decode_result,
+    encode_client_gone,
 )
 
 from .assembly import JobAssembly, JobKey
@@ -55,6 +56,7 @@ class Sink:
         self.subscribed: set[bytes] = set()
         self.held: list[_HeldReply] = []
         self.replies_sent = 0
+        self.to_ventilator: zmq.Socket[bytes] | None = None
         self.out = context.socket(zmq.XPUB)
         self.out.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.out.setsockopt(zmq.LINGER, 2000)  # flush the last replies at shutdown
@@ -122,8 +124,16 @@ class Sink:
                 keep.append(held)
         self.held = keep
 
+    def connect_ventilator(self, control_address: str) -> None:
+        """Where to say that a client left (called before `serve` starts)."""
+        self.to_ventilator = self.out.context.socket(zmq.PUSH)
+        self.to_ventilator.setsockopt(zmq.LINGER, 0)
+        self.to_ventilator.connect(control_address)
+
     def _drop_client(self, client_id: bytes) -> None:
         """The client is gone: its unfinished jobs would be published to nobody."""
+        if self.to_ventilator is not None:
+            self.to_ventilator.send_multipart(encode_client_gone(client_id))
         gone = [key for key in self.jobs if key.client_id == client_id]
         for key in gone:
             del self.jobs[key]

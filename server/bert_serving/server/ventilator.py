@@ -28,6 +28,7 @@ from bert_serving.proto import (
     parse_request,
 )
 from bert_serving.proto.internal import (
+    CLIENT_GONE,
     BatchMessage,
     JobMessage,
     decode_ready,
@@ -125,6 +126,12 @@ class Ventilator:
         if frames[0] == WORKER_DIED:
             self.stats.on_worker_restart()
             self._requeue_worker(frames[1])
+            return True
+        if frames[0] == CLIENT_GONE:
+            gone = frames[1]
+            dropped = self.scheduler.cancel(lambda key: self._job_key(key)[0] == gone)
+            if dropped:
+                log.info("client %r left: %d queued texts dropped", gone[:40], dropped)
             return True
         if frames[0] == STOP_ACCEPTING:
             self.accepting = False
