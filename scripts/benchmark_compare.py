@@ -35,7 +35,7 @@ from benchmark_engine import make_texts, transformers_runner  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
-from bert_serving.server.config import ServerConfig  # noqa: E402
+from bert_serving.server.config import ServerConfig, batch_token_budget  # noqa: E402
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.runtime import OnnxRunner  # noqa: E402
@@ -50,7 +50,7 @@ def raw_session_runner(engine: Engine, texts: list[str]) -> Runner:
     """The fp32 graph alone, on the batches the server's scheduler would form."""
     defaults = ServerConfig()
     scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
-                               max_batch_tokens=defaults.max_batch_tokens,
+                               max_batch_tokens=batch_token_budget(defaults, "cpu"),
                                priority_batch_size=defaults.priority_batch_size)
     scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts), False))
     batches = []

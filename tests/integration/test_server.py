@@ -83,6 +83,7 @@ def test_config_and_status(server: ServerProcess) -> None:
     assert config["server_version"] == "1.10.0"
     assert config["max_seq_len"] == 25 and config["show_tokens_to_client"] is True
     assert config["pooling_strategy"] == 2 and config["pooling_layer"] == [-2]
+    assert config["max_batch_tokens"] == 4096  # the CPU default
     assert status["statistic"]["num_data_request"] >= 1
     assert status["statistic"]["num_total_seq"] >= 1
 

@@ -22,7 +22,15 @@ from . import __version__
 from .engine import EngineOptions
 from .flags import add_flag, add_model_flags, engine_options_from_args
 
-__all__ = ["IGNORED_FLAGS", "ServerConfig", "build_parser", "parse_server_config"]
+__all__ = [
+    "CPU_BATCH_TOKENS",
+    "GPU_BATCH_TOKENS",
+    "IGNORED_FLAGS",
+    "ServerConfig",
+    "batch_token_budget",
+    "build_parser",
+    "parse_server_config",
+]
 
 # Accepted for compatibility; onnxruntime has no use for them.
 IGNORED_FLAGS = {
@@ -47,7 +55,7 @@ class ServerConfig:
     api_key: str | None = None
     num_worker: int = 1
     max_batch_size: int = 256
-    max_batch_tokens: int = 16384
+    max_batch_tokens: int | None = None  # None: by device, see `batch_token_budget`
     priority_batch_size: int = 16
     max_request_texts: int = 100_000
     max_queue_texts: int = 1_000_000
@@ -102,6 +110,19 @@ class ServerConfig:
         }
 
 
+# Measured on MiniLM, seq 4-128, 2 cores: 4096 padded tokens per batch ran 1.36x faster than
+# 16384 (batches stay in cache); GPUs need large batches to fill their cores.
+CPU_BATCH_TOKENS = 4096
+GPU_BATCH_TOKENS = 16384
+
+
+def batch_token_budget(config: ServerConfig, device: str) -> int:
+    """-max_batch_tokens if given, else the default for the device kind."""
+    if config.max_batch_tokens:
+        return config.max_batch_tokens
+    return CPU_BATCH_TOKENS if device == "cpu" else GPU_BATCH_TOKENS
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -126,8 +147,9 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
           help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
     add_flag(group, "num_worker", type=_positive, default=1, help="worker processes")
     add_flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
-    add_flag(group, "max_batch_tokens", type=_positive, default=16384,
-          help="max padded tokens per batch (texts x longest text)")
+    add_flag(group, "max_batch_tokens", type=_positive, default=None,
+          help="max padded tokens per batch (texts x longest text); default: "
+               f"{CPU_BATCH_TOKENS} on CPU, {GPU_BATCH_TOKENS} on GPU")
     add_flag(group, "priority_batch_size", type=int, default=16,
           help="requests with at most this many texts are served first")
     add_flag(group, "max_request_texts", type=_positive, default=100_000,

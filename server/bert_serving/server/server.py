@@ -17,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -30,7 +31,7 @@ import zmq
 
 from bert_serving.client import BertClient
 
-from .config import IGNORED_FLAGS, ServerConfig
+from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
@@ -112,6 +113,8 @@ class BertServer:
             log.warning("-%s is accepted but has no effect: %s", name, IGNORED_FLAGS[name])
         gpu_present = not self.config.cpu and cuda_available()
         self.devices = assign_devices(self.config, gpu_present=gpu_present)
+        budget = batch_token_budget(self.config, self.devices[0])
+        self.config = dataclasses.replace(self.config, max_batch_tokens=budget)
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph

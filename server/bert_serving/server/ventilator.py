@@ -40,7 +40,7 @@ from bert_serving.proto.internal import (
 )
 
 from . import __version__
-from .config import ServerConfig
+from .config import ServerConfig, batch_token_budget
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
 
@@ -78,7 +78,7 @@ class Ventilator:
         self.stats = ServerStatistics()
         self.scheduler = BatchScheduler(
             max_batch_size=config.max_batch_size,
-            max_batch_tokens=config.max_batch_tokens,
+            max_batch_tokens=batch_token_budget(config, "cpu"),  # resolved by the server
             priority_batch_size=config.priority_batch_size,
         )
         self.workers: dict[bytes, _WorkerState] = {}
