@@ -125,7 +125,7 @@ class _GraphBuilder:
 
     def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs: Any) -> str:
         output = self._name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, list(inputs), [output], **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=output, **attrs))
         return output
 
     def scalar_f(self, value: float) -> str:
@@ -139,7 +139,8 @@ def _dense(g: _GraphBuilder, x: str, weights: BertWeights, prefix: str) -> str:
     """x @ kernel + bias, the MatMul+Add pair the optimizer fuses."""
     kernel = g.const(weights[f"{prefix}/kernel"], prefix.replace("/", ".") + ".kernel")
     bias = g.const(weights[f"{prefix}/bias"], prefix.replace("/", ".") + ".bias")
-    return g.op("Add", g.op("MatMul", x, kernel), bias)
+    name = prefix.replace("/", ".")
+    return g.op("Add", g.op("MatMul", x, kernel, hint=f"{name}.matmul"), bias)
 
 
 def _layer_norm(g: _GraphBuilder, x: str, weights: BertWeights, prefix: str, eps: float) -> str:

@@ -38,7 +38,7 @@ __all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_sp
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 
 
 @dataclass(frozen=True)
