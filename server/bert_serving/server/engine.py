@@ -29,7 +29,7 @@ from .pooling import PoolingSpec
 from .runtime import Device, OnnxRunner, parse_device
 from .tokenization import TokenBatch, WordPieceTokenizer
 
-__all__ = ["Engine", "EngineOptions"]
+__all__ = ["Engine", "EngineOptions", "build_tokenizer", "prepare_engine_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,17 @@ class Engine:
 
     @classmethod
     def load(cls, options: EngineOptions) -> Engine:
-        graph = prepare_engine_graph(options)
-        tokenizer = WordPieceTokenizer(
-            graph.vocab_path,
-            lowercase=not options.cased_tokenization,
-            max_seq_len=options.max_seq_len,
-            max_position_embeddings=graph.metadata.max_position_embeddings,
-            add_special_tokens=not options.no_special_token,
-        )
+        """Locate, convert (or find cached) and load the model."""
+        return cls.from_graph(prepare_engine_graph(options), options)
+
+    @classmethod
+    def from_graph(cls, graph: PreparedGraph, options: EngineOptions) -> Engine:
+        """Load a graph already prepared (workers get theirs from the server process)."""
         runner = OnnxRunner(
             graph.path, device=parse_device(options.device),
             intra_op_threads=options.intra_op_threads,
         )
-        return cls(graph, tokenizer, runner)
+        return cls(graph, build_tokenizer(graph, options), runner)
 
     @property
     def output_width(self) -> int:
@@ -110,6 +108,17 @@ class Engine:
     ) -> np.ndarray:
         """Vectors for `texts`, one row each, in order (float32)."""
         return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
+
+
+def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> WordPieceTokenizer:
+    """The tokenizer that goes with `graph` under these options."""
+    return WordPieceTokenizer(
+        graph.vocab_path,
+        lowercase=not options.cased_tokenization,
+        max_seq_len=options.max_seq_len,
+        max_position_embeddings=graph.metadata.max_position_embeddings,
+        add_special_tokens=not options.no_special_token,
+    )
 
 
 def prepare_engine_graph(options: EngineOptions) -> PreparedGraph:

@@ -32,7 +32,7 @@ import zmq
 from bert_serving.client import BertClient
 
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
-from .engine import prepare_engine_graph
+from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .runtime import cuda_available
@@ -118,13 +118,7 @@ class BertServer:
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
-        tokenizer = WordPieceTokenizer(
-            graph.vocab_path, lowercase=not engine.cased_tokenization,
-            max_seq_len=engine.max_seq_len,
-            max_position_embeddings=graph.metadata.max_position_embeddings,
-            add_special_tokens=not engine.no_special_token,
-        )
-        count_tokens = _token_counter(tokenizer)
+        count_tokens = _token_counter(build_tokenizer(graph, engine))
         self._bind(count_tokens)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
         self._start_gateway(count_tokens)
@@ -190,6 +184,7 @@ class BertServer:
         spec = WorkerSpec(
             worker_id=f"worker-{index}-{generation}".encode(),
             engine=self.config.engine_for(device, _threads_per_worker(self.config, device)),
+            graph=self.graph,
             ventilator_address=self.ventilator.backend_address,
             sink_address=self.sink.results_address,
             prefetch_size=self.config.prefetch_size,
@@ -236,17 +231,15 @@ class BertServer:
             self.worker_restarts += 1
             self._start_worker(index, worker.generation + 1)
 
-    def _tell_ventilator(self, frames: list[bytes]) -> None:
+    def _tell(self, control_address: str, frames: list[bytes]) -> None:
+        """One message to a loop's control socket (the loops own their sockets; we don't)."""
         socket = self.context.socket(zmq.PUSH)
-        socket.connect(self.ventilator.control_address)
+        socket.connect(control_address)
         socket.send_multipart(frames)
         socket.close(linger=1000)
 
-    def _tell_sink(self, frames: list[bytes]) -> None:
-        socket = self.context.socket(zmq.PUSH)
-        socket.connect(self.sink.control_address)
-        socket.send_multipart(frames)
-        socket.close(linger=1000)
+    def _tell_ventilator(self, frames: list[bytes]) -> None:
+        self._tell(self.ventilator.control_address, frames)
 
     def request_shutdown(self) -> None:
         self.shutdown_event.set()
@@ -267,7 +260,7 @@ class BertServer:
             time.sleep(0.05)
         self._tell_ventilator([b"STOP"])
         self.ventilator_thread.join(5)
-        self._tell_sink([SINK_STOP])
+        self._tell(self.sink.control_address, [SINK_STOP])
         self.sink_thread.join(5)
         for worker in self.workers:
             worker.process.join(5)

@@ -215,8 +215,6 @@ class Ventilator:
         self.to_sink.send_multipart(encode_json_for_client(request.client_id, request.req_id, body))
 
     def _config_body(self, client_id: bytes) -> dict[str, Any]:
-        import zmq as zmq_module
-
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         return {
             **self.config.as_wire_dict(),
@@ -227,8 +225,8 @@ class Ventilator:
             "num_process": len(self.workers) + 2,
             "num_concurrent_socket": 1,
             "python_version": platform.python_version(),
-            "pyzmq_version": zmq_module.pyzmq_version(),
-            "zmq_version": zmq_module.zmq_version(),
+            "pyzmq_version": zmq.pyzmq_version(),
+            "zmq_version": zmq.zmq_version(),
             "server_start_time": time.strftime("%Y-%m-%d %H:%M:%S",
                                                time.localtime(self.stats.started)),
             "server_current_time": now,

@@ -24,6 +24,7 @@ from bert_serving.proto.internal import (
     encode_result,
 )
 
+from .convert.prepare import PreparedGraph
 from .engine import Engine, EngineOptions
 from .pooling import PoolingStrategy
 from .tokenization import TokenBatch
@@ -40,6 +41,7 @@ class WorkerSpec:
 
     worker_id: bytes
     engine: EngineOptions
+    graph: PreparedGraph  # prepared once by the server: workers neither hash nor convert
     ventilator_address: str
     sink_address: str
     prefetch_size: int
@@ -107,7 +109,7 @@ class _Worker:
 def run_worker(spec: WorkerSpec) -> None:
     """Process entry point (multiprocessing spawn target)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
-    engine = Engine.load(spec.engine)
+    engine = Engine.from_graph(spec.graph, spec.engine)
     context = zmq.Context()
     worker = _Worker(spec, engine, context)
     try:
