@@ -61,7 +61,9 @@ def test_every_yaml_parses(path: Path) -> None:
 def test_k8s_manifest_matches_schema(path: Path) -> None:
     import kubernetes_validate
 
-    for doc in load_all(path):
+    docs = list(load_all(path))
+    assert docs, f"{path} holds no manifest"
+    for doc in docs:
         # raises ValidationError (bad field) or SchemaNotFoundError (unknown kind/version)
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
