@@ -12,7 +12,7 @@ from bert_serving.server.convert.cache import GraphCache
 from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
 from bert_serving.server.engine import Engine, EngineOptions
-from bert_serving.server.runtime import OnnxRunner
+from bert_serving.server.runtime import OnnxRunner, disabled_optimizers, parse_device
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,3 +46,28 @@ def test_fp16_gpu_graph_is_valid_and_runs_on_cpu(minilm_dir: Path, tmp_path: Pat
     batch = fp32.tokenize(heldout_texts())
     cosines = cosine_rows(runner.embed(batch), fp32.embed(batch))
     assert cosines.min() >= 0.999, cosines
+
+
+def _optimized_op_types(graph: Path, out: Path, disabled: list[str]) -> set[str]:
+    """The operators of the graph onnxruntime runs after its own load-time fusions."""
+    import onnxruntime as ort
+
+    from bert_serving.server.runtime import session_options
+
+    options = session_options()
+    options.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"],
+                         disabled_optimizers=disabled)
+    return {node.op_type for node in onnx.load(str(out)).graph.node}
+
+
+def test_cpu_sessions_leave_out_the_slow_skip_layer_norm_fusion(
+        minilm_dir: Path, graph_cache: Path, tmp_path: Path) -> None:
+    int8 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache, int8=True))
+    default = _optimized_op_types(int8.graph.path, tmp_path / "default.onnx", [])
+    assert "SkipLayerNormalization" in default  # onnxruntime would fuse it here...
+    ours = _optimized_op_types(int8.graph.path, tmp_path / "ours.onnx",
+                               disabled_optimizers(parse_device("cpu")))
+    assert "SkipLayerNormalization" not in ours  # ...and CPU runners do not let it
+    assert "LayerNormalization" in ours
+    assert disabled_optimizers(parse_device("cuda:0")) == []

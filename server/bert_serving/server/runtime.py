@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,12 +22,23 @@ from .convert.graph import INPUT_NAMES, OUTPUT_NAME
 from .errors import ConfigError
 from .tokenization import TokenBatch
 
-__all__ = ["ModelRunner", "OnnxRunner", "parse_device", "select_providers"]
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["ModelRunner", "OnnxRunner", "disabled_optimizers", "parse_device",
+           "select_providers", "session_options"]
 
 log = logging.getLogger(__name__)
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+"""onnxruntime's own fusions that slow the CPU down. On the int8 graph, fusing the
+residual Add into LayerNorm gave a kernel ~2.5x slower than the pair it replaced:
+disabled, the int8 forward pass was 1.12x faster (median of 6 interleaved rounds,
+2-core AVX-512 VNNI). On fp32 CPU graphs the fusion does not fire; GPU graphs keep
+the fused nodes the offline optimizer put there."""
 
 
 class ModelRunner(Protocol):
@@ -95,6 +106,23 @@ def select_providers(device: Device) -> list[str | tuple[str, dict[str, object]]
     return [(CUDA_PROVIDER, {"device_id": device.index}), CPU_PROVIDER]
 
 
+def session_options(intra_op_threads: int | None = None) -> onnxruntime.SessionOptions:
+    """Every optimization onnxruntime has, quiet logs, and the thread count asked for."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    options.log_severity_level = 3
+    return options
+
+
+def disabled_optimizers(device: Device) -> list[str]:
+    """The session-time fusions to leave out on this device (see CPU_DISABLED_OPTIMIZERS)."""
+    return list(CPU_DISABLED_OPTIMIZERS) if device.kind == "cpu" else []
+
+
 class OnnxRunner:
     """One onnxruntime session over a prepared graph, on one device."""
 
@@ -109,13 +137,11 @@ class OnnxRunner:
         import onnxruntime as ort
 
         self.device = parse_device(device) if isinstance(device, str) else device
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            options.intra_op_num_threads = intra_op_threads
-        options.log_severity_level = 3
         self.session = ort.InferenceSession(
-            str(graph_path), options, providers=select_providers(self.device)
+            str(graph_path),
+            session_options(intra_op_threads),
+            providers=select_providers(self.device),
+            disabled_optimizers=disabled_optimizers(self.device),
         )
         self.providers = self.session.get_providers()
         # IOBinding saves a host copy on CUDA; on CPU it buys nothing but stays testable.
