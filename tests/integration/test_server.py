@@ -84,6 +84,8 @@ def test_config_and_status(server: ServerProcess) -> None:
     assert config["max_seq_len"] == 25 and config["show_tokens_to_client"] is True
     assert config["pooling_strategy"] == 2 and config["pooling_layer"] == [-2]
     assert config["max_batch_tokens"] == 4096  # the CPU default
+    # each worker ran its largest batch before it took requests: 4096 // 25 rows, capped at 32
+    assert server.output.count("warmed up on 1x8 and 32x25") == 2
     assert status["statistic"]["num_data_request"] >= 1
     assert status["statistic"]["num_total_seq"] >= 1
 

@@ -76,6 +76,16 @@ def test_rows_do_not_depend_on_batch_neighbours(minilm_dir: Path, graph_cache: P
     np.testing.assert_allclose(together, alone, atol=TOLERANCE, rtol=0)
 
 
+def test_warm_up_runs_one_text_and_the_largest_batch_the_scheduler_forms(
+    minilm_dir: Path, graph_cache: Path
+) -> None:
+    engine = load_engine(minilm_dir, graph_cache)  # -max_seq_len 25
+    assert engine.warm_up(4096, 256) == [(1, 8), (163, 25)]
+    assert engine.warm_up(100_000, 256) == [(1, 8), (256, 25)]  # capped by -max_batch_size
+    unbounded = load_engine(minilm_dir, graph_cache, max_seq_len=None)
+    assert unbounded.warm_up(4096, 256) == [(1, 8), (8, 512)]  # the model's own limit
+
+
 def test_default_pools_second_to_last_layer_mean(minilm_dir: Path, graph_cache: Path) -> None:
     engine = load_engine(minilm_dir, graph_cache)
     assert engine.graph.metadata.pooling == PoolingSpec((-2,), PoolingStrategy.REDUCE_MEAN)

@@ -103,6 +103,24 @@ class Engine:
     def embed(self, batch: TokenBatch) -> np.ndarray:
         return self.runner.embed(batch)
 
+    def warm_up(self, max_batch_tokens: int, max_batch_size: int) -> list[tuple[int, int]]:
+        """Run a one-text batch and the largest batch the scheduler may form, before serving.
+
+        Two reasons: a graph that cannot run on this device (a missing CUDA kernel,
+        too little memory for the largest batch) fails the start, in the worker's log,
+        not the first client's request; and a session's first runs size its memory
+        arena and, on CUDA, load kernels and create handles, which the first clients
+        would otherwise wait for. (On CPU the second was not measurable: the first
+        single-text request took ~10 ms with or without.) Returns the (rows, seq) shapes.
+        """
+        seq = self.tokenizer.max_len
+        rows = max(1, min(max_batch_size, max_batch_tokens // seq))
+        shapes = [(1, min(seq, 8)), (rows, seq)]
+        for shape in shapes:
+            ids = np.full(shape, self.tokenizer.pad_id, dtype=np.int64)
+            self.embed(TokenBatch(ids, np.ones_like(ids), np.zeros_like(ids)))
+        return shapes
+
     def encode(
         self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
     ) -> np.ndarray:

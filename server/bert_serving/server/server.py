@@ -188,6 +188,8 @@ class BertServer:
             ventilator_address=self.ventilator.backend_address,
             sink_address=self.sink.results_address,
             prefetch_size=self.config.prefetch_size,
+            max_batch_tokens=batch_token_budget(self.config, device),
+            max_batch_size=self.config.max_batch_size,
             fp16_replies=self.config.fp16,
             show_tokens=self.config.show_tokens_to_client,
         )

@@ -1,14 +1,18 @@
 """A worker process: one engine on one device, running the batches the ventilator hands it.
 
-The loop is a thin shell: receive batches, tokenize each in a background thread
-(so the next batch is tokenized while this one runs), embed, send the vectors to
-the sink, tell the ventilator which batch is done and that it has room for more.
+Before it asks for work, the worker runs a one-text batch and the largest batch
+the scheduler may send it (`Engine.warm_up`), so the first clients do not pay
+for the session's first-run allocations. Then the loop is a thin shell: receive
+batches, tokenize each in a background thread (so the next batch is tokenized
+while this one runs), embed, send the vectors to the sink, tell the ventilator
+which batch is done and that it has room for more.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +49,8 @@ class WorkerSpec:
     ventilator_address: str
     sink_address: str
     prefetch_size: int
+    max_batch_tokens: int  # the largest batch the scheduler forms, run once at start-up
+    max_batch_size: int
     fp16_replies: bool
     show_tokens: bool
 
@@ -110,6 +116,10 @@ def run_worker(spec: WorkerSpec) -> None:
     """Process entry point (multiprocessing spawn target)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
     engine = Engine.from_graph(spec.graph, spec.engine)
+    started = time.perf_counter()
+    shapes = engine.warm_up(spec.max_batch_tokens, spec.max_batch_size)
+    log.info("warmed up on %s in %.2f s", " and ".join(f"{rows}x{seq}" for rows, seq in shapes),
+             time.perf_counter() - started)
     context = zmq.Context()
     worker = _Worker(spec, engine, context)
     try:
