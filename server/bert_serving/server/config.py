@@ -168,7 +168,7 @@ def _add_device_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("devices")
     add_flag(group, "cpu", action="store_true", help="run on CPU only")
     add_flag(group, "device_map", type=int, nargs="+", default=[],
-          help="GPU ids the workers cycle over")
+          help="GPU ids the workers cycle over; default: every visible GPU")
     add_flag(group, "fp16", action="store_true", help="reply with float16 vectors")
     add_flag(group, "intra_op_threads", type=_positive, default=None,
           help="onnxruntime threads per worker; default: CPU cores / workers")

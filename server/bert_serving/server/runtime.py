@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = ["ModelRunner", "OnnxRunner", "disabled_optimizers", "parse_device",
-           "select_providers", "session_options"]
+           "select_providers", "session_options", "usable_gpu_count"]
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,23 @@ def parse_device(text: str) -> Device:
     return Device("cuda", int(index))
 
 
-def cuda_available() -> bool:
-    """Whether onnxruntime here can run on CUDA (the GPU build, and its libraries load)."""
+def usable_gpu_count() -> int:
+    """CUDA GPUs onnxruntime here can run on: 0 without the GPU build, its libraries or a driver.
+
+    The count respects CUDA_VISIBLE_DEVICES, so ids 0..count-1 are what the CUDA
+    provider's `device_id` accepts.
+    """
     import onnxruntime as ort
 
     if CUDA_PROVIDER not in ort.get_available_providers():
-        return False
+        return 0
     preload = getattr(ort, "preload_dlls", None)
     if preload is not None:
         try:
             preload()
         except Exception as error:  # missing CUDA libraries: report, fall back
             log.debug("onnxruntime.preload_dlls failed: %s", error)
-    return _cuda_device_count() > 0
+    return _cuda_device_count()
 
 
 def _cuda_device_count() -> int:

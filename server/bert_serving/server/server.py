@@ -35,7 +35,7 @@ from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
-from .runtime import cuda_available
+from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
 from .tokenization import WordPieceTokenizer
@@ -53,11 +53,15 @@ class ServerStartError(BertServingError):
     """The server could not start; the message is the one-line reason."""
 
 
-def assign_devices(config: ServerConfig, *, gpu_present: bool) -> list[str]:
-    """One device per worker: `cpu`, or GPUs from -device_map (cycled) or 0..N-1."""
+def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
+    """One device per worker: `cpu`, or GPUs from -device_map (else all visible) in turn.
+
+    More workers than GPUs share them, as in the original: two workers on one GPU
+    keep it busy while each tokenizes its next batch and copies results back.
+    """
     if config.cpu:
         return ["cpu"] * config.num_worker
-    if not gpu_present:
+    if gpu_count == 0:
         if config.device_map:
             raise ConfigError(
                 f"-device_map {list(config.device_map)} given but no CUDA GPU is usable here "
@@ -65,7 +69,15 @@ def assign_devices(config: ServerConfig, *, gpu_present: bool) -> list[str]:
             )
         log.warning("no CUDA GPU is usable here: running on CPU (pass -cpu to say so)")
         return ["cpu"] * config.num_worker
-    gpus = list(config.device_map) or list(range(config.num_worker))
+    missing = [gpu for gpu in config.device_map if not 0 <= gpu < gpu_count]
+    if missing:
+        raise ConfigError(
+            f"-device_map names GPU {missing[0]} but {gpu_count} GPU(s) are visible here "
+            f"(ids 0 to {gpu_count - 1}, after CUDA_VISIBLE_DEVICES): fix -device_map"
+        )
+    gpus = list(config.device_map) or list(range(gpu_count))
+    if config.num_worker > len(gpus):
+        log.info("%d workers share %d GPU(s)", config.num_worker, len(gpus))
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
@@ -111,8 +123,8 @@ class BertServer:
     def start(self) -> None:
         for name in self.config.ignored_flags:
             log.warning("-%s is accepted but has no effect: %s", name, IGNORED_FLAGS[name])
-        gpu_present = not self.config.cpu and cuda_available()
-        self.devices = assign_devices(self.config, gpu_present=gpu_present)
+        gpu_count = 0 if self.config.cpu else usable_gpu_count()
+        self.devices = assign_devices(self.config, gpu_count=gpu_count)
         budget = batch_token_budget(self.config, self.devices[0])
         self.config = dataclasses.replace(self.config, max_batch_tokens=budget)
         engine = self.config.engine_for(self.devices[0], None)
