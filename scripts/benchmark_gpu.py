@@ -9,7 +9,9 @@ and 128 and batch 1, 32, 256, sentences/s and real tokens/s of
 
 then p50/p99 latency of single-sentence requests through the server. Repeats are
 interleaved; medians are printed. `--device cpu --quick` dry-runs every path on a
-CPU machine (fp32, small sizes) so the script is known to work before GPU time is spent.
+CPU machine (fp32, small sizes) so the script is known to work before GPU time is spent;
+its timings mean little, since the contenders in this process (onnxruntime's and torch's
+thread pools) share the few cores with the server's processes.
 
 Usage: python scripts/benchmark_gpu.py [--model DIR] [--device cuda|cpu] [--quick]
 """
@@ -17,7 +19,11 @@ Usage: python scripts/benchmark_gpu.py [--model DIR] [--device cuda|cpu] [--quic
 from __future__ import annotations
 
 import argparse
+import datetime
+import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,6 +102,32 @@ def latency(client: BertClient, count: int) -> tuple[float, float]:
     return float(np.percentile(samples, 50)), float(np.percentile(samples, 99))
 
 
+def describe_machine(device: str) -> str:
+    """GPU, driver and library versions, as the benchmark doc records them."""
+    import onnxruntime
+    import torch
+    import transformers
+
+    gpu = "no GPU"
+    if device.startswith("cuda") and shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                 "--format=csv,noheader"]
+        gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip() or gpu
+    return (f"{datetime.date.today()}, {gpu}, {platform.processor() or platform.machine()}, "
+            f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__} "
+            f"({', '.join(onnxruntime.get_available_providers())}), torch {torch.__version__}, "
+            f"transformers {transformers.__version__}")
+
+
+def print_rows(seq: int, batch: int, total: int, real_tokens: int,
+               times: dict[str, list[float]]) -> None:
+    """One line per contender: medians, and the ratio to transformers (the figure)."""
+    medians = {name: statistics.median(samples) for name, samples in times.items()}
+    for name, median in medians.items():
+        print(f"{seq:>4} {batch:>5} {name:24} {total / median:9.0f} "
+              f"{real_tokens / median:11.0f} {medians['transformers'] / median:8.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="BERT folder; default: random BERT-base")
@@ -111,8 +143,11 @@ def main() -> None:
     seqs, batches = ([32], [1, 8]) if args.quick else ([32, 128], [1, 32, 256])
     total = 64 if args.quick else 2048
     device_flags = ["-device_map", "0"] if on_gpu else ["-cpu"]
-    print(f"model {model}, device {args.device}, {args.workers} server workers")
-    print(f"{'seq':>4} {'batch':>5} {'contender':24} {'sent/s':>9} {'tokens/s':>11}")
+    print(describe_machine(args.device))
+    print(f"model {model}, device {args.device}, {args.workers} server workers, "
+          f"median of {args.repeats} interleaved repeats")
+    print(f"{'seq':>4} {'batch':>5} {'contender':24} {'sent/s':>9} {'tokens/s':>11} "
+          f"{'vs transformers':>9}")
     for seq in seqs:
         options = EngineOptions(model_dir=model, graph_tmp_dir=work / "cache", max_seq_len=seq,
                                 device="cuda:0" if on_gpu else "cpu")
@@ -137,10 +172,7 @@ def main() -> None:
                         started = time.perf_counter()
                         run()
                         times[name].append(time.perf_counter() - started)
-                for name, samples in times.items():
-                    median = statistics.median(samples)
-                    print(f"{seq:>4} {batch:>5} {name:24} {total / median:9.0f} "
-                          f"{real_tokens / median:11.0f}")
+                print_rows(seq, batch, total, real_tokens, times)
             p50, p99 = latency(client, 50 if args.quick else 500)
             print(f"seq {seq}: single-sentence latency through the server p50 {p50:.2f} ms, "
                   f"p99 {p99:.2f} ms")

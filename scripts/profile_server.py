@@ -10,7 +10,12 @@ inside; without them, a worker's forward pass reads as `OnnxRunner.embed`.
 py-spy needs ptrace rights on the server (root, or `kernel.yama.ptrace_scope=0`);
 it is a profiling tool, not a dependency: `pip install py-spy`.
 
+`--model DIR` profiles another BERT folder: a tiny random one
+(`scripts/make_random_bert.py`) makes the forward pass nearly free, as a GPU
+does, so what is left is the pipeline's own cost per text.
+
 Usage: python scripts/profile_server.py [--texts 1500] [--requests 3] [--int8] [--native]
+       [--model DIR]
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true")
     parser.add_argument("--native", action="store_true", help="sample native frames too")
     parser.add_argument("--top", type=int, default=6, help="calls shown per thread")
+    parser.add_argument("--model", type=Path, help="BERT folder; default: the embedded MiniLM")
     args = parser.parse_args()
     py_spy = shutil.which("py-spy")
     if py_spy is None:
@@ -122,7 +128,9 @@ def main() -> None:
     flags = ["-num_worker", "1", "-max_seq_len", "128", "-intra_op_threads", "2"]
     workdir = Path(tempfile.mkdtemp(prefix="bert-serving-profile-"))
     raw = workdir / "profile.txt"
-    with ServerProcess([*flags, *(["-int8"] if args.int8 else [])], workdir / "cache") as server:
+    flags += ["-int8"] if args.int8 else []
+    flags += ["-model_dir", str(args.model)] if args.model else []
+    with ServerProcess(flags, workdir / "cache") as server:
         client = BertClient(port=server.port, port_out=server.port_out, check_length=False,
                             chunk_size=len(texts), timeout=600_000)
         client.encode(texts)  # warm-up, unsampled

@@ -1,0 +1,46 @@
+"""The benchmark scripts run, end to end, on a clean checkout: their small modes, in CI.
+
+They start real servers and real transformers; the figures they print are checked
+for form and for correctness (int8's cosine, the server's vectors against the raw
+session's), never for speed: timings belong in their output, not in assertions.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_benchmark_compare_prints_every_contender_and_the_accuracy_figures() -> None:
+    out = run_script("benchmark_compare.py", "--texts", "48", "--rounds", "1")
+    for name in ("transformers (torch CPU)", "raw onnxruntime fp32",
+                 "bert-serving fp32 (server)", "bert-serving int8 (server)"):
+        assert re.search(rf"^{re.escape(name)} +{NUMBER} +{NUMBER} +{NUMBER}x$", out, re.M), out
+    assert re.search(rf"server overhead over the raw session: [+-]{NUMBER}%", out), out
+    cosine = re.search(rf"int8 vs fp32 cosine per row: min ({NUMBER})", out)
+    assert cosine and float(cosine.group(1)) >= 0.99, out
+    gap = re.search(r"server fp32 vs raw session: max abs difference (\S+)", out)
+    assert gap and float(gap.group(1)) <= 1e-5, out
+
+
+def test_benchmark_gpu_dry_run_on_cpu_covers_every_path() -> None:
+    out = run_script("benchmark_gpu.py", "--device", "cpu", "--quick", "--repeats", "1")
+    assert "onnxruntime 1." in out.splitlines()[0], out
+    for batch in (1, 8):
+        for name in ("onnxruntime raw", "bert-serving server", "transformers"):
+            row = rf"^ +32 +{batch} {re.escape(name)} +{NUMBER} +{NUMBER} +{NUMBER}x$"
+            assert re.search(row, out, re.M), out
+    assert re.search(rf"seq 32: single-sentence latency through the server p50 {NUMBER} ms",
+                     out), out
