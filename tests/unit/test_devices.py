@@ -7,6 +7,7 @@ a GPU that is not there.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from bert_serving.server.runtime import (
     select_providers,
     usable_gpu_count,
 )
-from bert_serving.server.server import assign_devices
+from bert_serving.server.server import assign_devices, threads_per_worker
 
 
 def devices(flags: list[str], gpu_count: int) -> list[str]:
@@ -72,3 +73,14 @@ def test_a_cuda_runner_uses_the_gpu_when_there_is_one_and_falls_back_otherwise(
     assert runner.providers[0] == (CUDA_PROVIDER if on_gpu else CPU_PROVIDER)
     assert runner.use_io_binding is on_gpu
     assert runner.health()
+
+
+def test_gpu_workers_get_one_cpu_thread_and_cpu_workers_share_the_usable_cores() -> None:
+    cores = len(os.sched_getaffinity(0))
+    two = parse_server_config(["-num_worker", "2"])
+    assert threads_per_worker(two, "cuda:0") == 1
+    assert threads_per_worker(two, "cpu") == max(1, cores // 2)
+    many = parse_server_config(["-num_worker", str(cores + 1)])
+    assert threads_per_worker(many, "cpu") == 1  # never 0: onnxruntime would take all cores
+    chosen = parse_server_config(["-num_worker", "2", "-intra_op_threads", "3"])
+    assert threads_per_worker(chosen, "cuda:0") == threads_per_worker(chosen, "cpu") == 3

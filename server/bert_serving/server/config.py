@@ -171,7 +171,7 @@ def _add_device_flags(parser: argparse.ArgumentParser) -> None:
           help="GPU ids the workers cycle over; default: every visible GPU")
     add_flag(group, "fp16", action="store_true", help="reply with float16 vectors")
     add_flag(group, "intra_op_threads", type=_positive, default=None,
-          help="onnxruntime threads per worker; default: CPU cores / workers")
+          help="onnxruntime threads per worker; default: CPU cores / workers on CPU, 1 on GPU")
     add_flag(group, "xla", action="store_true", help="accepted, ignored (TensorFlow only)")
     add_flag(group, "gpu_memory_fraction", type=float, default=None,
           help="accepted, ignored (TensorFlow only)")

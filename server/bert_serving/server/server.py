@@ -42,7 +42,7 @@ from .tokenization import WordPieceTokenizer
 from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
 from .worker import WorkerSpec, run_worker
 
-__all__ = ["BertServer", "ServerStartError", "assign_devices"]
+__all__ = ["BertServer", "ServerStartError", "assign_devices", "threads_per_worker"]
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 600.0
@@ -92,10 +92,27 @@ def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
     return count_tokens
 
 
-def _threads_per_worker(config: ServerConfig, device: str) -> int | None:
-    if config.intra_op_threads or device != "cpu":
+def threads_per_worker(config: ServerConfig, device: str) -> int:
+    """-intra_op_threads if given; else the usable cores shared out on CPU, and 1 on a GPU.
+
+    On a GPU the forward pass runs on the device and onnxruntime's CPU pool has
+    next to nothing to do, but its threads spin after each run and take the cores
+    that tokenizing and messaging need: with a near-free model (a GPU's view of
+    the pipeline), one worker served 1.5x more texts/s with 1 thread than with 2
+    (scripts/benchmark_pipeline.py, docs/benchmarks.md).
+    """
+    if config.intra_op_threads:
         return config.intra_op_threads
-    return max(1, (os.cpu_count() or 1) // config.num_worker)
+    if device != "cpu":
+        return 1
+    return max(1, _usable_cores() // config.num_worker)
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (taskset, cpusets), not the host's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass
@@ -195,7 +212,7 @@ class BertServer:
         device = self.devices[index]
         spec = WorkerSpec(
             worker_id=f"worker-{index}-{generation}".encode(),
-            engine=self.config.engine_for(device, _threads_per_worker(self.config, device)),
+            engine=self.config.engine_for(device, threads_per_worker(self.config, device)),
             graph=self.graph,
             ventilator_address=self.ventilator.backend_address,
             sink_address=self.sink.results_address,
