@@ -31,15 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
-from benchmark_engine import make_texts, transformers_runner  # noqa: E402
+from benchmark_engine import make_texts, server_batches, transformers_runner  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
-from bert_serving.server.config import ServerConfig, batch_token_budget  # noqa: E402
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.runtime import OnnxRunner  # noqa: E402
-from bert_serving.server.scheduler import BatchScheduler, JobRows  # noqa: E402
 
 MAX_SEQ_LEN = 128
 THREADS = 2
@@ -48,14 +46,7 @@ Runner = Callable[[], np.ndarray]
 
 def raw_session_runner(engine: Engine, texts: list[str]) -> Runner:
     """The fp32 graph alone, on the batches the server's scheduler would form."""
-    defaults = ServerConfig()
-    scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
-                               max_batch_tokens=batch_token_budget(defaults, "cpu"),
-                               priority_batch_size=defaults.priority_batch_size)
-    scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts), False))
-    batches = []
-    while (batch := scheduler.next_batch()) is not None:
-        batches.append((batch.segments[0].rows, engine.tokenize(batch.texts)))
+    batches = server_batches(engine, texts)
     runner = OnnxRunner(engine.graph.path, device="cpu", intra_op_threads=THREADS)
 
     def run() -> np.ndarray:

@@ -23,8 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import heldout_texts
 
+from bert_serving.server.config import ServerConfig, batch_token_budget
 from bert_serving.server.default_model import default_model_dir
 from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.scheduler import BatchScheduler, JobRows
+from bert_serving.server.tokenization import TokenBatch
 
 BATCH = 32
 MAX_SEQ_LEN = 128
@@ -34,6 +37,19 @@ def make_texts(count: int, seed: int = 0) -> list[str]:
     words = " ".join(heldout_texts()).split()
     rng = random.Random(seed)
     return [" ".join(rng.choices(words, k=rng.randint(4, 120))) for _ in range(count)]
+
+
+def server_batches(engine: Engine, texts: list[str]) -> list[tuple[list[int], TokenBatch]]:
+    """The batches a CPU server's scheduler forms for one request of texts, with their rows."""
+    defaults = ServerConfig()
+    scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
+                               max_batch_tokens=batch_token_budget(defaults, "cpu"),
+                               priority_batch_size=defaults.priority_batch_size)
+    scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts)))
+    batches = []
+    while (batch := scheduler.next_batch()) is not None:
+        batches.append((batch.segments[0].rows, engine.tokenize(batch.items)))
+    return batches
 
 
 def engine_runner(engine: Engine, texts: list[str]) -> Callable[[], np.ndarray]:

@@ -22,9 +22,8 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts")]
 
-from benchmark_engine import make_texts  # noqa: E402
+from benchmark_engine import make_texts, server_batches  # noqa: E402
 
-from bert_serving.server.config import ServerConfig, batch_token_budget  # noqa: E402
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.runtime import (  # noqa: E402
@@ -33,21 +32,7 @@ from bert_serving.server.runtime import (  # noqa: E402
     parse_device,
     session_options,
 )
-from bert_serving.server.scheduler import BatchScheduler, JobRows  # noqa: E402
 from bert_serving.server.tokenization import TokenBatch  # noqa: E402
-
-
-def server_batches(engine: Engine, texts: list[str]) -> list[TokenBatch]:
-    """The batches the server's scheduler would form for one request of these texts."""
-    defaults = ServerConfig()
-    scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
-                               max_batch_tokens=batch_token_budget(defaults, "cpu"),
-                               priority_batch_size=defaults.priority_batch_size)
-    scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts), False))
-    batches = []
-    while (batch := scheduler.next_batch()) is not None:
-        batches.append(engine.tokenize(batch.texts))
-    return batches
 
 
 def kernel_time_by_op(graph: Path, batches: list[TokenBatch], threads: int) -> dict[str, int]:
@@ -86,7 +71,7 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="bert-serving-ort-profile-"))
     engine = Engine.load(EngineOptions(model_dir=default_model_dir(), graph_tmp_dir=cache,
                                        max_seq_len=128, int8=args.int8))
-    batches = server_batches(engine, texts)
+    batches = [tokens for _, tokens in server_batches(engine, texts)]
     real = sum(batch.num_real_tokens for batch in batches)
     padded = sum(batch.input_ids.size for batch in batches)
     print(f"{len(batches)} batches, {real} real of {padded} padded tokens "

@@ -182,3 +182,31 @@ def test_parse_request_refuses_empty_identity() -> None:
     with pytest.raises(MalformedRequest, match="identity") as caught:
         parse_request([b"", b'["a"]', b"1", b"1"])
     assert caught.value.client_id is None
+
+
+# -- the server's internal frames -------------------------------------------------------------
+
+
+def test_a_batch_crosses_to_the_worker_as_raw_token_ids() -> None:
+    from bert_serving.proto.internal import BatchMessage, decode_batch, encode_batch
+
+    sent = BatchMessage(7, [(b"\x01client", 3, [2, 0]), (b"other", 1, [5])],
+                        np.array([101, 7, 102, 101, 102, 101, 8, 9, 102], dtype=np.int64),
+                        np.array([3, 2, 4]), np.array([3, 2, 4]))
+    frames = encode_batch(b"worker-1", sent)
+    assert frames[0] == b"worker-1"
+    got = decode_batch([bytes(frame) for frame in frames[1:]])  # as the DEALER receives them
+    assert got is not None and got.batch_id == 7 and got.segments == sent.segments
+    for name in ("token_ids", "lengths", "first_lengths"):
+        assert getattr(got, name).dtype == np.int32
+        np.testing.assert_array_equal(getattr(got, name), getattr(sent, name))
+    assert len(got) == 3
+
+
+def test_a_batch_whose_lengths_do_not_add_up_is_refused() -> None:
+    from bert_serving.proto.internal import BatchMessage, decode_batch, encode_batch
+
+    frames = encode_batch(b"w", BatchMessage(1, [], np.arange(5), np.array([2, 2]),
+                                             np.array([2, 2])))
+    with pytest.raises(ValueError, match="2 rows of 4 tokens do not match 5 ids"):
+        decode_batch([bytes(frame) for frame in frames[1:]])

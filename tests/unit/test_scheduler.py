@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from bert_serving.server.scheduler import BatchScheduler, JobRows
 
 
-def job(key: str, lengths: list[int], tokenized: bool = False) -> JobRows:
-    return JobRows(key, [f"{key}-{i}" for i in range(len(lengths))], lengths, tokenized)
+def job(key: str, lengths: list[int]) -> JobRows:
+    return JobRows(key, [f"{key}-{i}" for i in range(len(lengths))], lengths)
 
 
 def drain(scheduler: BatchScheduler) -> list:
@@ -59,15 +59,16 @@ def test_large_jobs_take_turns() -> None:
     assert keys == ["a", "b", "a", "b"]
 
 
-def test_small_jobs_share_a_batch_but_not_across_input_kinds() -> None:
+def test_small_jobs_share_a_batch() -> None:
+    """Raw and pre-tokenized requests too: by then both are token ids."""
     scheduler = BatchScheduler(max_batch_size=32, max_batch_tokens=10_000, priority_batch_size=16)
     scheduler.add(job("a", [5, 6]))
     scheduler.add(job("b", [7]))
-    scheduler.add(job("t", [4], tokenized=True))
+    scheduler.add(job("t", [4]))
+    scheduler.add(job("big", [5] * 40))
     first = scheduler.next_batch()
-    assert first is not None and [s.key for s in first.segments] == ["a", "b"]
-    second = scheduler.next_batch()
-    assert second is not None and second.is_tokenized
+    assert first is not None and [s.key for s in first.segments] == ["a", "b", "t"]
+    assert first.items == ["a-0", "a-1", "b-0", "t-0"]
 
 
 def test_requeued_batch_runs_next_unchanged() -> None:
@@ -96,10 +97,10 @@ def test_every_row_is_scheduled_exactly_once(
     seen: dict[str, list[int]] = {str(i): [] for i in range(len(jobs))}
     for batch in drain(scheduler):
         assert 1 <= len(batch) <= max_batch_size
-        texts = iter(batch.texts)
+        items = iter(batch.items)
         for segment in batch.segments:
             for row in segment.rows:
-                assert next(texts) == f"{segment.key}-{row}"  # texts line up with rows
+                assert next(items) == f"{segment.key}-{row}"  # items line up with rows
                 seen[segment.key].append(row)
     for index, lengths in enumerate(jobs):
         assert sorted(seen[str(index)]) == list(range(len(lengths)))

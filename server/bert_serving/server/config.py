@@ -157,7 +157,7 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(group, "max_queue_texts", type=_positive, default=1_000_000,
           help="past this many waiting texts, requests get a 'server busy' error")
     add_flag(group, "prefetch_size", type=_positive, default=2,
-          help="batches handed to each worker ahead (tokenized while the previous runs)")
+          help="batches handed to each worker ahead (at hand when the previous ends)")
     add_flag(group, "show_tokens_to_client", action="store_true",
           help="send each text's tokens with its vector")
     add_flag(group, "job_timeout", type=float, default=600.0,

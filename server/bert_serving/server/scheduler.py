@@ -13,7 +13,7 @@ Pure logic, no sockets: the ventilator adds jobs and asks for the next batch.
 Usage::
 
     scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=16384)
-    scheduler.add(JobRows(key, texts, lengths, is_tokenized=False))
+    scheduler.add(JobRows(key, rows, lengths))   # rows: a request's texts, or their tokens
     batch = scheduler.next_batch()
 """
 
@@ -31,12 +31,15 @@ __all__ = ["Batch", "BatchScheduler", "JobRows", "Segment"]
 
 @dataclass
 class JobRows:
-    """The texts of one request waiting to run, with their token lengths."""
+    """The rows of one request waiting to run, with their token lengths.
+
+    The scheduler never looks inside a row; the server's rows are token ids
+    (`TokenRow`), tests use strings.
+    """
 
     key: Hashable
-    texts: Sequence[Any]
-    lengths: Sequence[int]
-    is_tokenized: bool
+    items: Sequence[Any]
+    lengths: Sequence[int] | np.ndarray
     order: np.ndarray = field(init=False)  # row indices, shortest first
     next_row: int = field(init=False, default=0)
 
@@ -58,15 +61,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class Batch:
-    """Texts that run in one forward pass, and where each row's result goes."""
+    """Rows that run in one forward pass, and where each row's result goes."""
 
     segments: list[Segment]
-    texts: list[Any]
-    is_tokenized: bool
+    items: list[Any]
     padded_tokens: int
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.items)
 
 
 class _BatchFiller:
@@ -76,13 +78,13 @@ class _BatchFiller:
         self.max_rows = max_rows
         self.max_tokens = max_tokens
         self.segments: list[Segment] = []
-        self.texts: list[Any] = []
+        self.items: list[Any] = []
         self.longest = 0
 
     def fits(self, length: int) -> bool:
-        if not self.texts:
+        if not self.items:
             return True  # one row always fits, however long
-        rows = len(self.texts) + 1
+        rows = len(self.items) + 1
         return rows <= self.max_rows and rows * max(self.longest, length) <= self.max_tokens
 
     def take_from(self, job: JobRows) -> None:
@@ -93,14 +95,14 @@ class _BatchFiller:
             if not self.fits(length):
                 break
             rows.append(row)
-            self.texts.append(job.texts[row])
+            self.items.append(job.items[row])
             self.longest = max(self.longest, length)
             job.next_row += 1
         if rows:
             self.segments.append(Segment(job.key, rows))
 
-    def build(self, is_tokenized: bool) -> Batch:
-        return Batch(self.segments, self.texts, is_tokenized, len(self.texts) * self.longest)
+    def build(self) -> Batch:
+        return Batch(self.segments, self.items, len(self.items) * self.longest)
 
 
 class BatchScheduler:
@@ -119,9 +121,9 @@ class BatchScheduler:
         self.pending_texts = 0
 
     def add(self, job: JobRows) -> None:
-        small = len(job.texts) <= self.priority_batch_size
+        small = len(job.items) <= self.priority_batch_size
         (self._priority if small else self._normal).append(job)
-        self.pending_texts += len(job.texts)
+        self.pending_texts += len(job.items)
 
     def __bool__(self) -> bool:
         return bool(self._retry or self._priority or self._normal)
@@ -139,15 +141,14 @@ class BatchScheduler:
         return None
 
     def _fill_from_priority(self) -> Batch:
-        kind = self._priority[0].is_tokenized
         filler = _BatchFiller(self.max_batch_size, self.max_batch_tokens)
-        while self._priority and self._priority[0].is_tokenized == kind:
+        while self._priority:
             job = self._priority[0]
             filler.take_from(job)
             if job.remaining:
                 break
             self._priority.popleft()
-        return self._finish(filler, kind)
+        return self._finish(filler)
 
     def _fill_from_normal(self) -> Batch:
         job = self._normal.popleft()
@@ -155,10 +156,10 @@ class BatchScheduler:
         filler.take_from(job)
         if job.remaining:
             self._normal.append(job)  # take turns with the other large jobs
-        return self._finish(filler, job.is_tokenized)
+        return self._finish(filler)
 
-    def _finish(self, filler: _BatchFiller, is_tokenized: bool) -> Batch:
-        batch = filler.build(is_tokenized)
+    def _finish(self, filler: _BatchFiller) -> Batch:
+        batch = filler.build()
         self.pending_texts -= len(batch)
         return batch
 

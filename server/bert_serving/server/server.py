@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -38,7 +39,7 @@ from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
-from .tokenization import WordPieceTokenizer
+from .tokenization import RaggedTokens, WordPieceTokenizer
 from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
 from .worker import WorkerSpec, run_worker
 
@@ -82,14 +83,23 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
 
 
 def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
-    """Tokens per text as batching counts them (and the gateway's usage reports)."""
+    """Tokens per text as batching counts them, for the gateway's usage reports."""
 
     def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
         if is_tokenized:
-            return [len(t) + 2 for t in texts]
+            return [int(n) for n in tokenizer.tokenize_rows(texts, is_tokenized=True).lengths]
         return tokenizer.lengths(texts)
 
     return count_tokens
+
+
+def _row_tokenizer(tokenizer: WordPieceTokenizer) -> Callable[[Any, bool], RaggedTokens]:
+    """The ventilator's one tokenization of each request."""
+
+    def tokenize(texts: Any, is_tokenized: bool) -> RaggedTokens:
+        return tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized)
+
+    return tokenize
 
 
 def threads_per_worker(config: ServerConfig, device: str) -> int:
@@ -147,10 +157,10 @@ class BertServer:
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
-        count_tokens = _token_counter(build_tokenizer(graph, engine))
-        self._bind(count_tokens)
+        tokenizer = build_tokenizer(graph, engine)
+        self._bind(_row_tokenizer(tokenizer))
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
-        self._start_gateway(count_tokens)
+        self._start_gateway(_token_counter(tokenizer))
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
@@ -160,12 +170,12 @@ class BertServer:
         """Workers up and not shutting down: what the gateway's /ready reports."""
         return self.ready and not self.shutdown_event.is_set()
 
-    def _bind(self, count_tokens: TokenCounter) -> None:
+    def _bind(self, tokenize: Callable[[Any, bool], RaggedTokens]) -> None:
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout)
             self.ventilator = Ventilator(
-                self.config, self.context, count_tokens=count_tokens,
+                self.config, self.context, tokenize=tokenize,
                 sink_control_address=self.sink.control_address,
                 server_info=self._server_info(), shutdown=self.shutdown_event,
             )

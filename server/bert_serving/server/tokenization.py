@@ -51,7 +51,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
@@ -59,7 +59,7 @@ from tokenizers.models import WordLevel, WordPiece
 
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
-__all__ = ["PAIR_SEPARATOR", "TokenBatch", "WordPieceTokenizer"]
+__all__ = ["PAIR_SEPARATOR", "RaggedTokens", "TokenBatch", "TokenRow", "WordPieceTokenizer"]
 
 PAIR_SEPARATOR = "|||"
 """Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
@@ -110,6 +110,47 @@ class TokenBatch:
     def num_real_tokens(self) -> int:
         """Real tokens in the whole batch, for throughput accounting."""
         return int(self.attention_mask.sum())
+
+
+class TokenRow(NamedTuple):
+    """One text's ids ([CLS]/[SEP] included) and how many of them are of token type 0."""
+
+    ids: np.ndarray
+    first_length: int
+
+
+@dataclass(frozen=True)
+class RaggedTokens:
+    """Rows of token ids without padding: what the ventilator hands a worker.
+
+    The ventilator must tokenize every text to group rows by length; sending the
+    ids on spares the worker a second tokenization of the same texts, which on a
+    GPU (forward pass nearly free) is a large share of the pipeline's CPU time.
+    """
+
+    ids: np.ndarray
+    """int32 [total tokens]: every row's ids, concatenated in row order."""
+    lengths: np.ndarray
+    """int64 [rows]: tokens per row, specials included."""
+    first_lengths: np.ndarray
+    """int64 [rows]: leading tokens of type 0 ([CLS], the first text, its [SEP])."""
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def rows(self) -> list[TokenRow]:
+        """One `TokenRow` per text (views, not copies), for the scheduler to pick from."""
+        split = np.split(self.ids, np.cumsum(self.lengths)[:-1]) if len(self) else []
+        return [TokenRow(ids, first) for ids, first in
+                zip(split, self.first_lengths.tolist(), strict=True)]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[TokenRow]) -> RaggedTokens:
+        """The batch made of these rows, in this order."""
+        lengths = np.fromiter((len(row.ids) for row in rows), dtype=np.int64, count=len(rows))
+        ids = np.concatenate([row.ids for row in rows]) if rows else np.empty(0, np.int32)
+        firsts = np.fromiter((row.first_length for row in rows), dtype=np.int64, count=len(rows))
+        return cls(ids.astype(np.int32, copy=False), lengths, firsts)
 
 
 @dataclass(frozen=True)
@@ -426,6 +467,31 @@ class WordPieceTokenizer:
     ) -> TokenBatch:
         """Map pre-tokenized texts straight to ids (unknown -> [UNK], no further splitting)."""
         return self._assemble(self._encode_tokenized(texts), with_tokens)
+
+    def tokenize_rows(
+        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
+    ) -> RaggedTokens:
+        """The ids of every text, unpadded: `pad(tokenize_rows(x))` equals `encode(x)`."""
+        rows = self._encode_tokenized(texts) if is_tokenized else self._encode_texts(texts)  # type: ignore[arg-type]
+        batch = self._assemble(rows, with_tokens=False)
+        real = batch.attention_mask.astype(bool)
+        lengths = batch.lengths
+        return RaggedTokens(batch.input_ids[real].astype(np.int32), lengths,
+                            lengths - batch.token_type_ids.sum(axis=1, dtype=np.int64))
+
+    def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
+        """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
+        width = max(1, int(ragged.lengths.max(initial=0)))
+        columns = np.arange(width)
+        real = columns < ragged.lengths[:, None]
+        input_ids = np.full(real.shape, self.pad_id, dtype=np.int64)
+        input_ids[real] = ragged.ids
+        return TokenBatch(
+            input_ids=input_ids,
+            attention_mask=real.astype(np.int64),
+            token_type_ids=(real & (columns >= ragged.first_lengths[:, None])).astype(np.int64),
+            tokens=self._tokens(input_ids, ragged.lengths) if with_tokens else None,
+        )
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation, specials included: for length-grouped batching."""

@@ -1,5 +1,8 @@
 """The ventilator: takes client requests, answers control messages, validates, schedules.
 
+Each request is tokenized here, once: the lengths group rows into batches, and
+the ids go to the workers, which only pad them.
+
 One loop owns the request socket (PULL, clients push), the worker socket (ROUTER,
 workers pull with credits) and the scheduler. Replies of any kind go out through
 the sink, which owns the publishing socket. A worker that dies has its
@@ -43,6 +46,7 @@ from . import __version__
 from .config import ServerConfig, batch_token_budget
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
+from .tokenization import RaggedTokens
 
 __all__ = ["Ventilator"]
 
@@ -66,13 +70,13 @@ class Ventilator:
         config: ServerConfig,
         context: zmq.Context,
         *,
-        count_tokens: Callable[[Sequence[Any], bool], list[int]],
+        tokenize: Callable[[Sequence[Any], bool], RaggedTokens],
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
     ) -> None:
         self.config = config
-        self.count_tokens = count_tokens
+        self.tokenize = tokenize
         self.server_info = server_info
         self.shutdown = shutdown
         self.stats = ServerStatistics()
@@ -175,7 +179,9 @@ class Ventilator:
             state.in_flight[self._next_batch_id] = batch
             self.stats.on_batch(len(batch))
             segments = [(*self._job_key(s.key), s.rows) for s in batch.segments]
-            message = BatchMessage(self._next_batch_id, segments, batch.texts, batch.is_tokenized)
+            tokens = RaggedTokens.from_rows(batch.items)
+            message = BatchMessage(self._next_batch_id, segments, tokens.ids, tokens.lengths,
+                                   tokens.first_lengths)
             self.backend.send_multipart(encode_batch(worker_id, message))
 
     @staticmethod
@@ -241,7 +247,7 @@ class Ventilator:
         try:
             texts, is_tokenized = decode_texts(request.payload,
                                                max_texts=self.config.max_request_texts)
-            lengths = self.count_tokens(texts, is_tokenized)
+            tokens = self.tokenize(texts, is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
             self._reply_error(client, req_id, str(error), "BadRequest")
@@ -253,7 +259,7 @@ class Ventilator:
                               f"(limit {self.config.max_queue_texts}); retry later", "ServerBusy")
             return
         self.stats.on_data_request(client, len(texts))
-        self.stats.on_tokens(sum(lengths))
+        self.stats.on_tokens(int(tokens.lengths.sum()))
         job = JobMessage(client, req_id, len(texts), self.config.show_tokens_to_client)
         self.to_sink.send_multipart(encode_job(job))
-        self.scheduler.add(JobRows((client, req_id), texts, lengths, is_tokenized))
+        self.scheduler.add(JobRows((client, req_id), tokens.rows(), tokens.lengths))

@@ -3,9 +3,9 @@
 Before it asks for work, the worker runs a one-text batch and the largest batch
 the scheduler may send it (`Engine.warm_up`), so the first clients do not pay
 for the session's first-run allocations. Then the loop is a thin shell: receive
-batches, tokenize each in a background thread (so the next batch is tokenized
-while this one runs), embed, send the vectors to the sink, tell the ventilator
-which batch is done and that it has room for more.
+batches (token ids: the ventilator tokenized them), pad them, embed, send the
+vectors to the sink, tell the ventilator which batch is done and that it has
+room for more. Padding is a few numpy operations, so nothing needs overlapping.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,7 @@ from bert_serving.proto.internal import (
 from .convert.prepare import PreparedGraph
 from .engine import Engine, EngineOptions
 from .pooling import PoolingStrategy
-from .tokenization import TokenBatch
+from .tokenization import RaggedTokens, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 
@@ -66,13 +65,12 @@ class _Worker:
         self.results = context.socket(zmq.PUSH)
         self.results.setsockopt(zmq.LINGER, 2000)
         self.results.connect(spec.sink_address)
-        self.tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
-        self.pending: deque[tuple[BatchMessage, Future[TokenBatch]]] = deque()
+        self.pending: deque[BatchMessage] = deque()
         self.parent = os.getppid()
 
-    def tokenize(self, batch: BatchMessage) -> TokenBatch:
-        return self.engine.tokenize(batch.texts, is_tokenized=batch.is_tokenized,
-                                    with_tokens=self.spec.show_tokens)
+    def pad(self, batch: BatchMessage) -> TokenBatch:
+        rows = RaggedTokens(batch.token_ids, batch.lengths, batch.first_lengths)
+        return self.engine.tokenizer.pad(rows, with_tokens=self.spec.show_tokens)
 
     def receive(self) -> bool:
         """Take every batch that has arrived (waiting if none is pending); False on STOP."""
@@ -81,14 +79,14 @@ class _Worker:
             batch = decode_batch(self.requests.recv_multipart())
             if batch is None:
                 return False
-            self.pending.append((batch, self.tokenizer_thread.submit(self.tokenize, batch)))
+            self.pending.append(batch)
             timeout = 0
         return os.getppid() == self.parent  # the server died: do not linger as an orphan
 
     def run_one(self) -> None:
-        batch, tokenized = self.pending.popleft()
+        batch = self.pending.popleft()
         try:
-            tokens = tokenized.result()
+            tokens = self.pad(batch)
             vectors = self.shape_output(self.engine.embed(tokens))
             self.results.send_multipart(encode_result(batch, vectors, tokens.tokens), copy=False)
         except Exception as error:  # a bad batch must not kill the worker or hang its clients
@@ -125,5 +123,4 @@ def run_worker(spec: WorkerSpec) -> None:
     try:
         worker.serve()
     finally:
-        worker.tokenizer_thread.shutdown(wait=False, cancel_futures=True)
         context.destroy(linger=2000)
