@@ -51,7 +51,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
@@ -397,6 +397,12 @@ def _keep_counts(
     return keep_a, keep_b
 
 
+def _ragged_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Flat indices of `counts[i]` consecutive slots from `starts[i]`, row after row."""
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + offsets
+
+
 def _flatten(ids: Iterable[list[int]], keep: np.ndarray) -> np.ndarray:
     """The kept head of every row, concatenated in row order."""
     kept = itertools.chain.from_iterable(
@@ -460,24 +466,30 @@ class WordPieceTokenizer:
 
     def encode(self, texts: Sequence[str], *, with_tokens: bool = False) -> TokenBatch:
         """Tokenize raw texts; 'a ||| b' is a sentence pair."""
-        return self._assemble(self._encode_texts(texts), with_tokens)
+        return self.pad(self.tokenize_rows(texts), with_tokens=with_tokens)
 
     def encode_tokenized(
         self, texts: Sequence[Sequence[str]], *, with_tokens: bool = False
     ) -> TokenBatch:
         """Map pre-tokenized texts straight to ids (unknown -> [UNK], no further splitting)."""
-        return self._assemble(self._encode_tokenized(texts), with_tokens)
+        return self.pad(self.tokenize_rows(texts, is_tokenized=True), with_tokens=with_tokens)
 
     def tokenize_rows(
         self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
     ) -> RaggedTokens:
-        """The ids of every text, unpadded: `pad(tokenize_rows(x))` equals `encode(x)`."""
-        rows = self._encode_tokenized(texts) if is_tokenized else self._encode_texts(texts)  # type: ignore[arg-type]
-        batch = self._assemble(rows, with_tokens=False)
-        real = batch.attention_mask.astype(bool)
-        lengths = batch.lengths
-        return RaggedTokens(batch.input_ids[real].astype(np.int32), lengths,
-                            lengths - batch.token_type_ids.sum(axis=1, dtype=np.int64))
+        """Every text's ids, [CLS]/[SEP] placed, truncated, unpadded (what batching sends on)."""
+        rows = (self._encode_tokenized(cast(Sequence[Sequence[str]], texts)) if is_tokenized
+                else self._encode_texts(cast(Sequence[str], texts)))
+        layout = self._layout(rows)
+        starts = np.cumsum(layout.total) - layout.total
+        ids = np.full(int(layout.total.sum()), self.sep_id, dtype=np.int32)  # [SEP]s stay
+        if self._specials:
+            ids[starts] = self.cls_id
+        ids[_ragged_positions(starts + int(self._specials), layout.keep_a)] = _flatten(
+            (e.ids for e in rows.firsts), layout.keep_a)
+        ids[_ragged_positions(starts + layout.start_b, layout.keep_b)] = _flatten(
+            (e.ids for e in rows.seconds), layout.keep_b[rows.pair_rows])
+        return RaggedTokens(ids, layout.total, layout.start_b)
 
     def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
         """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
@@ -541,35 +553,6 @@ class WordPieceTokenizer:
         start_b = end_a + special
         end_b = start_b + keep_b
         return _Layout(keep_a, keep_b, end_a, start_b, end_b, total=end_b + special * is_pair)
-
-    def _assemble(self, rows: _Rows, with_tokens: bool) -> TokenBatch:
-        layout = self._layout(rows)
-        # At least one column: rows can be empty without special tokens, and a [n, 0]
-        # input is one no model runtime wants.
-        width = max(1, int(layout.total.max(initial=0)))
-        columns = np.arange(width)
-        input_ids = np.full((len(rows.firsts), width), self.pad_id, dtype=np.int64)
-        self._place_specials(input_ids, layout, rows.pair_rows)
-        in_a = (columns >= int(self._specials)) & (columns < layout.end_a[:, None])
-        input_ids[in_a] = _flatten((e.ids for e in rows.firsts), layout.keep_a)
-        in_b = (columns >= layout.start_b[:, None]) & (columns < layout.end_b[:, None])
-        input_ids[in_b] = _flatten((e.ids for e in rows.seconds), layout.keep_b[rows.pair_rows])
-        real = columns < layout.total[:, None]
-        return TokenBatch(
-            input_ids=input_ids,
-            attention_mask=real.astype(np.int64),
-            token_type_ids=(real & (columns >= layout.start_b[:, None])).astype(np.int64),
-            tokens=self._tokens(input_ids, layout.total) if with_tokens else None,
-        )
-
-    def _place_specials(
-        self, input_ids: np.ndarray, layout: _Layout, pair_rows: np.ndarray
-    ) -> None:
-        if not self._specials:
-            return
-        input_ids[:, 0] = self.cls_id
-        input_ids[np.arange(len(input_ids)), layout.end_a] = self.sep_id
-        input_ids[pair_rows, layout.end_b[pair_rows]] = self.sep_id
 
     def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
         """Token strings of the real tokens per row, looked up from the ids.
