@@ -19,10 +19,8 @@ Usage: python scripts/benchmark_compare.py [--texts 1500] [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +31,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from benchmark_engine import make_texts, server_batches, transformers_runner  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
@@ -92,16 +91,7 @@ def main() -> None:
             "bert-serving fp32 (server)": server_runner(fp32, texts),
             "bert-serving int8 (server)": server_runner(int8, texts),
         }
-        for run in contenders.values():  # warm-up, untimed
-            run()
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        outputs: dict[str, np.ndarray] = {}
-        for _ in range(args.rounds):
-            for name, run in contenders.items():
-                started = time.perf_counter()
-                outputs[name] = run()
-                times[name].append(time.perf_counter() - started)
-    medians = {name: statistics.median(samples) for name, samples in times.items()}
+        medians, outputs = interleaved_medians(contenders, args.rounds)
     base = medians["transformers (torch CPU)"]
     print(f"{len(texts)} texts (4-120 words), {real_tokens} real tokens, max_seq_len "
           f"{MAX_SEQ_LEN}, {THREADS} threads, median of {args.rounds} interleaved rounds")

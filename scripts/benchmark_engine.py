@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import heldout_texts
+from timing import interleaved_medians
 
 from bert_serving.server.config import ServerConfig, batch_token_budget
 from bert_serving.server.default_model import default_model_dir
@@ -108,19 +107,12 @@ def main() -> None:
         "bert-serving fp32": engine_runner(fp32, texts),
         "bert-serving int8": engine_runner(int8, texts),
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    outputs: dict[str, np.ndarray] = {}
-    for _ in range(args.repeats):  # interleaved, so drift hits every contender alike
-        for name, run in contenders.items():
-            started = time.perf_counter()
-            outputs[name] = run()
-            times[name].append(time.perf_counter() - started)
-    base = statistics.median(times["transformers (torch CPU)"])
+    medians, outputs = interleaved_medians(contenders, args.repeats)
+    base = medians["transformers (torch CPU)"]
     print(f"{len(texts)} texts, {real_tokens} real tokens, max_seq_len {MAX_SEQ_LEN}, "
           f"batch {BATCH}, {args.threads} threads, median of {args.repeats}")
     print(f"{'contender':28} {'sent/s':>9} {'tokens/s':>10} {'vs transformers':>16}")
-    for name, samples in times.items():
-        median = statistics.median(samples)
+    for name, median in medians.items():
         print(f"{name:28} {len(texts) / median:9.1f} {real_tokens / median:10.0f} "
               f"{base / median:15.2f}x")
     a, b = outputs["bert-serving int8"], outputs["bert-serving fp32"]

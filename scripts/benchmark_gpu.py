@@ -22,7 +22,6 @@ import argparse
 import datetime
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from make_random_bert import make_vocab, write_random_bert  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
@@ -120,9 +120,8 @@ def describe_machine(device: str) -> str:
 
 
 def print_rows(seq: int, batch: int, total: int, real_tokens: int,
-               times: dict[str, list[float]]) -> None:
-    """One line per contender: medians, and the ratio to transformers (the figure)."""
-    medians = {name: statistics.median(samples) for name, samples in times.items()}
+               medians: dict[str, float]) -> None:
+    """One line per contender: rates from the median times, and the ratio to transformers."""
     for name, median in medians.items():
         print(f"{seq:>4} {batch:>5} {name:24} {total / median:9.0f} "
               f"{real_tokens / median:11.0f} {medians['transformers'] / median:8.2f}x")
@@ -164,15 +163,8 @@ def main() -> None:
                     "bert-serving server": server_runner(client, texts, batch),
                     "transformers": transformers_runner(model, args.device, texts, seq, batch),
                 }
-                times: dict[str, list[float]] = {name: [] for name in contenders}
-                for run in contenders.values():
-                    run()  # warm-up
-                for _ in range(args.repeats):
-                    for name, run in contenders.items():
-                        started = time.perf_counter()
-                        run()
-                        times[name].append(time.perf_counter() - started)
-                print_rows(seq, batch, total, real_tokens, times)
+                medians, _ = interleaved_medians(contenders, args.repeats)
+                print_rows(seq, batch, total, real_tokens, medians)
             p50, p99 = latency(client, 50 if args.quick else 500)
             print(f"seq {seq}: single-sentence latency through the server p50 {p50:.2f} ms, "
                   f"p99 {p99:.2f} ms")

@@ -18,10 +18,8 @@ Usage: python scripts/benchmark_pipeline.py [--texts 4096] [--seq 128] [--rounds
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -32,6 +30,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 from benchmark_gpu import make_texts  # noqa: E402
 from make_random_bert import write_random_bert  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
@@ -81,15 +80,7 @@ def main() -> None:
                 port=server.port, port_out=server.port_out, check_length=False,
                 timeout=600_000))
             runners[f"server, {workers} worker(s)"] = server_runner(client, texts)
-        for run in runners.values():
-            run()  # warm-up
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                started = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - started)
-    medians = {name: statistics.median(samples) for name, samples in times.items()}
+        medians, _ = interleaved_medians(runners, args.rounds)
     in_process = medians["tokenize + session"]
     print(f"{len(texts)} texts of {args.seq} tokens ({real_tokens} real), near-free model "
           f"(1 layer, hidden 64), requests of {REQUEST_TEXTS}, median of {args.rounds} rounds")
