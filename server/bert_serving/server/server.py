@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -39,7 +38,7 @@ from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
-from .tokenization import RaggedTokens, WordPieceTokenizer
+from .tokenization import WordPieceTokenizer
 from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
 from .worker import WorkerSpec, run_worker
 
@@ -87,19 +86,10 @@ def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
 
     def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
         if is_tokenized:
-            return [int(n) for n in tokenizer.tokenize_rows(texts, is_tokenized=True).lengths]
+            return tokenizer.tokenize_rows(texts, is_tokenized=True).lengths.tolist()
         return tokenizer.lengths(texts)
 
     return count_tokens
-
-
-def _row_tokenizer(tokenizer: WordPieceTokenizer) -> Callable[[Any, bool], RaggedTokens]:
-    """The ventilator's one tokenization of each request."""
-
-    def tokenize(texts: Any, is_tokenized: bool) -> RaggedTokens:
-        return tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized)
-
-    return tokenize
 
 
 def threads_per_worker(config: ServerConfig, device: str) -> int:
@@ -158,7 +148,7 @@ class BertServer:
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
         tokenizer = build_tokenizer(graph, engine)
-        self._bind(_row_tokenizer(tokenizer))
+        self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
         self._start_gateway(_token_counter(tokenizer))
         for index in range(self.config.num_worker):
@@ -170,12 +160,12 @@ class BertServer:
         """Workers up and not shutting down: what the gateway's /ready reports."""
         return self.ready and not self.shutdown_event.is_set()
 
-    def _bind(self, tokenize: Callable[[Any, bool], RaggedTokens]) -> None:
+    def _bind(self, tokenizer: WordPieceTokenizer) -> None:
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout)
             self.ventilator = Ventilator(
-                self.config, self.context, tokenize=tokenize,
+                self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
                 server_info=self._server_info(), shutdown=self.shutdown_event,
             )

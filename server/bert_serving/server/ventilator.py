@@ -15,7 +15,7 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -46,7 +46,7 @@ from . import __version__
 from .config import ServerConfig, batch_token_budget
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
-from .tokenization import RaggedTokens
+from .tokenization import RaggedTokens, WordPieceTokenizer
 
 __all__ = ["Ventilator"]
 
@@ -70,13 +70,13 @@ class Ventilator:
         config: ServerConfig,
         context: zmq.Context,
         *,
-        tokenize: Callable[[Sequence[Any], bool], RaggedTokens],
+        tokenizer: WordPieceTokenizer,
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
     ) -> None:
         self.config = config
-        self.tokenize = tokenize
+        self.tokenizer = tokenizer
         self.server_info = server_info
         self.shutdown = shutdown
         self.stats = ServerStatistics()
@@ -247,7 +247,7 @@ class Ventilator:
         try:
             texts, is_tokenized = decode_texts(request.payload,
                                                max_texts=self.config.max_request_texts)
-            tokens = self.tokenize(texts, is_tokenized)
+            tokens = self.tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
             self._reply_error(client, req_id, str(error), "BadRequest")
