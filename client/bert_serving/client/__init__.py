@@ -1,6 +1,8 @@
 """The bert-serving client, a drop-in for bert-serving-client 1.10.0.
 
 Needs only numpy and pyzmq (and bert_serving.proto); never imports the server.
+Importing it warns, in one line, when a 1.10 `bert-serving-client` or
+`-server` shares this environment (see `bert_serving.commands.environment`).
 
 Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
 `_receiver` (the reply demultiplexer that makes a client thread-safe),
@@ -17,6 +19,9 @@ Usage::
 
 from __future__ import annotations
 
+import warnings
+
+from bert_serving.commands.environment import legacy_conflict
 from bert_serving.proto import PROTOCOL_VERSION
 
 from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Response
@@ -36,3 +41,6 @@ __all__ = [
 
 # The protocol level this client speaks, as 1.10.0's `__version__` was.
 __version__ = PROTOCOL_VERSION
+
+if (_conflict := legacy_conflict()) is not None:
+    warnings.warn(_conflict, RuntimeWarning, stacklevel=2)

@@ -20,9 +20,14 @@ import threading
 import time
 from collections.abc import Sequence
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, BertClientTimeout
+from bert_serving.commands.terminate import port_open
 
-__all__ = ["main", "measure"]
+__all__ = ["build_parser", "main", "measure", "server_problem"]
+
+PROBE_TIMEOUT_MS = 10_000
+"""How long the first question (the server's config) may take before the benchmark gives up:
+a live server answers it at once, whatever its load."""
 
 _VOCAB = (
     "the of and to in is was for that on as with by he it at from his an were are which this "
@@ -68,23 +73,46 @@ def measure(args: argparse.Namespace, batch_size: int, num_client: int) -> float
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bert-serving-benchmark",
                                      description="Benchmark a running bert-serving server.")
-    parser.add_argument("-ip", "--ip", default="localhost")
-    parser.add_argument("-port", "--port", type=int, default=5555)
-    parser.add_argument("-port_out", "--port_out", type=int, default=5556)
+    parser.add_argument("-ip", "--ip", default="localhost", help="server address")
+    parser.add_argument("-port", "--port", type=int, default=5555,
+                        help="the server's request port")
+    parser.add_argument("-port_out", "--port_out", type=int, default=5556,
+                        help="the server's reply port")
     parser.add_argument("-client_batch_size", "--client_batch_size", type=int, nargs="+",
-                        default=[1, 16, 256])
-    parser.add_argument("-num_client", "--num_client", type=int, nargs="+", default=[1, 4])
+                        default=[1, 16, 256], help="texts per request; one column per value")
+    parser.add_argument("-num_client", "--num_client", type=int, nargs="+", default=[1, 4],
+                        help="clients sending at once; one row per value")
     parser.add_argument("-num_repeat", "--num_repeat", type=int, default=5,
                         help="requests per client per cell")
     parser.add_argument("-rounds", "--rounds", type=int, default=3,
                         help="each cell is measured this many times, interleaved; median shown")
     parser.add_argument("-words", "--words", type=int, default=20, help="max words per text")
-    parser.add_argument("-timeout", "--timeout", type=int, default=600_000)
+    parser.add_argument("-timeout", "--timeout", type=int, default=600_000,
+                        help="milliseconds a client waits for each reply once the server has "
+                             "answered its config")
     return parser
+
+
+def server_problem(args: argparse.Namespace) -> str | None:
+    """Why no benchmark can run against `args`' server, or None when it answers."""
+    where = f"tcp://{args.ip}:{args.port}"
+    if not port_open(args.ip, args.port):
+        return f"no server is listening on {where}; start one with bert-serving-start"
+    try:
+        with BertClient(ip=args.ip, port=args.port, port_out=args.port_out,
+                        timeout=min(args.timeout, PROBE_TIMEOUT_MS)) as client:
+            client.server_config  # noqa: B018 (the round trip is the point)
+    except BertClientTimeout as error:
+        return f"the server at {where} did not answer: {error}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = server_problem(args)
+    if problem:
+        print(f"bert-serving-benchmark: {problem}", file=sys.stderr)
+        return 1
     cells = [(b, c) for c in args.num_client for b in args.client_batch_size]
     samples: dict[tuple[int, int], list[float]] = {cell: [] for cell in cells}
     measure(args, 8, 1)  # warm-up: first batches pay for allocation

@@ -1,19 +1,14 @@
-"""Command-line entry points: `bert-serving-start` and `bert-serving-terminate`."""
+"""`bert-serving-start`; `terminate` is re-exported from `bert_serving.commands.terminate`."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
-import socket
 import sys
-import time
 from collections.abc import Sequence
 from types import FrameType
 
-import zmq
-
-from bert_serving.proto import Command, encode_request
+from bert_serving.commands.terminate import main as terminate
 
 from .config import ServerConfig, parse_server_config
 from .errors import BertServingError
@@ -25,7 +20,18 @@ log = logging.getLogger("bert_serving")
 
 
 def _config_table(config: ServerConfig) -> str:
+    """The start banner: every setting, by flag name, as a person reads them."""
     rows = config.as_wire_dict()
+    rows["pooling_strategy"] = config.engine.pooling.strategy.name
+    rows.update(
+        bind_ip=config.bind_ip,
+        http_max_body_bytes=config.http_max_body_bytes,
+        api_key="(set)" if config.api_key else None,
+        max_request_texts=config.max_request_texts,
+        max_queue_texts=config.max_queue_texts,
+        intra_op_threads=config.intra_op_threads,
+        job_timeout=config.job_timeout,
+    )
     width = max(len(k) for k in rows)
     return "\n".join(f"  {key:>{width}} = {value}" for key, value in rows.items())
 
@@ -71,40 +77,3 @@ def start(argv: Sequence[str] | None = None) -> int:
     print(_ready_line(server), flush=True)
     server.serve_forever()
     return 0
-
-
-def _port_open(ip: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((ip, port)) == 0
-
-
-def terminate(argv: Sequence[str] | None = None) -> int:
-    """`bert-serving-terminate`: ask a server to shut down and wait until it has."""
-    parser = argparse.ArgumentParser(prog="bert-serving-terminate",
-                                     description="Shut down a running bert-serving server.")
-    parser.add_argument("-ip", "--ip", default="localhost", help="server address")
-    parser.add_argument("-port", "--port", "-port_in", type=int, default=5555,
-                        help="the server's request port")
-    parser.add_argument("-timeout", "--timeout", type=int, default=5000,
-                        help="milliseconds to wait for the server to stop")
-    args = parser.parse_args(argv)
-    if not _port_open(args.ip, args.port):
-        print(f"no server is listening on {args.ip}:{args.port}", file=sys.stderr)
-        return 1
-    context = zmq.Context()
-    sender = context.socket(zmq.PUSH)
-    sender.setsockopt(zmq.LINGER, args.timeout)
-    sender.connect(f"tcp://{args.ip}:{args.port}")
-    sender.send_multipart(encode_request(b"0", 0, Command.TERMINATION))
-    sender.close()
-    context.term()
-    deadline = time.monotonic() + args.timeout / 1000
-    while time.monotonic() < deadline:
-        if not _port_open(args.ip, args.port):
-            print(f"server at {args.ip}:{args.port} stopped")
-            return 0
-        time.sleep(0.1)
-    print(f"server at {args.ip}:{args.port} did not stop within {args.timeout} ms",
-          file=sys.stderr)
-    return 1
