@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import onnxruntime
 
 __all__ = ["ModelRunner", "OnnxRunner", "disabled_optimizers", "parse_device",
-           "select_providers", "session_options", "usable_gpu_count"]
+           "preload_cuda_libraries", "select_providers", "session_options",
+           "usable_gpu_count"]
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,26 @@ def usable_gpu_count() -> int:
 
     if CUDA_PROVIDER not in ort.get_available_providers():
         return 0
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        try:
-            preload()
-        except Exception as error:  # missing CUDA libraries: report, fall back
-            log.debug("onnxruntime.preload_dlls failed: %s", error)
+    preload_cuda_libraries()
     return _cuda_device_count()
+
+
+def preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the NVIDIA pip packages (the `gpu` extra), where there are any.
+
+    Each process that opens a CUDA session needs it, spawned workers included: without it
+    the CUDA provider looks for the libraries on the system path only. Quiet when they are
+    missing: the caller's fallback says what happened, in one line.
+    """
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as error:  # missing CUDA libraries: report, fall back
+        log.debug("onnxruntime.preload_dlls failed: %s", error)
 
 
 def _cuda_device_count() -> int:
@@ -141,6 +155,8 @@ class OnnxRunner:
         import onnxruntime as ort
 
         self.device = parse_device(device) if isinstance(device, str) else device
+        if self.device.kind == "cuda":
+            preload_cuda_libraries()
         self.session = ort.InferenceSession(
             str(graph_path),
             session_options(intra_op_threads),
