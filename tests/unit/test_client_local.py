@@ -314,7 +314,7 @@ def test_server_error_is_raised_with_its_message(server: FakeServer, connect: An
     [
         ("hello", False, TypeError, r"must be a list.*wrap"),
         ([], False, ValueError, "empty list"),
-        (["a", "b", 3], False, TypeError, r"texts\[2\] is a int"),
+        (["a", "b", 3], False, TypeError, r"texts\[2\] is an int, not a str"),
         (["a", "  "], False, ValueError, r"texts\[1\]"),
         ([["a", "b"]], False, TypeError, r"texts\[0\].*is_tokenized=True"),
         (["a b"], True, TypeError, r"texts\[0\] is a str"),

@@ -29,7 +29,7 @@ def _check_text(text: Any, index: int) -> None:
             f"texts[{index}] is a list: token lists need encode(..., is_tokenized=True)"
         )
     if not isinstance(text, str):
-        raise TypeError(f"texts[{index}] is a {type(text).__name__}, not a str")
+        raise TypeError(f"texts[{index}] is {_a(text)}, not a str")
     if not text.strip():
         raise ValueError(f"texts[{index}] is {text!r}: every text needs a non-blank character")
 
@@ -37,7 +37,7 @@ def _check_text(text: Any, index: int) -> None:
 def _check_token_list(tokens: Any, index: int) -> None:
     if not isinstance(tokens, list):
         raise TypeError(
-            f"texts[{index}] is a {type(tokens).__name__}: with is_tokenized=True every "
+            f"texts[{index}] is {_a(tokens)}: with is_tokenized=True every "
             "text is a list of token strings (or pass is_tokenized=False)"
         )
     if not tokens:
@@ -45,10 +45,16 @@ def _check_token_list(tokens: Any, index: int) -> None:
     for position, token in enumerate(tokens):
         if not isinstance(token, str):
             raise TypeError(
-                f"texts[{index}][{position}] is a {type(token).__name__}, not a str"
+                f"texts[{index}][{position}] is {_a(token)}, not a str"
             )
         if not token.strip():
             raise ValueError(f"texts[{index}][{position}] is a blank token {token!r}")
+
+
+def _a(value: Any) -> str:
+    """`an int`, `a float`: the value's type with the article English wants."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def longer_than(texts: list[Any], limit: int, is_tokenized: bool) -> bool:

@@ -141,7 +141,10 @@ def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]]) -> bytes:
 
 
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {json.dumps(value, ensure_ascii=False)[:40]}"
+    """`an int 5`, `a dict {"a": 1}`: the offending value, with the article English wants."""
+    name = type(value).__name__
+    article = "an" if name[0] in "aeiou" else "a"
+    return f"{article} {name} {json.dumps(value, ensure_ascii=False)[:40]}"
 
 
 def decode_texts(payload: bytes, *, max_texts: int | None = None) -> tuple[list[Any], bool]:
@@ -173,19 +176,19 @@ def _check_text(text: Any, index: int, is_tokenized: bool) -> None:
     if not is_tokenized:
         if not isinstance(text, str):
             raise TextPayloadError(
-                f"texts[{index}] is a {_describe(text)}, not a string "
+                f"texts[{index}] is {_describe(text)}, not a string "
                 "(a list of strings is tokenized input and then every text must be one)"
             )
         return
     if not isinstance(text, list):
         raise TextPayloadError(
-            f"texts[{index}] is a {_describe(text)}: tokenized input must be a list of "
+            f"texts[{index}] is {_describe(text)}: tokenized input must be a list of "
             "lists of strings"
         )
     for position, token in enumerate(text):
         if not isinstance(token, str):
             raise TextPayloadError(
-                f"texts[{index}][{position}] is a {_describe(token)}, not a string"
+                f"texts[{index}][{position}] is {_describe(token)}, not a string"
             )
 
 

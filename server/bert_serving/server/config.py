@@ -197,9 +197,25 @@ def _ignored(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(name for name in IGNORED_FLAGS if getattr(args, name) not in (False, None))
 
 
+def _port_clash(args: argparse.Namespace) -> str | None:
+    """Two of our own sockets on one port: say so, rather than "is another server running?"."""
+    ports = {"-port": args.port, "-port_out": args.port_out, "-http_port": args.http_port}
+    seen: dict[int, str] = {}
+    for flag, port in ports.items():
+        if port is not None and port in seen:
+            return f"{seen[port]} and {flag} are both {port}: each needs its own port"
+        if port is not None:
+            seen[port] = flag
+    return None
+
+
 def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse argv (exits with usage on bad flags, as argparse does)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    clash = _port_clash(args)
+    if clash:
+        parser.error(clash)
     return ServerConfig(
         engine=engine_options_from_args(args),
         bind_ip=args.bind_ip,

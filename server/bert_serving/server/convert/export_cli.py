@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .. import __version__
 from ..engine import prepare_engine_graph
 from ..errors import BertServingError
 from ..flags import add_model_flags, engine_options_from_args
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output .onnx file; vocab.txt is written beside it")
     parser.add_argument("-gpu", "--gpu", action="store_true",
                         help="export the GPU graph (fp16, fused attention) instead of CPU fp32")
+    parser.add_argument("-version", "--version", action="version",
+                        version=f"bert-serving {__version__}")
     return parser
 
 

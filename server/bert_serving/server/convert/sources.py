@@ -65,6 +65,11 @@ def detect_model_source(
     """Locate the model's files, or fail with a message naming what is missing."""
     if model_dir.is_file() and model_dir.suffix == ".onnx":
         return _onnx_source(model_dir)
+    if model_dir.is_file():
+        raise UnsupportedModelError(
+            f"-model_dir {model_dir} is a file but not a .onnx graph: give the folder that "
+            "holds the model (Google TF checkpoint or Hugging Face) or a .onnx file"
+        )
     if not model_dir.is_dir():
         raise ModelNotFoundError(
             f"-model_dir {model_dir} does not exist: give a BERT folder (Google TF "
