@@ -27,6 +27,7 @@ __all__ = [
     "LEGACY_DISTRIBUTIONS",
     "SERVER_MODULES",
     "install_source",
+    "installed_version",
     "legacy_conflict",
     "missing_server_extra",
     "runtime_conflict",
@@ -44,6 +45,11 @@ def _version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def installed_version() -> str:
+    """This distribution's version, as pip recorded it."""
+    return _version(DISTRIBUTION) or "(not installed)"
 
 
 def install_source() -> str:

@@ -20,6 +20,8 @@ import zmq
 
 from bert_serving.proto import Command, encode_request
 
+from .environment import installed_version
+
 __all__ = ["build_parser", "main", "port_open"]
 
 
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's request port")
     parser.add_argument("-timeout", "--timeout", type=int, default=5000,
                         help="milliseconds to wait for the server to stop")
+    parser.add_argument("-version", "--version", action="version",
+                        version=f"bert-serving {installed_version()}")
     return parser
 
 

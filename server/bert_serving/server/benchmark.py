@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from bert_serving.client import BertClient, BertClientTimeout
 from bert_serving.commands.terminate import port_open
 
+from . import __version__
+
 __all__ = ["build_parser", "main", "measure", "server_problem"]
 
 PROBE_TIMEOUT_MS = 10_000
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-timeout", "--timeout", type=int, default=600_000,
                         help="milliseconds a client waits for each reply once the server has "
                              "answered its config")
+    parser.add_argument("-version", "--version", action="version",
+                        version=f"bert-serving {__version__}")
     return parser
 
 
