@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -379,6 +380,18 @@ def test_probes_status_and_docs(http: httpx.Client) -> None:
     schemas = http.get("/openapi.json").json()["components"]["schemas"]
     for name in ("EncodeRequest", "EmbeddingsRequest", "EncodeReply", "EmbeddingsReply"):
         assert schemas[name]["examples"], name
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_load_nothing_from_outside(http: httpx.Client, page: str) -> None:
+    """Swagger UI and ReDoc come from the server itself, so /docs works on an offline host."""
+    html = http.get(page).text
+    assets = re.findall(r'(?:src|href|url)\s*[=:]\s*[\'"]([^\'"]+)[\'"]', html)
+    assert any(asset.endswith(".js") for asset in assets), html
+    for asset in assets:
+        assert not asset.startswith(("http:", "https:", "//")), asset
+        fetched = http.get(asset)
+        assert fetched.status_code == 200 and fetched.content, asset
 
 
 def test_ready_is_503_until_workers_are_up_and_sigterm_answers_in_flight(

@@ -37,7 +37,7 @@ DISTRIBUTION = "bert-serving-onnx"
 LEGACY_DISTRIBUTIONS = ("bert-serving-server", "bert-serving-client")
 # What a server command imports beyond the client's numpy and pyzmq (import names).
 SERVER_MODULES = ("onnxruntime", "onnx", "tokenizers", "safetensors", "fastapi", "uvicorn",
-                  "pydantic", "orjson")
+                  "pydantic", "orjson", "fastapi_offline")
 
 
 def _version(name: str) -> str | None:

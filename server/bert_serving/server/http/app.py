@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from bert_serving.client import BertClient
 
@@ -56,8 +57,10 @@ def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClien
                count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always) -> FastAPI:
     """The gateway app; `client_factory` is called once, in a thread, as the app starts."""
     metrics = GatewayMetrics()
-    app = FastAPI(title="bert-serving", version=__version__, description=_DESCRIPTION,
-                  lifespan=_lifespan(settings, client_factory, count_tokens, metrics))
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in
+    # the package (under /static-offline-docs), not from a CDN an offline host cannot reach.
+    app = FastAPIOffline(title="bert-serving", version=__version__, description=_DESCRIPTION,
+                         lifespan=_lifespan(settings, client_factory, count_tokens, metrics))
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.is_ready = is_ready
