@@ -147,6 +147,13 @@ def test_a_folder_that_is_no_model_lists_its_files(tmp_path: Path) -> None:
         load(tmp_path, tmp_path / "cache")
 
 
+def test_a_file_that_is_no_model_is_not_called_missing(tmp_path: Path) -> None:
+    readme = tmp_path / "readme.txt"
+    readme.write_text("hello")
+    with pytest.raises(UnsupportedModelError, match=r"readme\.txt is a file but not a \.onnx"):
+        load(readme, tmp_path / "cache")
+
+
 def test_max_seq_len_above_the_model_limit_fails_at_start(minilm_dir: Path,
                                                           graph_cache: Path) -> None:
     from bert_serving.server.errors import ConfigError
