@@ -3,7 +3,9 @@
 On this CPU machine: the extra installs onnxruntime-gpu with CUDA and cuDNN from pip
 and no CPU onnxruntime, the GPU conversion (fused attention, fp16) runs without torch
 bringing sympy, and a start without -cpu falls back to the CPU with one warning line
-and no onnxruntime noise. Last, a CPU onnxruntime installed beside it is refused.
+and no onnxruntime noise, also once the NVIDIA packages are gone (onnxruntime-gpu
+alone). Last, a CPU onnxruntime installed beside it is refused. The tests that change
+the venv run in file order, after the ones that need it whole.
 """
 
 from __future__ import annotations
@@ -79,6 +81,21 @@ def test_a_start_without_cpu_falls_back_with_one_warning(gpu_venv: FreshVenv, gr
     assert "workers=cpu" in server.output
     expected = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache))
     np.testing.assert_allclose(got, expected.encode(TEXTS), atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.skipif(_host_has_a_gpu(), reason="this host has a GPU: nothing to fall back from")
+def test_without_the_nvidia_packages_the_fallback_is_still_one_line(
+        gpu_venv: FreshVenv, graph_cache: Path) -> None:
+    """onnxruntime-gpu alone, as a CPU user who installed it by hand has it: no CUDA
+    libraries to load, and still no "Failed to load libcublasLt" before the warning."""
+    nvidia = sorted(name for name in gpu_venv.distributions() if name.startswith("nvidia-"))
+    gpu_venv.pip("uninstall", "-y", *nvidia)
+    with VenvServer(gpu_venv, [], graph_cache, cpu=False) as server:
+        assert server.stop() == 0, server.output
+    lines = server.output.splitlines()
+    assert [line for line in lines if "WARNING" in line or "Failed" in line] == [
+        line for line in lines if "no CUDA GPU is usable" in line], server.output
+    assert len([line for line in lines if "WARNING" in line]) == 1, server.output
 
 
 def test_both_onnxruntime_builds_are_refused_in_one_line(gpu_venv: FreshVenv) -> None:

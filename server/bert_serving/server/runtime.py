@@ -11,6 +11,8 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,33 +77,43 @@ def parse_device(text: str) -> Device:
 def usable_gpu_count() -> int:
     """CUDA GPUs onnxruntime here can run on: 0 without the GPU build, its libraries or a driver.
 
-    The count respects CUDA_VISIBLE_DEVICES, so ids 0..count-1 are what the CUDA
-    provider's `device_id` accepts.
+    The driver is asked first, so a host without a GPU never reaches onnxruntime's CUDA
+    loading and its "Failed to load libcublasLt" lines. The count respects
+    CUDA_VISIBLE_DEVICES, so ids 0..count-1 are what the CUDA provider's `device_id` accepts.
     """
     import onnxruntime as ort
 
     if CUDA_PROVIDER not in ort.get_available_providers():
         return 0
-    preload_cuda_libraries()
-    return _cuda_device_count()
+    count = _cuda_device_count()
+    if count and not preload_cuda_libraries():
+        return 0
+    return count
 
 
-def preload_cuda_libraries() -> None:
-    """Load CUDA and cuDNN from the NVIDIA pip packages (the `gpu` extra), where there are any.
+def preload_cuda_libraries() -> bool:
+    """Load CUDA and cuDNN from the `gpu` extra's NVIDIA pip packages; False if any is missing.
 
     Each process that opens a CUDA session needs it, spawned workers included: without it
-    the CUDA provider looks for the libraries on the system path only. Quiet when they are
-    missing: the caller's fallback says what happened, in one line.
+    the CUDA provider looks for the libraries on the system path only. onnxruntime prints
+    what it could not load; that goes to one warning line here instead of stdout.
     """
     import onnxruntime as ort
 
     preload = getattr(ort, "preload_dlls", None)
     if preload is None:
-        return
+        return True
+    printed = io.StringIO()
     try:
-        preload()
-    except Exception as error:  # missing CUDA libraries: report, fall back
-        log.debug("onnxruntime.preload_dlls failed: %s", error)
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except Exception as error:  # an unusable install: report, fall back
+        printed.write(f"Failed to load CUDA libraries: {error}\n")
+    failures = [line for line in printed.getvalue().splitlines() if "Failed to load" in line]
+    if failures:
+        log.warning("CUDA libraries missing (%s): install the gpu extra, which brings them "
+                    "(pip install '.[gpu]')", "; ".join(failures)[:300])
+    return not failures
 
 
 def _cuda_device_count() -> int:
