@@ -1,11 +1,14 @@
 """The container image's install steps, run for real: a fresh venv, deploy/install.sh, a server.
 
-The Dockerfile makes a venv and runs `sh deploy/install.sh <project>` with that venv
-first on PATH; this test does the same on this checkout (no Docker engine needed),
-then starts `bert-serving-start` from the new venv on free ports and encodes a text
-with the new venv's client. The one difference: pip's wheel cache stays on
-(BERT_SERVING_INSTALL_PIP_CACHE=1), so a machine that has installed the project
-once reuses its wheels instead of downloading onnxruntime again.
+The Dockerfile makes a venv and runs the three steps of `deploy/install.sh` (deps,
+wheel, project) with that venv first on PATH and the lock file as constraints; this
+test runs the same steps (`sh deploy/install.sh <project>` runs all three) on this
+checkout, without a container engine, then starts `bert-serving-start` from the new
+venv on free ports and encodes a text with the new venv's client. The one
+difference: pip's wheel cache stays on (BERT_SERVING_INSTALL_PIP_CACHE=1), so a
+machine that has installed the project once reuses its wheels instead of
+downloading onnxruntime again. The image itself is built and run by
+test_container_image.py.
 """
 
 from __future__ import annotations
