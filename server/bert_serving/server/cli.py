@@ -69,8 +69,7 @@ def start(argv: Sequence[str] | None = None) -> int:
         server.stop()
         return 1
     print(_ready_line(server), flush=True)
-    server.serve_forever()
-    return 0
+    return server.serve_forever()
 
 
 def _port_open(ip: str, port: int) -> bool:
