@@ -215,6 +215,11 @@ class BertServer:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
         if self.config.http_port is None:
             return
+        if not self.config.access.admits(self._local_ip()):
+            raise ServerStartError(
+                f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
+                f"to this server from: add it to -allow_ip, or drop -http_port"
+            )
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
                          is_ready=self.is_ready, is_alive=self.is_alive)
@@ -222,8 +227,11 @@ class BertServer:
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()
 
+    def _local_ip(self) -> str:
+        return "127.0.0.1" if self.config.bind_ip in ("*", "0.0.0.0") else self.config.bind_ip
+
     def _local_client(self) -> BertClient:
-        ip = "127.0.0.1" if self.config.bind_ip in ("*", "0.0.0.0") else self.config.bind_ip
+        ip = self._local_ip()
         # The client's over-long-text warning is meant for a person, not for every HTTP request.
         return BertClient(ip=ip, port=self.config.port, port_out=self.config.port_out,
                           check_length=False, curve_server_key=self.config.access.curve_public_key)
