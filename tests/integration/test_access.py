@@ -9,6 +9,8 @@ Vectors are checked against transformers within 1e-4.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +136,18 @@ def test_the_gateway_speaks_curve_to_its_own_server(curved: ServerProcess,
     assert reply.status_code == 200, reply.text
     np.testing.assert_allclose(np.asarray(reply.json()["result"], np.float32),
                                reference.encode(TEXTS), atol=TOLERANCE, rtol=0)
+
+
+def test_termination_needs_the_key_on_a_curve_server(curved: ServerProcess,
+                                                     curve_keys: tuple[Path, Path]) -> None:
+    """Last in this file: it stops the `curved` server."""
+    terminate = [sys.executable, "-c", "import sys; from bert_serving.server.cli import "
+                 "terminate; sys.exit(terminate())", "-ip", "127.0.0.1", "-port", str(curved.port)]
+    keyless = subprocess.run([*terminate, "-timeout", "1500"], capture_output=True, text=True,
+                             timeout=60)
+    assert keyless.returncode == 1 and curved.process.poll() is None, keyless.stderr
+    public = zmq.auth.load_certificate(curve_keys[0])[0].decode()
+    keyed = subprocess.run([*terminate, "-timeout", "30000", "-curve_server_key", public],
+                           capture_output=True, text=True, timeout=60)
+    assert keyed.returncode == 0, keyed.stderr
+    assert curved.process.wait(timeout=60) == 0
