@@ -225,7 +225,7 @@ def test_body_over_the_limit_is_413(keyed: httpx.Client) -> None:
     assert reply.status_code == 413 and reply.json()["error"]["code"] == "body_too_large"
 
 
-def test_api_key_is_required_except_for_health(guarded: ServerProcess,
+def test_api_key_is_required_except_for_probes(guarded: ServerProcess,
                                                keyed: httpx.Client) -> None:
     before = scrape(keyed)
     with httpx.Client(base_url=guarded.http_url, timeout=30) as anonymous:
@@ -235,9 +235,10 @@ def test_api_key_is_required_except_for_health(guarded: ServerProcess,
             assert reply.headers["WWW-Authenticate"] == "Bearer"
         reply = anonymous.post("/v1/embeddings", json={"input": "hi"})
         assert reply.status_code == 401 and reply.json()["error"]["code"] == "invalid_api_key"
-        for path in ("/metrics", "/ready", "/docs", "/status/server", "/nope"):
+        for path in ("/metrics", "/docs", "/status/server", "/nope"):
             assert anonymous.get(path).status_code == 401, path
         assert anonymous.get("/health").json() == {"status": "ok"}
+        assert anonymous.get("/ready").json() == {"status": "ready"}  # probes hold no key
     # refused before routing, still counted under the route
     refused = 'bert_serving_http_errors_total{route="/encode",kind="Unauthorized"}'
     assert scrape(keyed)[refused] - before.get(refused, 0) == 3

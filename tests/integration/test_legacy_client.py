@@ -75,3 +75,19 @@ def test_legacy_config_status_and_errors(legacy_run: dict) -> None:
     assert legacy_run["bad"].startswith("TypeError")
     assert "texts[1]" in legacy_run["bad"]
 
+
+
+def test_legacy_client_works_from_an_address_allow_ip_admits(
+        legacy_python: Path, graph_cache: Path, reference: TransformersReference) -> None:
+    """-allow_ip needs nothing from the client: the unmodified 1.10.0 one still encodes."""
+    texts = heldout_texts()
+    with ServerProcess(["-allow_ip", "10.0.0.0/8,127.0.0.1", "-show_tokens_to_client"],
+                       graph_cache) as allowed:
+        done = subprocess.run(
+            [str(legacy_python), str(SCRIPT), str(allowed.port), str(allowed.port_out),
+             json.dumps(texts)],
+            capture_output=True, text=True, timeout=300,
+        )
+    assert done.returncode == 0, done.stderr
+    got = np.asarray(json.loads(done.stdout.strip().splitlines()[-1])["encode"], np.float32)
+    np.testing.assert_allclose(got, reference.encode(texts), atol=TOLERANCE, rtol=0)

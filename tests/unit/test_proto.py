@@ -210,3 +210,46 @@ def test_a_batch_whose_lengths_do_not_add_up_is_refused() -> None:
                                              np.array([2, 2])))
     with pytest.raises(ValueError, match="2 rows of 4 tokens do not match 5 ids"):
         decode_batch([bytes(frame) for frame in frames[1:]])
+
+
+# -- every parser is total (issue 12) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame", [2, 3])
+def test_digit_strings_past_64_bits_are_malformed_not_a_crash(frame: int) -> None:
+    frames = encode_request(CLIENT, 3, ["a"])
+    frames[frame] = b"9" * 5000  # past Python's 4,300-digit int() limit
+    with pytest.raises(MalformedRequest, match="at most 18 ASCII decimal digits") as caught:
+        parse_request(frames)
+    assert caught.value.client_id == CLIENT
+
+
+@pytest.mark.parametrize("digits", ["١٢", "²", "1" * 19])
+def test_only_short_ascii_digit_strings_are_numbers(digits: str) -> None:
+    frames = encode_request(CLIENT, 3, ["a"])
+    frames[2] = digits.encode("utf-8")
+    with pytest.raises(MalformedRequest):
+        parse_request(frames)
+
+
+def test_an_oversized_identity_is_refused() -> None:
+    with pytest.raises(MalformedRequest, match="identity frame is 5000 bytes") as caught:
+        parse_request(encode_request(b"x" * 5000, 1, ["a"]))
+    assert caught.value.client_id is None  # too big to echo back in a reply
+
+
+def test_json_nested_deeper_than_the_parser_allows_names_the_problem() -> None:
+    with pytest.raises(TextPayloadError, match="nests JSON too deeply"):
+        decode_texts(b"[" * 100_000)
+    with pytest.raises(TextPayloadError, match="nests JSON too deeply"):
+        decode_texts(b"[" * 50_000 + b"]" * 50_000)
+
+
+def test_max_text_bytes_counts_utf8_bytes_of_texts_and_token_lists() -> None:
+    assert decode_texts(json.dumps(["é" * 5]).encode(), max_text_bytes=10)[0] == ["é" * 5]
+    with pytest.raises(TextPayloadError, match=r"texts\[1\] is at least 12 bytes.*limit of 10"):
+        decode_texts(json.dumps(["ok", "é" * 6]).encode(), max_text_bytes=10)
+    with pytest.raises(TextPayloadError, match=r"texts\[0\] is at least 11 bytes"):
+        decode_texts(json.dumps([["hello", "world!"]]).encode(), max_text_bytes=10)
+    with pytest.raises(TextPayloadError, match=r"texts\[0\] is at least 1000000 bytes"):
+        decode_texts(json.dumps(["x" * 1_000_000]).encode(), max_text_bytes=10)

@@ -82,13 +82,17 @@ class BertClient:
         timeout: int | None = DEFAULT_TIMEOUT_MS,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
+        curve_server_key: str | bytes | None = None,
     ) -> None:
         """Connect, and unless `ignore_all_checks`, ask the server for its config.
 
         `timeout` is in milliseconds per reply; -1 or None waits forever (the 1.10.0
         default, which hung when the server was down). `encode` splits lists longer
         than `chunk_size` into requests, keeping at most `chunks_in_flight` unanswered.
-        The other arguments are those of bert-serving-client 1.10.0.
+        `curve_server_key` (the server's Z85 public key, or the path of its `.key`
+        file) encrypts and authenticates both sockets with CURVE, for a server
+        started with -curve_secret_key. The other arguments are those of
+        bert-serving-client 1.10.0.
         """
         if output_fmt not in _OUTPUT_FORMATS:
             raise ValueError(f'output_fmt must be "ndarray" or "list", got {output_fmt!r}')
@@ -100,6 +104,7 @@ class BertClient:
         self.chunk_size = chunk_size
         self.chunks_in_flight = chunks_in_flight
         self.identity = _identity_bytes(identity)
+        self._curve_server_key = _curve_key(curve_server_key)
         self.length_limit: int | None = 0  # 0: no check; None: the server has no limit
         self.token_info_available = False
         self._server = ServerAddress(ip, port, port_out)
@@ -123,13 +128,24 @@ class BertClient:
         self._sender.setsockopt(zmq.LINGER, 0)
         # A PUSH socket blocks once its queue is full (server down): bound that too.
         self._sender.setsockopt(zmq.SNDTIMEO, -1 if self._timeout_ms is None else self._timeout_ms)
+        self._secure(self._sender)
         self._sender.connect(self._server.requests_url)
         receiver = self._context.socket(zmq.SUB)
         receiver.setsockopt(zmq.LINGER, 0)
+        self._secure(receiver)
         receiver.setsockopt(zmq.SUBSCRIBE, self.identity)
         receiver.connect(self._server.replies_url)
         self._receiver = receiver
         self._replies = ReplyDemultiplexer(receiver, self._server)
+
+    def _secure(self, socket: zmq.Socket[bytes]) -> None:
+        """CURVE with a fresh key pair of ours, when the server's key was given."""
+        if self._curve_server_key is None:
+            return
+        public, secret = zmq.curve_keypair()
+        socket.setsockopt(zmq.CURVE_SERVERKEY, self._curve_server_key)
+        socket.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, secret)
 
     def _check_server(
         self, check_version: bool, check_length: bool, check_token_info: bool, show: bool
@@ -386,3 +402,16 @@ def _print_dict(values: dict[str, Any], title: str) -> None:
     print(title)
     for key, value in values.items():
         print(f"{key:>30}\t=\t{value!s:<30}")
+
+
+def _curve_key(key: str | bytes | None) -> bytes | None:
+    """A Z85 public key as given, or read from a zmq.auth `.key` file."""
+    if key is None:
+        return None
+    raw = key.encode("ascii") if isinstance(key, str) else bytes(key)
+    if len(raw) == 40:  # Z85 of 32 bytes
+        return raw
+    import zmq.auth  # only for a key given as a file
+
+    public, _secret = zmq.auth.load_certificate(raw.decode())
+    return public

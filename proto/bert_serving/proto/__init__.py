@@ -15,6 +15,12 @@ Replies::
     embeddings:     [identity, header_json, raw_bytes, req_id]
     error:          [identity, header_json, b"", req_id]   header["error"] set
 
+Every parser here is total: whatever bytes arrive, it returns a value or raises
+MalformedRequest / TextPayloadError with a message naming the problem. Frames are
+size-checked before they are parsed (`MAX_DIGITS`, `MAX_IDENTITY_BYTES`), JSON
+nesting is bounded (a payload is at most two levels deep), and a text can be
+limited in UTF-8 bytes before anyone tokenizes it.
+
 An error header also carries the message as its `dtype` (commas written as
 semicolons), so the 1.10.0 client, which cannot parse errors, raises a TypeError
 quoting it instead of hanging.
@@ -36,6 +42,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_DIGITS",
+    "MAX_IDENTITY_BYTES",
     "PROTOCOL_VERSION",
     "Command",
     "EmbeddingReply",
@@ -60,6 +68,10 @@ __all__ = [
 PROTOCOL_VERSION = "1.10.0"
 ERROR_DTYPE_PREFIX = "bert-serving error: "
 PAIR_SEPARATOR = "|||"
+MAX_DIGITS = 18
+"""req_id and msg_len fit in 64 bits; longer digit strings are refused before int() runs."""
+MAX_IDENTITY_BYTES = 1024
+"""Identities are echoed in every reply and stored per job: a UUID4 is 36 bytes."""
 
 
 class Command(bytes, enum.Enum):
@@ -104,8 +116,14 @@ class Request:
 
 
 def _parse_int(frame: bytes, name: str, client_id: bytes | None, req_id: int = 0) -> int:
+    if len(frame) > MAX_DIGITS + 2:  # before decoding: a frame can be any size
+        raise MalformedRequest(
+            f"{name} is {len(frame)} bytes long: at most {MAX_DIGITS} ASCII decimal digits",
+            client_id, req_id,
+        )
     text = bytes(frame).decode("ascii", "replace").strip()
-    if not text.isdigit():
+    # isdigit() alone accepts '²' and other Unicode digits int() refuses; ASCII only.
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
         raise MalformedRequest(
             f"{name} must be ASCII decimal digits, got {text[:20]!r}", client_id, req_id
         )
@@ -115,6 +133,10 @@ def _parse_int(frame: bytes, name: str, client_id: bytes | None, req_id: int = 0
 def parse_request(frames: Sequence[bytes]) -> Request:
     """Validate the frame layout of one request; the payload is not decoded here."""
     client_id = bytes(frames[0]) if frames and len(frames[0]) else None
+    if client_id is not None and len(client_id) > MAX_IDENTITY_BYTES:
+        raise MalformedRequest(
+            f"the identity frame is {len(client_id)} bytes, more than {MAX_IDENTITY_BYTES}"
+        )
     if len(frames) != 4:
         raise MalformedRequest(f"a request has 4 frames, got {len(frames)}", client_id)
     req_id = _parse_int(frames[2], "req_id", client_id)
@@ -147,16 +169,17 @@ def _describe(value: Any) -> str:
     return f"{article} {name} {json.dumps(value, ensure_ascii=False)[:40]}"
 
 
-def decode_texts(payload: bytes, *, max_texts: int | None = None) -> tuple[list[Any], bool]:
+def decode_texts(
+    payload: bytes, *, max_texts: int | None = None, max_text_bytes: int | None = None
+) -> tuple[list[Any], bool]:
     """The texts of a payload and whether they are pre-tokenized (inferred from the shape).
 
     Raises TextPayloadError with a message naming the problem and, where there is
-    one, the index of the offending text.
+    one, the index of the offending text. `max_text_bytes` bounds each text (a
+    tokenized one: its tokens together) in UTF-8 bytes, checked before any
+    tokenizing, so one huge text cannot hold the server for seconds.
     """
-    try:
-        texts = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TextPayloadError(f"payload is not valid UTF-8 JSON: {error}") from None
+    texts = _load_json(payload)
     if not isinstance(texts, list):
         raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(texts)}")
     if not texts:
@@ -169,7 +192,45 @@ def decode_texts(payload: bytes, *, max_texts: int | None = None) -> tuple[list[
     is_tokenized = isinstance(texts[0], list)
     for index, text in enumerate(texts):
         _check_text(text, index, is_tokenized)
+        if max_text_bytes is not None:
+            _check_text_size(text, index, max_text_bytes)
     return texts, is_tokenized
+
+
+def _load_json(payload: bytes) -> Any:
+    """json.loads, total: bad UTF-8, bad JSON and over-deep nesting all name the problem.
+
+    The C parser bounds nesting by the interpreter's recursion limit and raises
+    RecursionError past it (a text frame of `[` 100,000 deep); a real payload is
+    two levels deep.
+    """
+    try:
+        return json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TextPayloadError(f"payload is not valid UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise TextPayloadError(
+            "payload nests JSON too deeply: it must be a list of strings or of token lists"
+        ) from None
+
+
+def _check_text_size(text: str | list[str], index: int, limit: int) -> None:
+    # A character is 1 to 4 UTF-8 bytes: most texts are decided without encoding them.
+    chars = len(text) if isinstance(text, str) else sum(len(t) for t in text)
+    if chars * 4 <= limit:
+        return
+    size = chars if chars > limit else _utf8_size(text)
+    if size > limit:
+        raise TextPayloadError(
+            f"texts[{index}] is at least {size} bytes, over the server's limit of {limit} bytes "
+            "per text (-max_text_bytes): shorten or split it"
+        )
+
+
+def _utf8_size(text: str | list[str]) -> int:
+    if isinstance(text, str):
+        return len(text.encode("utf-8", "surrogatepass"))
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in text)
 
 
 def _check_text(text: Any, index: int, is_tokenized: bool) -> None:

@@ -9,6 +9,7 @@ sockets listen on 127.0.0.1, where any local user could reach them.
     worker -> sink         [b"RESULT", header, raw, tokens_json]        | [b"FAILED", header]
     ventilator -> sink     [b"JOB", header] | [b"JSON", id, req, body] | [b"ERROR", id, req, msg]
     sink -> ventilator     [b"CLIENT_GONE", client_id]   (its queued texts need not run)
+                           | [b"CLIENT_BACK", client_id]  (it subscribed: serve it again)
 
 A segment is `(client_id, req_id, rows)`: which rows of which request a batch holds.
 A batch travels as token ids, not texts: the ventilator tokenizes every text once
@@ -36,6 +37,7 @@ __all__ = [
     "decode_ready",
     "decode_result",
     "encode_batch",
+    "encode_client_back",
     "encode_client_gone",
     "encode_failed",
     "encode_job",
@@ -45,7 +47,7 @@ __all__ = [
 
 BATCH, STOP, READY, RESULT, FAILED, JOB = b"BATCH", b"STOP", b"READY", b"RESULT", b"FAILED", b"JOB"
 JSON_REPLY, ERROR_REPLY = b"JSON", b"ERROR"
-CLIENT_GONE = b"CLIENT_GONE"
+CLIENT_GONE, CLIENT_BACK = b"CLIENT_GONE", b"CLIENT_BACK"
 
 WireSegment = tuple[bytes, int, list[int]]
 
@@ -179,6 +181,11 @@ def encode_json_for_client(client_id: bytes, req_id: int, body: dict[str, Any]) 
 def encode_client_gone(client_id: bytes) -> list[bytes]:
     """Tell the ventilator a client unsubscribed: drop what it still has queued."""
     return [CLIENT_GONE, client_id]
+
+
+def encode_client_back(client_id: bytes) -> list[bytes]:
+    """Tell the ventilator a client subscribed: requests it parked for that identity may run."""
+    return [CLIENT_BACK, client_id]
 
 
 def encode_error_for_client(client_id: bytes, req_id: int, message: str, kind: str) -> list[bytes]:

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the server's request port")
     parser.add_argument("-timeout", "--timeout", type=int, default=5000,
                         help="milliseconds to wait for the server to stop")
+    parser.add_argument("-curve_server_key", "--curve_server_key", default=None,
+                        help="the server's CURVE public key (Z85), for a -curve_secret_key server")
     parser.add_argument("-version", "--version", action="version",
                         version=f"bert-serving {installed_version()}")
     return parser
@@ -54,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = zmq.Context()
     sender = context.socket(zmq.PUSH)
     sender.setsockopt(zmq.LINGER, args.timeout)
+    if args.curve_server_key:
+        public, secret = zmq.curve_keypair()
+        sender.setsockopt(zmq.CURVE_SERVERKEY, args.curve_server_key.encode("ascii"))
+        sender.setsockopt(zmq.CURVE_PUBLICKEY, public)
+        sender.setsockopt(zmq.CURVE_SECRETKEY, secret)
     sender.connect(f"tcp://{args.ip}:{args.port}")
     sender.send_multipart(encode_request(b"0", 0, Command.TERMINATION))
     sender.close()

@@ -75,5 +75,4 @@ def start(argv: Sequence[str] | None = None) -> int:
         server.stop()
         return 1
     print(_ready_line(server), flush=True)
-    server.serve_forever()
-    return 0
+    return server.serve_forever()

@@ -16,10 +16,13 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_ip
 from .engine import EngineOptions
+from .errors import ConfigError
 from .flags import add_flag, add_model_flags, engine_options_from_args
 
 __all__ = [
@@ -45,7 +48,7 @@ class ServerConfig:
     """Everything the server process needs to start."""
 
     engine: EngineOptions = field(default_factory=EngineOptions)
-    bind_ip: str = "*"
+    bind_ip: str = "127.0.0.1"
     port: int = 5555
     port_out: int = 5556
     http_port: int | None = None
@@ -53,12 +56,15 @@ class ServerConfig:
     http_max_body_bytes: int = 10 * 1024 * 1024
     cors: str = "*"
     api_key: str | None = None
+    open_metrics: bool = False
+    access: AccessPolicy = field(default_factory=AccessPolicy)
     num_worker: int = 1
     max_batch_size: int = 256
     max_batch_tokens: int | None = None  # None: by device, see `batch_token_budget`
     priority_batch_size: int = 16
     max_request_texts: int = 100_000
     max_queue_texts: int = 1_000_000
+    max_text_bytes: int = 1 << 20
     cpu: bool = False
     fp16: bool = False
     device_map: tuple[int, ...] = ()
@@ -68,6 +74,8 @@ class ServerConfig:
     job_timeout: float = 600.0
     verbose: bool = False
     ignored_flags: tuple[str, ...] = ()
+    fault: str | None = None
+    """BERT_SERVING_INJECT_FAULT: `ventilator` or `sink` makes that loop die (tests only)."""
 
     def engine_for(self, device: str, threads: int | None) -> EngineOptions:
         return dataclasses.replace(self.engine, device=device, intra_op_threads=threads)
@@ -98,6 +106,9 @@ class ServerConfig:
             "num_worker": self.num_worker,
             "max_batch_size": self.max_batch_size,
             "max_batch_tokens": self.max_batch_tokens,
+            "max_text_bytes": self.max_text_bytes,
+            "allow_ip": [str(network) for network in self.access.allow],
+            "curve": self.access.curve_secret_key is not None,
             "priority_batch_size": self.priority_batch_size,
             "cpu": self.cpu,
             "fp16": self.fp16,
@@ -130,13 +141,26 @@ def _positive(value: str) -> int:
     return number
 
 
+def _allow_ip(value: str) -> tuple[IpNetwork, ...]:
+    try:
+        return parse_allow_ip(value)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("serving")
     add_flag(group, "port", "port_in", "port_data", dest="port", type=int, default=5555,
           help="port clients push requests to")
     add_flag(group, "port_out", "port_result", dest="port_out", type=int, default=5556,
           help="port clients receive replies from")
-    add_flag(group, "bind_ip", default="*", help="address to bind: * (all) or e.g. 127.0.0.1")
+    add_flag(group, "bind_ip", default="127.0.0.1",
+          help="address to bind: 127.0.0.1 (this host only), * for all interfaces")
+    add_flag(group, "allow_ip", type=_allow_ip, default=(),
+          help="ZeroMQ: accept connections only from these addresses/CIDRs, comma separated "
+               "(e.g. 10.0.0.0/8,127.0.0.1)")
+    add_flag(group, "curve_secret_key", type=Path, default=None,
+          help="ZeroMQ: require CURVE with this secret key file (zmq.auth .key_secret)")
     add_flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
     add_flag(group, "http_max_connect", type=_positive, default=10,
           help="max concurrent in-flight HTTP requests; beyond it: 429 with Retry-After")
@@ -145,6 +169,8 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
     add_flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
           help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
+    add_flag(group, "open_metrics", action="store_true",
+          help="serve /metrics without the API key (for scrapers); /health, /ready always are")
     add_flag(group, "num_worker", type=_positive, default=1, help="worker processes")
     add_flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
     add_flag(group, "max_batch_tokens", type=_positive, default=None,
@@ -156,6 +182,8 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
           help="larger requests get an error reply")
     add_flag(group, "max_queue_texts", type=_positive, default=1_000_000,
           help="past this many waiting texts, requests get a 'server busy' error")
+    add_flag(group, "max_text_bytes", type=_positive, default=1 << 20,
+          help="longer texts (UTF-8 bytes) get an error reply before tokenizing")
     add_flag(group, "prefetch_size", type=_positive, default=2,
           help="batches handed to each worker ahead (at hand when the previous ends)")
     add_flag(group, "show_tokens_to_client", action="store_true",
@@ -216,6 +244,13 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     clash = _port_clash(args)
     if clash:
         parser.error(clash)
+    try:
+        return _config_from_args(args)
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def _config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         engine=engine_options_from_args(args),
         bind_ip=args.bind_ip,
@@ -226,12 +261,19 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
         http_max_body_bytes=args.http_max_body_bytes,
         cors=args.cors,
         api_key=args.api_key,
+        open_metrics=args.open_metrics,
+        access=AccessPolicy(
+            allow=args.allow_ip,
+            curve_secret_key=(load_curve_secret_key(args.curve_secret_key)
+                              if args.curve_secret_key else None),
+        ),
         num_worker=args.num_worker,
         max_batch_size=args.max_batch_size,
         max_batch_tokens=args.max_batch_tokens,
         priority_batch_size=args.priority_batch_size,
         max_request_texts=args.max_request_texts,
         max_queue_texts=args.max_queue_texts,
+        max_text_bytes=args.max_text_bytes,
         cpu=args.cpu,
         fp16=args.fp16,
         device_map=tuple(args.device_map),
@@ -241,4 +283,5 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
         job_timeout=args.job_timeout,
         verbose=args.verbose,
         ignored_flags=_ignored(args),
+        fault=os.environ.get("BERT_SERVING_INJECT_FAULT") or None,
     )

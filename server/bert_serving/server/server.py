@@ -8,11 +8,16 @@ dies is restarted and its batches re-run. Shutdown (SIGINT, SIGTERM or a
 TERMINATION message) stops intake, lets in-flight requests finish within a
 bound, then stops everything.
 
+Liveness tells the truth: if the ventilator or sink thread has died, or every
+worker keeps dying as it starts, `is_alive()` turns false (the gateway's
+/health answers 503) and `serve_forever` shuts down and returns a non-zero
+exit code, so a supervisor restarts the process instead of it serving timeouts.
+
 Usage::
 
     server = BertServer(parse_server_config(argv))
     server.start()          # returns once every worker is ready
-    server.serve_forever()  # until shut down
+    sys.exit(server.serve_forever())  # until shut down; non-zero if a part died
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ import multiprocessing
 import os
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
 
 from bert_serving.client import BertClient
 
+from .access import start_authenticator
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
@@ -47,6 +55,10 @@ __all__ = ["BertServer", "ServerStartError", "assign_devices", "threads_per_work
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 600.0
 DRAIN_TIMEOUT_S = 30.0
+EXIT_PART_DIED = 3
+"""The exit code when the ventilator, the sink or every worker died."""
+CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW_S = 5, 60.0
+"""A worker restarted this often within the window is given up on (it cannot start)."""
 
 
 class ServerStartError(BertServingError):
@@ -120,6 +132,8 @@ class _WorkerProcess:
     spec: WorkerSpec
     process: BaseProcess
     generation: int
+    restarts: deque[float] = field(default_factory=deque)
+    given_up: bool = False
 
 
 class BertServer:
@@ -134,6 +148,7 @@ class BertServer:
         self._spawn = multiprocessing.get_context("spawn")
         self.ready = False
         self.gateway: HttpGateway | None = None
+        self.authenticator: ThreadAuthenticator | None = None
 
     # -- start ------------------------------------------------------------------------------
 
@@ -160,10 +175,25 @@ class BertServer:
         """Workers up and not shutting down: what the gateway's /ready reports."""
         return self.ready and not self.shutdown_event.is_set()
 
+    def is_alive(self) -> bool:
+        """The ventilator and sink threads run and some worker is not given up on (/health)."""
+        if not hasattr(self, "ventilator_thread"):
+            return True  # still starting: /ready, not /health, says so
+        return not self.dead_parts()
+
+    def dead_parts(self) -> list[str]:
+        dead = [name for name, thread in (("ventilator", self.ventilator_thread),
+                                          ("sink", self.sink_thread)) if not thread.is_alive()]
+        if self.workers and all(w.given_up for w in self.workers):
+            dead.append("every worker")
+        return dead
+
     def _bind(self, tokenizer: WordPieceTokenizer) -> None:
+        self.authenticator = start_authenticator(self.context, self.config.access)
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
-                             port_out=self.config.port_out, job_timeout=self.config.job_timeout)
+                             port_out=self.config.port_out, job_timeout=self.config.job_timeout,
+                             access=self.config.access, fault=self.config.fault)
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
@@ -185,18 +215,26 @@ class BertServer:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
         if self.config.http_port is None:
             return
+        if not self.config.access.admits(self._local_ip()):
+            raise ServerStartError(
+                f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
+                f"to this server from: add it to -allow_ip, or drop -http_port"
+            )
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
-                         is_ready=self.is_ready)
+                         is_ready=self.is_ready, is_alive=self.is_alive)
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()
 
+    def _local_ip(self) -> str:
+        return "127.0.0.1" if self.config.bind_ip in ("*", "0.0.0.0") else self.config.bind_ip
+
     def _local_client(self) -> BertClient:
-        ip = "127.0.0.1" if self.config.bind_ip in ("*", "0.0.0.0") else self.config.bind_ip
+        ip = self._local_ip()
         # The client's over-long-text warning is meant for a person, not for every HTTP request.
         return BertClient(ip=ip, port=self.config.port, port_out=self.config.port_out,
-                          check_length=False)
+                          check_length=False, curve_server_key=self.config.access.curve_public_key)
 
     def _server_info(self) -> dict[str, Any]:
         metadata = self.graph.metadata
@@ -246,28 +284,49 @@ class BertServer:
 
     # -- run --------------------------------------------------------------------------------
 
-    def serve_forever(self) -> None:
-        """Supervise workers until shutdown is asked for, then shut down gracefully."""
+    def serve_forever(self) -> int:
+        """Supervise until shutdown is asked for or a part dies; the process's exit code."""
         while not self.shutdown_event.wait(0.2):
             self._restart_dead_workers()
+            dead = self.dead_parts()
+            if dead:
+                log.error("%s died: bert-serving exits (code %d) so that it can be restarted",
+                          " and ".join(dead), EXIT_PART_DIED)
+                self.stop()
+                return EXIT_PART_DIED
         self.stop()
+        return 0
 
     def _restart_dead_workers(self) -> None:
         for index, worker in enumerate(self.workers):
-            if worker.process.is_alive():
+            if worker.given_up or worker.process.is_alive():
                 continue
             log.warning("worker %s exited (code %s): restarting",
                         worker.spec.worker_id.decode(), worker.process.exitcode)
             self._tell_ventilator([WORKER_DIED, worker.spec.worker_id])
+            now = time.monotonic()
+            restarts = worker.restarts
+            while restarts and restarts[0] < now - CRASH_LOOP_WINDOW_S:
+                restarts.popleft()
+            if len(restarts) >= CRASH_LOOP_RESTARTS:
+                log.error("worker %d died %d times in %.0f s: not restarting it", index,
+                          len(restarts) + 1, CRASH_LOOP_WINDOW_S)
+                worker.given_up = True
+                continue
+            restarts.append(now)
             self.worker_restarts += 1
             self._start_worker(index, worker.generation + 1)
+            self.workers[index].restarts = restarts
 
     def _tell(self, control_address: str, frames: list[bytes]) -> None:
         """One message to a loop's control socket (the loops own their sockets; we don't)."""
         socket = self.context.socket(zmq.PUSH)
         socket.connect(control_address)
-        socket.send_multipart(frames)
-        socket.close(linger=1000)
+        try:
+            socket.send_multipart(frames, flags=zmq.NOBLOCK)  # a dead loop reads nothing
+        except zmq.Again:
+            log.warning("a loop is not reading its control socket: %s not sent", frames[0])
+        socket.close(linger=0 if self.dead_parts() else 1000)
 
     def _tell_ventilator(self, frames: list[bytes]) -> None:
         self._tell(self.ventilator.control_address, frames)
@@ -276,26 +335,49 @@ class BertServer:
         self.shutdown_event.set()
 
     def stop(self) -> None:
-        """Stop intake, finish what is in flight (bounded), stop workers and threads."""
+        """Stop intake, finish what is in flight (bounded), stop workers and threads.
+
+        With a part dead nothing in flight can finish: no drain, no waiting for
+        the HTTP requests in flight, and workers that never got STOP are terminated.
+        """
+        started = hasattr(self, "ventilator_thread")
+        broken = started and bool(self.dead_parts())
         if self.gateway is not None:  # first: its requests in flight need the pipeline
-            self.gateway.stop()
-        if not hasattr(self, "ventilator_thread"):  # start failed before the loops ran
-            for worker in self.workers:
-                worker.process.terminate()
-            self.context.destroy(linger=0)
+            self.gateway.stop(force=broken)
+        if not started:  # start failed before the loops ran
+            self._end_workers(0)
+            self._close()
             return
-        self._tell_ventilator([STOP_ACCEPTING])
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while (self.ventilator.busy or self.sink.busy) and time.monotonic() < deadline:
-            self._restart_dead_workers()
-            time.sleep(0.05)
+        if not broken:
+            self._drain()
         self._tell_ventilator([b"STOP"])
         self.ventilator_thread.join(5)
         self._tell(self.sink.control_address, [SINK_STOP])
         self.sink_thread.join(5)
+        self._end_workers(0 if broken else 5)
+        self._close()
+        log.info("bert-serving stopped")
+
+    def _drain(self) -> None:
+        self._tell_ventilator([STOP_ACCEPTING])
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while (self.ventilator.busy or self.sink.busy) and time.monotonic() < deadline:
+            self._restart_dead_workers()
+            if self.dead_parts():
+                return
+            time.sleep(0.05)
+
+    def _end_workers(self, wait_s: float) -> None:
+        """Join workers (they got STOP) for up to `wait_s` in all, then terminate the rest."""
+        deadline = time.monotonic() + wait_s
         for worker in self.workers:
-            worker.process.join(5)
+            worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.terminate()
+        for worker in self.workers:
+            worker.process.join(2)
+
+    def _close(self) -> None:
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.context.destroy(linger=0)
-        log.info("bert-serving stopped")

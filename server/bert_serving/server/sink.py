@@ -4,7 +4,11 @@ One loop owns the publishing socket and every job's assembly. The publishing
 socket is an XPUB, so the sink sees clients subscribe: a reply for a client
 whose subscription has not arrived yet (the "slow joiner": a client's first
 SHOW_CONFIG can outrun its SUB connection) is held until it does, instead of
-being dropped as a plain PUB would, or until a deadline passes.
+being dropped as a plain PUB would, or until a deadline passes. It also tells
+the ventilator when a client leaves (so its queued rows are dropped) and when
+an identity subscribes (so requests parked for it may run).
+
+No message stops the loop: a handler that raises is logged and the loop goes on.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zmq
@@ -26,17 +31,23 @@ from bert_serving.proto.internal import (
     ResultMessage,
     decode_job,
     decode_result,
+    encode_client_back,
     encode_client_gone,
 )
 
+from .access import AccessPolicy
 from .assembly import JobAssembly, JobKey
 
-__all__ = ["Sink"]
+__all__ = ["InjectedSinkFault", "Sink"]
 
 log = logging.getLogger(__name__)
 STOP = b"STOP"
 _POLL_MS = 100
 HOLD_FOR_SUBSCRIBER_S = 5.0
+
+
+class InjectedSinkFault(RuntimeError):
+    """Raised by the loop itself under BERT_SERVING_INJECT_FAULT=sink (liveness tests)."""
 
 
 @dataclass
@@ -50,8 +61,10 @@ class Sink:
     """Result reassembly and reply publishing; run `serve()` in its own thread."""
 
     def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
-                 job_timeout: float) -> None:
+                 job_timeout: float, access: AccessPolicy | None = None,
+                 fault: str | None = None) -> None:
         self.job_timeout = job_timeout
+        self.fault = fault
         self.jobs: dict[JobKey, JobAssembly] = {}
         self.subscribed: set[bytes] = set()
         self.held: list[_HeldReply] = []
@@ -60,6 +73,7 @@ class Sink:
         self.out = context.socket(zmq.XPUB)
         self.out.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.out.setsockopt(zmq.LINGER, 2000)  # flush the last replies at shutdown
+        (access or AccessPolicy()).secure_server_socket(self.out)
         self.out.bind(f"tcp://{bind_ip}:{port_out}")
         self.results = context.socket(zmq.PULL)
         self.results.setsockopt(zmq.LINGER, 0)
@@ -82,16 +96,31 @@ class Sink:
             events = dict(poller.poll(_POLL_MS))
             # Job registrations first: they were queued before their batches were sent.
             while self.control.poll(0):
-                if not self._on_control(self.control.recv_multipart()):
+                if not self._guarded(self._on_control, self.control.recv_multipart()):
                     return
             if self.out in events:
-                self._on_subscription(self.out.recv())
+                self._guarded(self._on_subscription, self.out.recv())
             if self.results in events:
-                self._on_result(decode_result(self.results.recv_multipart()))
+                frames = self.results.recv_multipart()
+                if self.fault == "sink":
+                    raise InjectedSinkFault("BERT_SERVING_INJECT_FAULT=sink: the loop dies")
+                self._guarded(self._on_frames, frames)
             now = time.monotonic()
             if now - last_sweep > 1.0:
                 self._sweep(now)
                 last_sweep = now
+
+    @staticmethod
+    def _guarded(handle: Callable[[Any], bool | None], message: Any) -> bool:
+        """Run one handler; an exception is logged, never fatal to the loop."""
+        try:
+            return handle(message) is not False
+        except Exception:  # the loop's last line of defence
+            log.exception("%s failed; the sink carries on", handle.__name__)
+            return True
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        self._on_result(decode_result(frames))
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -109,6 +138,7 @@ class Sink:
         topic = bytes(message[1:])
         if message[0] == 1:
             self.subscribed.add(topic)
+            self._tell_ventilator(encode_client_back(topic))
             self._flush_held(lambda held: held.client_id == topic)
         elif message[0] == 0:
             self.subscribed.discard(topic)
@@ -130,10 +160,19 @@ class Sink:
         self.to_ventilator.setsockopt(zmq.LINGER, 0)
         self.to_ventilator.connect(control_address)
 
+    def _tell_ventilator(self, frames: list[bytes]) -> None:
+        """Never blocks: a ventilator that stopped reading must not stop the sink too."""
+        if self.to_ventilator is None:
+            return
+        try:
+            self.to_ventilator.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("the ventilator is not reading its control socket; %s not sent",
+                        frames[0].decode())
+
     def _drop_client(self, client_id: bytes) -> None:
         """The client is gone: its unfinished jobs would be published to nobody."""
-        if self.to_ventilator is not None:
-            self.to_ventilator.send_multipart(encode_client_gone(client_id))
+        self._tell_ventilator(encode_client_gone(client_id))
         gone = [key for key in self.jobs if key.client_id == client_id]
         for key in gone:
             del self.jobs[key]

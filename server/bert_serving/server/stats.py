@@ -35,6 +35,7 @@ class ServerStatistics:
         self._recent_sizes_limit = 10_000
         self.num_tokens = 0
         self.num_batches = 0
+        self.num_batched_seq = 0  # rows handed to workers: what was computed, re-runs included
         self.num_worker_restarts = 0
         self.batch_size_histogram: Counter[int] = Counter()  # upper bound (power of 2) -> batches
 
@@ -52,6 +53,7 @@ class ServerStatistics:
 
     def on_batch(self, size: int) -> None:
         self.num_batches += 1
+        self.num_batched_seq += size
         self.batch_size_histogram[1 << max(size - 1, 0).bit_length()] += 1
 
     def on_worker_restart(self) -> None:
@@ -82,6 +84,7 @@ class ServerStatistics:
             "avg_request_per_second": self.num_requests / elapsed,
             "num_tokens": self.num_tokens,
             "num_batches": self.num_batches,
+            "num_batched_seq": self.num_batched_seq,
             "num_worker_restarts": self.num_worker_restarts,
             "batch_size_histogram": {
                 str(size): count for size, count in sorted(self.batch_size_histogram.items())

@@ -7,6 +7,13 @@ One loop owns the request socket (PULL, clients push), the worker socket (ROUTER
 workers pull with credits) and the scheduler. Replies of any kind go out through
 the sink, which owns the publishing socket. A worker that dies has its
 unfinished batches put back at the front of the queue.
+
+No message can stop the loop: each is handled inside a guard that logs what
+failed and, when the sender can be addressed, answers it with an error. A
+client the sink saw leave is remembered (`DepartedClients`), so a request of
+its read after the news is not computed, whichever socket is read first.
+TERMINATION is honoured from an address -allow_ip admits, over CURVE, or,
+with neither set, from loopback only.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import zmq
 
 from bert_serving.proto import (
+    MAX_IDENTITY_BYTES,
     PROTOCOL_VERSION,
     Command,
     MalformedRequest,
@@ -31,6 +39,7 @@ from bert_serving.proto import (
     parse_request,
 )
 from bert_serving.proto.internal import (
+    CLIENT_BACK,
     CLIENT_GONE,
     BatchMessage,
     JobMessage,
@@ -43,17 +52,26 @@ from bert_serving.proto.internal import (
 )
 
 from . import __version__
+from .access import peer_address
 from .config import ServerConfig, batch_token_budget
+from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
 from .tokenization import RaggedTokens, WordPieceTokenizer
 
-__all__ = ["Ventilator"]
+__all__ = ["InjectedFault", "Ventilator"]
 
 log = logging.getLogger(__name__)
 WORKER_DIED = b"WORKER_DIED"
 STOP_ACCEPTING = b"STOP_ACCEPTING"
 _POLL_MS = 100
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the loop itself, on a text request, under BERT_SERVING_INJECT_FAULT=ventilator.
+
+    For the liveness tests: a loop that dies of a bug no guard caught.
+    """
 
 
 @dataclass
@@ -87,10 +105,12 @@ class Ventilator:
         )
         self.workers: dict[bytes, _WorkerState] = {}
         self.workers_seen = threading.Event()
+        self.departed: DepartedClients[Request] = DepartedClients()
         self.accepting = True
         self._next_batch_id = 0
         self.frontend = context.socket(zmq.PULL)
         self.frontend.setsockopt(zmq.LINGER, 0)
+        config.access.secure_server_socket(self.frontend)
         self.frontend.bind(f"tcp://{config.bind_ip}:{config.port}")
         self.backend = context.socket(zmq.ROUTER)
         self.backend.setsockopt(zmq.LINGER, 0)
@@ -110,14 +130,41 @@ class Ventilator:
             poller.register(socket, zmq.POLLIN)
         while True:
             events = dict(poller.poll(_POLL_MS))
-            if self.control in events and not self._on_control(self.control.recv_multipart()):
+            if self.control in events and not self._guarded(self._on_control,
+                                                             self.control.recv_multipart()):
                 break
             if self.backend in events:
-                self._on_worker(self.backend.recv_multipart())
+                self._guarded(self._on_worker, self.backend.recv_multipart())
             if self.frontend in events:
-                self._on_frames(self.frontend.recv_multipart(copy=True))
-            self._dispatch()
+                self._receive_request()
+            self._guarded(self._dispatch)
+            self._expire_departed()
         self._stop_workers()
+
+    def _receive_request(self) -> None:
+        frames = self.frontend.recv_multipart(copy=False)
+        if self.config.fault == "ventilator" and frames[-1].bytes != b"0":  # texts, not control
+            raise InjectedFault("BERT_SERVING_INJECT_FAULT=ventilator: the loop dies")
+        peer = peer_address(frames[0])
+        self._guarded(self._on_frames, [f.bytes for f in frames], peer)
+
+    def _guarded(self, handle: Callable[..., bool | None], *args: Any) -> bool:
+        """Run one handler; an exception is logged (and answered if possible), never fatal."""
+        try:
+            return handle(*args) is not False
+        except Exception as error:  # this is the loop's last line of defence
+            self.stats.on_malformed()
+            log.exception("%s failed; the ventilator carries on", handle.__name__)
+            client = _addressable(args[0]) if handle == self._on_frames else None
+            if client is not None:
+                self._reply_error(client, 0, f"the server could not handle this request: "
+                                  f"{type(error).__name__}: {str(error)[:200]}", "ServerError")
+            return True
+
+    def _expire_departed(self) -> None:
+        dropped = self.departed.expire(time.monotonic())
+        if dropped:
+            log.info("%d requests of departed clients dropped unread", dropped)
 
     @property
     def busy(self) -> bool:
@@ -132,15 +179,22 @@ class Ventilator:
             self._requeue_worker(frames[1])
             return True
         if frames[0] == CLIENT_GONE:
-            gone = frames[1]
-            dropped = self.scheduler.cancel(lambda key: self._job_key(key)[0] == gone)
-            if dropped:
-                log.info("client %r left: %d queued texts dropped", gone[:40], dropped)
+            self._client_left(frames[1])
+            return True
+        if frames[0] == CLIENT_BACK:
+            for request in self.departed.returned(frames[1]):
+                self._on_texts(request)
             return True
         if frames[0] == STOP_ACCEPTING:
             self.accepting = False
             return True
         return False  # STOP
+
+    def _client_left(self, gone: bytes) -> None:
+        self.departed.left(gone)
+        dropped = self.scheduler.cancel(lambda key: self._job_key(key)[0] == gone)
+        if dropped:
+            log.info("client %r left: %d queued texts dropped", gone[:40], dropped)
 
     def _requeue_worker(self, worker_id: bytes) -> None:
         state = self.workers.pop(worker_id, None)
@@ -193,7 +247,7 @@ class Ventilator:
     def _reply_error(self, client_id: bytes, req_id: int, message: str, kind: str) -> None:
         self.to_sink.send_multipart(encode_error_for_client(client_id, req_id, message, kind))
 
-    def _on_frames(self, frames: list[bytes]) -> None:
+    def _on_frames(self, frames: list[bytes], peer: str | None = None) -> None:
         try:
             request = parse_request(frames)
         except MalformedRequest as error:
@@ -204,20 +258,29 @@ class Ventilator:
                                   "MalformedRequest")
             return
         if request.command is not None:
-            self._on_command(request)
+            self._on_command(request, peer)
+        elif request.client_id in self.departed:
+            self.departed.park(request.client_id, request, time.monotonic())
         else:
             self._on_texts(request)
 
-    def _on_command(self, request: Request) -> None:
+    def _on_command(self, request: Request, peer: str | None) -> None:
         self.stats.on_control_request(request.client_id)
         if request.command is Command.TERMINATION:
-            log.info("TERMINATION received: shutting down")
-            self.shutdown.set()
+            if self.config.access.may_terminate(peer):
+                log.info("TERMINATION received from %s: shutting down", peer)
+                self.shutdown.set()
+            else:
+                log.warning("TERMINATION from %s ignored: not an address -allow_ip admits "
+                            "and not over CURVE (see README, Security)", peer)
             return
         body = self._config_body(request.client_id)
         if request.command is Command.SHOW_STATUS:
-            body["statistic"] = {**self.stats.as_dict(),
-                                 "pending_texts": self.scheduler.pending_texts}
+            body["statistic"] = {
+                **self.stats.as_dict(), "pending_texts": self.scheduler.pending_texts,
+                "in_flight_batches": sum(len(w.in_flight) for w in self.workers.values()),
+                "departed_clients": len(self.departed),
+            }
         self.to_sink.send_multipart(encode_json_for_client(request.client_id, request.req_id, body))
 
     def _config_body(self, client_id: bytes) -> dict[str, Any]:
@@ -246,7 +309,8 @@ class Ventilator:
             return
         try:
             texts, is_tokenized = decode_texts(request.payload,
-                                               max_texts=self.config.max_request_texts)
+                                               max_texts=self.config.max_request_texts,
+                                               max_text_bytes=self.config.max_text_bytes)
             tokens = self.tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
@@ -263,3 +327,10 @@ class Ventilator:
         job = JobMessage(client, req_id, len(texts), self.config.show_tokens_to_client)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows((client, req_id), tokens.rows(), tokens.lengths))
+
+
+def _addressable(frames: list[bytes]) -> bytes | None:
+    """The sender's identity, if the frames have one small enough to echo back."""
+    if len(frames) == 4 and 0 < len(frames[0]) <= MAX_IDENTITY_BYTES:
+        return bytes(frames[0])
+    return None

@@ -76,7 +76,13 @@ class _Worker:
         """Take every batch that has arrived (waiting if none is pending); False on STOP."""
         timeout = 0 if self.pending else _PARENT_CHECK_MS
         while self.requests.poll(timeout):
-            batch = decode_batch(self.requests.recv_multipart())
+            frames = self.requests.recv_multipart()
+            try:
+                batch = decode_batch(frames)
+            except Exception:  # a frame we cannot read must not end the worker
+                log.exception("unreadable message from the ventilator (%d frames) ignored",
+                              len(frames))
+                continue
             if batch is None:
                 return False
             self.pending.append(batch)

@@ -45,7 +45,8 @@ _ROUTERS = (bert_routes, openai_routes, probe_routes)
 _DESCRIPTION = """\
 Sentence embeddings from a bert-serving server over HTTP: the original
 bert-as-service routes (`/encode`, `/status/*`) and OpenAI's `/v1/embeddings`.
-With `-api_key`, every route but `/health` needs `Authorization: Bearer <key>`.
+With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under
+`-open_metrics`) needs `Authorization: Bearer <key>`.
 """
 
 
@@ -54,7 +55,8 @@ def _always() -> bool:
 
 
 def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClient], *,
-               count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always) -> FastAPI:
+               count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always,
+               is_alive: Callable[[], bool] = _always) -> FastAPI:
     """The gateway app; `client_factory` is called once, in a thread, as the app starts."""
     metrics = GatewayMetrics()
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in
@@ -64,6 +66,7 @@ def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClien
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.is_ready = is_ready
+    app.state.is_alive = is_alive
     for router in _ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
@@ -76,7 +79,8 @@ def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMe
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_connect)
     if settings.api_key:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key,
+                           open_metrics=settings.open_metrics)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["*"], allow_headers=["*"])

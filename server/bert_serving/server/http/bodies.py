@@ -8,7 +8,10 @@
 * a body sent without a JSON Content-Type (curl's `-d` says form-urlencoded)
   is still parsed as JSON, as the original gateway did: every body here is
   JSON, and one that is not gets a 400 saying so rather than a confusing
-  "expected an object".
+  "expected an object";
+* `NaN`, `Infinity` and `-Infinity`, which Python's parser accepts but are not
+  JSON, get a 422 naming them: echoed back (an `id`), they would make the
+  reply body invalid JSON.
 
 Usage::
 
@@ -17,10 +20,13 @@ Usage::
 
 from __future__ import annotations
 
+import json
+from typing import NoReturn
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import body_too_large, render
+from .errors import body_too_large, invalid, render
 
 __all__ = ["RequestBodyMiddleware"]
 
@@ -49,6 +55,12 @@ class RequestBodyMiddleware:
             return
         if body is None:  # the client went away: nobody to answer
             return
+        constant = _non_json_constant(body)
+        if constant is not None:
+            problem = invalid("body", f"{constant} is not JSON (JSON numbers are finite): "
+                              "send a number, a string or null")
+            await render(problem, scope)(scope, receive, send)
+            return
         if body:
             _declare_json(scope)
         await self.app(scope, _replay(body, receive), send)
@@ -70,6 +82,30 @@ class RequestBodyMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+class _Constant(Exception):
+    pass
+
+
+def _refuse(name: str) -> NoReturn:
+    raise _Constant(name)
+
+
+def _non_json_constant(body: bytes) -> str | None:
+    """`NaN`/`Infinity`/`-Infinity` outside strings, if the body has one.
+
+    Parsed only when the bytes appear at all, so ordinary bodies cost one scan.
+    """
+    if b"NaN" not in body and b"Infinity" not in body:
+        return None
+    try:
+        json.loads(body, parse_constant=_refuse)
+    except _Constant as constant:
+        return str(constant)
+    except (ValueError, RecursionError):  # not JSON at all: the route's parser says so
+        return None
+    return None
 
 
 def _declare_json(scope: Scope) -> None:

@@ -92,10 +92,14 @@ class HttpGateway:
         finally:
             self._server.settled.set()
 
-    def stop(self) -> None:
-        """Stop accepting, finish requests in flight (within the grace), close the client."""
+    def stop(self, *, force: bool = False) -> None:
+        """Stop accepting, finish requests in flight (within the grace), close the client.
+
+        `force`: do not wait for requests in flight (the pipeline behind them is dead).
+        """
         if self._thread is None:
             return
+        self._server.force_exit = force
         self._server.should_exit = True
         self._thread.join(self._grace_s + START_TIMEOUT_S)
         self._thread = None

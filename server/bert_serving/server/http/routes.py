@@ -140,16 +140,26 @@ def _base64(row: np.ndarray) -> str:
 # -- probes --------------------------------------------------------------------------------------
 
 
-@probe_routes.get("/health", response_model=ProbeReply)
-async def health() -> ProbeReply:
-    """The process is alive (open even with -api_key)."""
-    return ProbeReply(status="ok")
+@probe_routes.get("/health", response_model=ProbeReply,
+                  responses={503: {"model": ProbeReply, "description": "a part of it died"}})
+async def health(request: Request) -> Any:
+    """200 while the ventilator, sink and workers run; 503 once one died.
+
+    Open even with -api_key: liveness probes hold no secrets.
+    """
+    is_alive = cast(Callable[[], bool], request.app.state.is_alive)
+    if is_alive():
+        return ProbeReply(status="ok")
+    return JSONResponse({"status": "dead"}, status_code=503)
 
 
 @probe_routes.get("/ready", response_model=ProbeReply,
                   responses={503: {"model": ProbeReply, "description": "not ready yet"}})
 async def ready(request: Request) -> Any:
-    """200 once the model is loaded and the workers are up; 503 before, and while stopping."""
+    """200 once the model is loaded and the workers are up; 503 before, and while stopping.
+
+    Open even with -api_key: readiness probes hold no secrets either.
+    """
     is_ready = cast(Callable[[], bool], request.app.state.is_ready)
     if is_ready():
         return ProbeReply(status="ready")

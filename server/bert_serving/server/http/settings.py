@@ -31,6 +31,8 @@ class GatewaySettings:
     max_request_texts: int = 100_000
     cors_origins: tuple[str, ...] = ("*",)
     api_key: str | None = None
+    open_metrics: bool = False
+    """/metrics without the API key (-open_metrics)."""
     model_name: str = DEFAULT_MODEL_NAME
     """What /v1/embeddings reports when a request names no model."""
 
@@ -47,6 +49,7 @@ class GatewaySettings:
             max_request_texts=config.max_request_texts,
             cors_origins=tuple(o.strip() for o in config.cors.split(",") if o.strip()),
             api_key=config.api_key or None,
+            open_metrics=config.open_metrics,
             model_name=_model_name(config.engine.model_dir),
         )
 
