@@ -67,6 +67,8 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     """
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    # it logs two INFO lines per node of the graph: hundreds, in the server's start-up log
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     model = onnx.load(str(model_path))
     quantizer = MatMulNBitsQuantizer(
         model, bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4,
