@@ -39,7 +39,8 @@ def test_benchmark_gpu_dry_run_on_cpu_covers_every_path() -> None:
     out = run_script("benchmark_gpu.py", "--device", "cpu", "--quick", "--repeats", "1")
     assert "onnxruntime 1." in out.splitlines()[0], out
     for batch in (1, 8):
-        for name in ("onnxruntime raw", "bert-serving server", "transformers"):
+        for name in ("onnxruntime raw", "onnxruntime IOBinding", "bert-serving server",
+                     "transformers"):
             row = rf"^ +32 +{batch} {re.escape(name)} +{NUMBER} +{NUMBER} +{NUMBER}x$"
             assert re.search(row, out, re.M), out
     assert re.search(rf"seq 32: single-sentence latency through the server p50 {NUMBER} ms",

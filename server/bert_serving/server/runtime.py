@@ -40,8 +40,9 @@ CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 """onnxruntime's own fusions that slow the CPU down. On the int8 graph, fusing the
 residual Add into LayerNorm gave a kernel ~2.5x slower than the pair it replaced:
 disabled, the int8 forward pass was 1.12x faster (median of 6 interleaved rounds,
-2-core AVX-512 VNNI). On fp32 CPU graphs the fusion does not fire; GPU graphs keep
-the fused nodes the offline optimizer put there."""
+2-core AVX-512 VNNI). It fires on dynamically quantized graphs (our int8 before
+MatMulNBits, optimum's int8 exports a user may serve), not on our fp32 or MatMulNBits
+int8 graphs; GPU graphs keep the fused nodes the offline optimizer put there."""
 
 
 class ModelRunner(Protocol):

@@ -29,7 +29,13 @@ from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, digest_files
 from .graph import GraphMetadata, SpecialIds, build_bert_graph
 from .hf_weights import read_hf_weights
-from .optimize import PRECISIONS, apply_fusions, convert_to_fp16, quantize_to_int8
+from .optimize import (
+    INT8_BLOCK_SIZE,
+    PRECISIONS,
+    apply_fusions,
+    convert_to_fp16,
+    quantize_to_int8,
+)
 from .sources import ModelKind, ModelSource
 from .tf_bundle import read_tensor_bundle
 from .weights import BertWeights, from_google_names, from_hf_state_dict
@@ -57,6 +63,8 @@ class ConversionOptions:
     def cache_fields(self) -> dict[str, object]:
         fields = dataclasses.asdict(self)
         fields["pooling"] = GraphMetadata(self.pooling, 0, 0, 0, 0).as_props()
+        if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
+            fields["int8_scheme"] = f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE}"
         return fields
 
 

@@ -1,0 +1,297 @@
+"""The whole server against the ONNX peers a user would pick on CPU, side by side, one run.
+
+Contenders, all on the same texts (4-120 words, cut to fit 128 WordPiece tokens so
+that nobody truncates), all 6 layers, last-layer masked mean, 2 threads each:
+
+- ours: the whole server fp32 and `-int8` (`-cpu -num_worker 1 -max_seq_len 128
+  -pooling_layer -1`), one request of every text from BertClient; our HTTP
+  `/v1/embeddings`, requests of 32 from 8 concurrent clients; the raw onnxruntime
+  session on our fp32 and int8 graphs, on the server's batches (the engine's floor);
+- peers, in their own venv (made by this script; never bert-serving's dependencies):
+  sentence-transformers on torch and with `backend="onnx"` (fp32, and optimum's dynamic
+  int8 export), infinity-emb's optimum engine in process (fp32, int8) and its HTTP
+  `/embeddings` (requests of 32, 8 concurrent clients), fastembed.
+
+Rounds are interleaved; medians and our ratios to the best peer of each kind are
+printed, with each contender's worst-row cosine to transformers (torch CPU, fp32),
+and the raw session's achieved GFLOP/s per core next to this CPU's peak.
+
+Usage: python scripts/benchmark_peers.py [--texts 1500] [--rounds 4] [--peers-venv DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
+
+from benchmark_compare import cosine_rows, raw_session_runner, server_runner  # noqa: E402
+from benchmark_engine import make_texts, server_batches  # noqa: E402
+from reference import TransformersReference  # noqa: E402
+from server_process import ServerProcess, free_port  # noqa: E402
+from timing import interleaved_medians  # noqa: E402
+
+from bert_serving.server.default_model import default_model_dir  # noqa: E402
+from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.pooling import PoolingSpec  # noqa: E402
+
+MAX_SEQ_LEN = 128
+THREADS = 2
+HTTP_BATCH = 32
+HTTP_CLIENTS = 8
+PEER_PINS = [
+    "sentence-transformers[onnx]==5.7.*", "transformers==4.57.*", "optimum-onnx==0.1.*",
+    "optimum==2.1.*", "infinity-emb[server,optimum]==0.0.78", "fastembed",
+    "torch==2.13.0",
+]
+Runner = Callable[[], np.ndarray]
+
+
+def ensure_peers_venv(venv: Path) -> Path:
+    """The peers' venv, made on first use; the same onnxruntime as ours, so the engine is equal."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        import onnxruntime
+
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PINS,
+                        f"onnxruntime=={onnxruntime.__version__}"], check=True)
+    return python
+
+
+def peer_env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(THREADS),
+            "TOKENIZERS_PARALLELISM": "true", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+
+
+def prepare_peer_model(python: Path, work: Path) -> Path:
+    """A copy of the MiniLM with optimum's ONNX export (fp32 and int8) at its root."""
+    folder = work / "peer-model"
+    shutil.copytree(default_model_dir(), folder)
+    subprocess.run([str(python), str(ROOT / "scripts" / "peer_worker.py"), "export", "--model",
+                    str(folder), "--out", str(folder), "--int8"], check=True, env=peer_env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return folder
+
+
+class PeerProcess:
+    """One peer library in its own process (peer_worker.py), run on command."""
+
+    def __init__(self, python: Path, contender: str, model: Path, texts_path: Path,
+                 int8: bool, log: Path) -> None:
+        self.out = texts_path.with_name(f"{contender}{'-int8' if int8 else ''}.npy")
+        args = [str(python), str(ROOT / "scripts" / "peer_worker.py"), contender, "--model",
+                str(model), "--texts", str(texts_path), "--out", str(self.out),
+                "--threads", str(THREADS), *(["--int8"] if int8 else [])]
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=log.open("a"), text=True, env=peer_env())
+        self._wait_for("ready")
+
+    def _wait_for(self, word: str) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.strip() == word:
+                return
+        raise RuntimeError(f"{self.process.args[2]} exited before {word!r}; see its log")
+
+    def __call__(self) -> np.ndarray:
+        assert self.process.stdin is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        self._wait_for("done")
+        return np.load(self.out)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def infinity_http(python: Path, model: Path, log: Path) -> Iterator[str]:
+    """infinity's HTTP server on the fp32 ONNX graph (`--model-id .` in the model folder)."""
+    import httpx
+
+    port = free_port()
+    args = [str(python.parent / "infinity_emb"), "v2", "--model-id", ".", "--engine",
+            "optimum", "--device", "cpu", "--pooling-method", "mean", "--batch-size",
+            str(HTTP_BATCH), "--onnx-do-not-prefer-quantized", "--no-model-warmup",
+            "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(args, cwd=model, env=peer_env(), stdout=log.open("a"),
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:  # wait for the condition: /health answers
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"infinity did not start; see {log}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+def http_runner(url: str, texts: list[str], model: str) -> Runner:
+    """Requests of 32 texts from 8 concurrent clients; vectors back in text order."""
+    import httpx
+
+    chunks = [texts[i:i + HTTP_BATCH] for i in range(0, len(texts), HTTP_BATCH)]
+    client = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=HTTP_CLIENTS))
+
+    def post(chunk: list[str]) -> list[list[float]]:
+        reply = client.post(url, json={"model": model, "input": chunk})
+        reply.raise_for_status()
+        return [row["embedding"] for row in reply.json()["data"]]
+
+    def run() -> np.ndarray:
+        with ThreadPoolExecutor(HTTP_CLIENTS) as pool:
+            return np.array([row for rows in pool.map(post, chunks) for row in rows], np.float32)
+
+    return run
+
+
+def fitting_texts(engine: Engine, count: int) -> list[str]:
+    """Mixed texts, each cut by words to at most MAX_SEQ_LEN tokens: nobody truncates."""
+    texts = []
+    for text in make_texts(count, seed=1):
+        words = text.split()
+        while engine.tokenizer.lengths([" ".join(words)])[0] > MAX_SEQ_LEN:
+            words = words[: len(words) * 9 // 10]
+        texts.append(" ".join(words))
+    return texts
+
+
+def matmul_gflop(engine: Engine, texts: list[str]) -> float:
+    """Dense arithmetic of the encoder on the server's padded batches (2 FLOP per MAC)."""
+    meta = engine.graph.metadata
+    hidden, layers = meta.hidden_size, meta.num_hidden_layers
+    flop = 0.0
+    for _, tokens in server_batches(engine, texts):
+        rows, seq = tokens.input_ids.shape
+        per_layer = 2 * rows * seq * (4 * hidden * hidden + 2 * hidden * 4 * hidden)
+        per_layer += 2 * 2 * rows * seq * seq * hidden  # Q.K^T and attention x V
+        flop += layers * per_layer
+    return flop / 1e9
+
+
+def cpu_peaks() -> str:
+    """This CPU's per-core peak, from its flags and clock (2 FMA units assumed)."""
+    info = Path("/proc/cpuinfo").read_text()
+    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
+    mhz = float(next(line for line in info.splitlines() if "MHz" in line).split(":")[1])
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    fp32 = 2 * 2 * lanes * mhz / 1e3  # 2 units x FMA (2 FLOP) x lanes
+    vnni = "avx512_vnni" in flags or "avx_vnni" in flags
+    int8 = fp32 * (4 if vnni else 2)  # VNNI: 4 int8 MACs per lane; else pmaddubsw pairs
+    return (f"peak per core at {mhz:.0f} MHz: fp32 FMA {fp32:.0f} GFLOP/s, int8 "
+            f"{int8:.0f} GOP/s ({'AVX-512' if lanes == 16 else 'AVX2'}, "
+            f"{'VNNI' if vnni else 'no VNNI'})")
+
+
+def reference_vectors(texts: list[str]) -> np.ndarray:
+    reference = TransformersReference(default_model_dir())
+    parts = [reference.encode(texts[i:i + 64], layers=(-1,), max_seq_len=MAX_SEQ_LEN)
+             for i in range(0, len(texts), 64)]
+    return np.concatenate(parts)
+
+
+def print_table(medians: dict[str, float], outputs: dict[str, np.ndarray],
+                expected: np.ndarray, count: int, tokens: int) -> None:
+    print(f"{'contender':40} {'sent/s':>8} {'tokens/s':>9} {'cos to transformers':>20}")
+    for name, median in medians.items():
+        cosine = cosine_rows(outputs[name], expected)
+        print(f"{name:40} {count / median:8.1f} {tokens / median:9.0f} "
+              f"{cosine.min():9.4f} min {cosine.mean():.4f} mean")
+
+
+def print_ratios(medians: dict[str, float]) -> None:
+    """Our rate over the best peer of each kind (median seconds: lower is faster)."""
+    kinds = {"fp32": ("bert-serving fp32 (server)", "peer fp32"),
+             "int8": ("bert-serving int8 (server)", "peer int8"),
+             "HTTP": ("bert-serving HTTP /v1/embeddings", "peer HTTP")}
+    for kind, (ours, peer_tag) in kinds.items():
+        peers = {n: t for n, t in medians.items() if n.startswith(peer_tag)}
+        best = min(peers, key=peers.__getitem__)
+        ratio = peers[best] / medians[ours]
+        print(f"{kind}: ours {ratio:.2f}x the best peer ({best.split(': ')[1]})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--texts", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--peers-venv", type=Path, default=ROOT / ".cache" / "peers-venv")
+    args = parser.parse_args()
+    python = ensure_peers_venv(args.peers_venv.resolve())
+    work = Path(tempfile.mkdtemp(prefix="bert-serving-peers-"))
+    log = work / "peers.log"
+    options = dict(graph_tmp_dir=work / "graphs", max_seq_len=MAX_SEQ_LEN,
+                   pooling=PoolingSpec(layers=(-1,)), intra_op_threads=THREADS)
+    fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]
+    int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
+    texts = fitting_texts(fp32, args.texts)
+    tokens = fp32.tokenize(texts).num_real_tokens
+    texts_path = work / "texts.json"
+    texts_path.write_text(json.dumps(texts), encoding="utf-8")
+    peer_model = prepare_peer_model(python, work)
+    flags = ["-num_worker", "1", "-max_seq_len", str(MAX_SEQ_LEN), "-pooling_layer", "-1",
+             "-intra_op_threads", str(THREADS)]
+    with ExitStack() as stack:
+        ours_fp32 = stack.enter_context(ServerProcess(flags, work / "graphs", http=True))
+        ours_int8 = stack.enter_context(ServerProcess([*flags, "-int8"], work / "graphs"))
+        infinity_url = stack.enter_context(infinity_http(python, peer_model, log))
+
+        def peer(name: str, int8: bool = False) -> PeerProcess:
+            process = PeerProcess(python, name, peer_model, texts_path, int8, log)
+            stack.callback(process.close)
+            return process
+
+        contenders: dict[str, Runner] = {
+            "raw onnxruntime fp32": raw_session_runner(fp32, texts),
+            "raw onnxruntime int8": raw_session_runner(int8, texts),
+            "bert-serving fp32 (server)": server_runner(ours_fp32, texts),
+            "bert-serving int8 (server)": server_runner(ours_int8, texts),
+            "bert-serving HTTP /v1/embeddings": http_runner(
+                f"{ours_fp32.http_url}/v1/embeddings", texts, "bert"),
+            "peer fp32: sentence-transformers torch": peer("sentence-transformers-torch"),
+            "peer fp32: sentence-transformers onnx": peer("sentence-transformers-onnx"),
+            "peer fp32: infinity optimum": peer("infinity-optimum"),
+            "peer fp32: fastembed": peer("fastembed"),
+            "peer int8: sentence-transformers onnx": peer("sentence-transformers-onnx", True),
+            "peer int8: infinity optimum": peer("infinity-optimum", True),
+            "peer HTTP: infinity /embeddings": http_runner(f"{infinity_url}/embeddings",
+                                                           texts, "."),
+        }
+        medians, outputs = interleaved_medians(contenders, args.rounds)
+    print(f"{len(texts)} texts (4-120 words, <= {MAX_SEQ_LEN} tokens), {tokens} real tokens, "
+          f"{THREADS} threads each, last-layer mean, median of {args.rounds} interleaved rounds")
+    print_table(medians, outputs, reference_vectors(texts), len(texts), tokens)
+    print_ratios(medians)
+    gflop = matmul_gflop(fp32, texts)
+    for precision in ("fp32", "int8"):
+        rate = gflop / medians[f"raw onnxruntime {precision}"] / THREADS
+        print(f"raw session {precision}: {gflop:.0f} GFLOP per pass, {rate:.1f} GFLOP/s per core")
+    print(cpu_peaks())
+
+
+if __name__ == "__main__":
+    main()
