@@ -22,12 +22,13 @@ import numpy as np
 
 from .convert.cache import GraphCache, default_cache_dir
 from .convert.prepare import ConversionOptions, PreparedGraph, prepare_graph
-from .convert.sources import detect_model_source
+from .convert.sources import TOKENIZER_JSON_NAME, detect_model_source
 from .default_model import default_model_dir
 from .errors import ConfigError
+from .hf_tokenizer import HfTokenizer
 from .pooling import PoolingSpec
 from .runtime import Device, OnnxRunner, parse_device
-from .tokenization import TokenBatch, WordPieceTokenizer
+from .tokenization import TextTokenizer, TokenBatch, WordPieceTokenizer
 
 __all__ = ["Engine", "EngineOptions", "build_tokenizer", "prepare_engine_graph"]
 
@@ -69,7 +70,7 @@ class EngineOptions:
 class Engine:
     """A tokenizer and a runner over one prepared graph."""
 
-    def __init__(self, graph: PreparedGraph, tokenizer: WordPieceTokenizer, runner: OnnxRunner):
+    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer, runner: OnnxRunner):
         self.graph = graph
         self.tokenizer = tokenizer
         self.runner = runner
@@ -128,13 +129,24 @@ class Engine:
         return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
 
 
-def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> WordPieceTokenizer:
-    """The tokenizer that goes with `graph` under these options."""
+def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> TextTokenizer:
+    """The tokenizer that goes with `graph` under these options.
+
+    Google's WordPiece over vocab.txt for BERT (as the original); the folder's own
+    tokenizer.json for the other families (-cased_tokenization does not apply there).
+    """
+    if graph.vocab_path.name == TOKENIZER_JSON_NAME:
+        return HfTokenizer(
+            graph.vocab_path,
+            max_seq_len=options.max_seq_len,
+            max_position_embeddings=graph.metadata.max_tokens,
+            add_special_tokens=not options.no_special_token,
+        )
     return WordPieceTokenizer(
         graph.vocab_path,
         lowercase=not options.cased_tokenization,
         max_seq_len=options.max_seq_len,
-        max_position_embeddings=graph.metadata.max_position_embeddings,
+        max_position_embeddings=graph.metadata.max_tokens,
         add_special_tokens=not options.no_special_token,
     )
 

@@ -38,7 +38,7 @@ from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
-from .tokenization import WordPieceTokenizer
+from .tokenization import TextTokenizer
 from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
 from .worker import WorkerSpec, run_worker
 
@@ -81,7 +81,7 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
-def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
+def _token_counter(tokenizer: TextTokenizer) -> TokenCounter:
     """Tokens per text as batching counts them, for the gateway's usage reports."""
 
     def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
@@ -160,7 +160,7 @@ class BertServer:
         """Workers up and not shutting down: what the gateway's /ready reports."""
         return self.ready and not self.shutdown_event.is_set()
 
-    def _bind(self, tokenizer: WordPieceTokenizer) -> None:
+    def _bind(self, tokenizer: TextTokenizer) -> None:
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout)

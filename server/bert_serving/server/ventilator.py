@@ -46,7 +46,7 @@ from . import __version__
 from .config import ServerConfig, batch_token_budget
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
-from .tokenization import RaggedTokens, WordPieceTokenizer
+from .tokenization import RaggedTokens, TextTokenizer
 
 __all__ = ["Ventilator"]
 
@@ -70,7 +70,7 @@ class Ventilator:
         config: ServerConfig,
         context: zmq.Context,
         *,
-        tokenizer: WordPieceTokenizer,
+        tokenizer: TextTokenizer,
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
