@@ -134,8 +134,9 @@ def _model(family: str, vocab_size: int, pad_id: int) -> Any:
         "xlm-roberta": (tf.XLMRobertaConfig, tf.XLMRobertaModel),
         "camembert": (tf.CamembertConfig, tf.CamembertModel),
     }[family]
-    config = config_class(vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS + 2, type_vocab_size=1,
-                          pad_token_id=pad_id, bos_token_id=0, eos_token_id=2, **_SIZES)
+    config = config_class(vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS + 2,
+                          type_vocab_size=1, pad_token_id=pad_id, bos_token_id=0, eos_token_id=2,
+                          **_SIZES)
     return model_class(config)
 
 
