@@ -175,9 +175,22 @@ class FamilyReference:
         max_seq_len: int | None = 25,
         mask_cls_sep: bool = False,
     ) -> np.ndarray:
+        features = self.features(texts, max_seq_len)
+        return self.pool_features(features, layers, strategy, mask_cls_sep)
+
+    def encode_tokens(self, tokens: Sequence[str]) -> np.ndarray:
+        """One pre-tokenized text: each token's id (unknown: unk), between cls and sep."""
+        ids = [self.tokenizer.cls_token_id, *self.tokenizer.convert_tokens_to_ids(list(tokens)),
+               self.tokenizer.sep_token_id]
+        features = {"input_ids": np.array([ids], np.int64),
+                    "attention_mask": np.ones((1, len(ids)), np.int64),
+                    "token_type_ids": np.zeros((1, len(ids)), np.int64)}
+        return self.pool_features(features, (-2,), "REDUCE_MEAN", False)
+
+    def pool_features(self, features: dict[str, np.ndarray], layers: Sequence[int],
+                      strategy: str, mask_cls_sep: bool) -> np.ndarray:
         import torch
 
-        features = self.features(texts, max_seq_len)
         inputs = {k: torch.from_numpy(v) for k, v in features.items()}
         if self.model.config.model_type == "distilbert":
             del inputs["token_type_ids"]
