@@ -43,7 +43,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that decide which model is loaded and what the graph computes."""
     group = parser.add_argument_group("model")
     add_flag(group, "model_dir", type=Path, default=None,
-          help="BERT folder (Google TF checkpoint or Hugging Face) or .onnx file; "
+          help="model folder (Google BERT checkpoint, or Hugging Face BERT, RoBERTa, "
+               "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA) or .onnx file; "
                "default: the embedded all-MiniLM-L6-v2")
     add_flag(group, "tuned_model_dir", type=Path, default=None,
           help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir")
