@@ -264,3 +264,27 @@ def test_roberta_folder_without_tokenizer_json_names_the_file(
         (tmp_path / name).write_bytes((family_dir / name).read_bytes())
     with pytest.raises(Exception, match="tokenizer.json is missing"):
         detect_model_source(tmp_path)
+
+
+def test_gpu_fusions_keep_every_family_exact(
+    family_dir: Path, family_reference: FamilyReference, graph_cache: Path
+) -> None:
+    """The graph the GPU gets, with ORT's fusions, run in fp32 on CPU.
+
+    The fusions must leave RoBERTa's positions alone (they are not BERT's Range),
+    and may drop DistilBERT's unread token_type_ids input (the runner feeds what
+    the session has).
+    """
+    from bert_serving.server.convert.cache import GraphCache
+    from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
+    from bert_serving.server.engine import build_tokenizer
+    from bert_serving.server.runtime import OnnxRunner
+
+    graph = prepare_graph(detect_model_source(family_dir), ConversionOptions(fuse_for_gpu=True),
+                          GraphCache(graph_cache))
+    options = EngineOptions(model_dir=family_dir, max_seq_len=None)
+    engine = Engine(graph, build_tokenizer(graph, options), OnnxRunner(graph.path))
+    texts = heldout_texts() + PAIRS
+    np.testing.assert_allclose(engine.encode(texts),
+                               family_reference.encode(texts, max_seq_len=None),
+                               atol=TOLERANCE, rtol=0)
