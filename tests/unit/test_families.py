@@ -288,3 +288,19 @@ def test_gpu_fusions_keep_every_family_exact(
     np.testing.assert_allclose(engine.encode(texts),
                                family_reference.encode(texts, max_seq_len=None),
                                atol=TOLERANCE, rtol=0)
+
+
+def test_exported_family_graph_serves_with_its_tokenizer_json(
+    family_dir: Path, graph_cache: Path, tmp_path: Path
+) -> None:
+    from bert_serving.server.convert.export_cli import main as export_main
+
+    out = tmp_path / "exported" / "model.onnx"
+    assert export_main(["-model_dir", str(family_dir), "-o", str(out), "-max_seq_len", "NONE",
+                        "-graph_tmp_dir", str(graph_cache)]) == 0
+    assert (out.parent / "tokenizer.json").is_file()
+    exported = load_engine(out, graph_cache, max_seq_len=None)
+    original = load_engine(family_dir, graph_cache, max_seq_len=None)
+    assert exported.tokenizer.max_len == MAX_TOKENS
+    texts = heldout_texts() + PAIRS
+    np.testing.assert_allclose(exported.encode(texts), original.encode(texts), atol=1e-6, rtol=0)
