@@ -304,3 +304,23 @@ def test_exported_family_graph_serves_with_its_tokenizer_json(
     assert exported.tokenizer.max_len == MAX_TOKENS
     texts = heldout_texts() + PAIRS
     np.testing.assert_allclose(exported.encode(texts), original.encode(texts), atol=1e-6, rtol=0)
+
+
+def test_checkpoints_of_the_task_heads_load_by_their_prefixed_names(
+    family_dir: Path, graph_cache: Path, tmp_path: Path
+) -> None:
+    """Hub folders are often saved from a head class: `roberta.`, `distilbert.`, `electra.`."""
+    from safetensors.numpy import load_file, save_file
+
+    prefix = {"distilbert": "distilbert.", "electra": "electra."}.get(family_of(family_dir),
+                                                                       "roberta.")
+    state = {prefix + name: array
+             for name, array in load_file(str(family_dir / "model.safetensors")).items()}
+    state["lm_head.dense.weight"] = np.ones((4, 4), np.float32)  # a head, to be left out
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((family_dir / name).read_bytes())
+    save_file(state, str(tmp_path / "model.safetensors"))
+    texts = heldout_texts()
+    np.testing.assert_allclose(load_engine(tmp_path, graph_cache).encode(texts),
+                               load_engine(family_dir, graph_cache).encode(texts),
+                               atol=1e-6, rtol=0)

@@ -47,6 +47,8 @@ __all__ = ["HfTokenizer", "read_special_template"]
 
 _PAD_NAMES = ("<pad>", "[PAD]")
 _UNK_NAMES = ("<unk>", "[UNK]")
+_STAND_INS = ("x", "a", "the", "0")
+"""Texts that some token of any vocabulary covers, to see where the specials go."""
 
 
 def _load(path: Path) -> Tokenizer:
@@ -59,13 +61,22 @@ def _load(path: Path) -> Tokenizer:
                                     f"{error}") from None
 
 
+def _stand_in(tokenizer: Tokenizer, path: Path) -> Encoding:
+    """A one-word text that encodes to at least one token."""
+    for word in _STAND_INS:
+        encoding = tokenizer.encode([word], is_pretokenized=True, add_special_tokens=False)
+        if len(encoding):
+            return encoding
+    raise UnsupportedModelError(f"{path}: its tokenizer turns even {_STAND_INS} into nothing")
+
+
 def _template_of(tokenizer: Tokenizer, path: Path) -> SpecialTemplate:
     """The special tokens the file's post-processor adds, found by running it on stand-ins.
 
     Works for every post-processor kind (Bert, Roberta, Template, Sequence) without
     parsing their JSON: the specials are the positions with no sequence id.
     """
-    part = tokenizer.encode(["x"], is_pretokenized=True, add_special_tokens=False)
+    part = _stand_in(tokenizer, path)
     single = tokenizer.post_process(part, None, add_special_tokens=True)
     pair = tokenizer.post_process(part, part, add_special_tokens=True)
     a_at = single.sequence_ids.index(0)

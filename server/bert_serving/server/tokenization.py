@@ -1,5 +1,9 @@
 """Texts to padded id arrays, tokenized exactly as BERT's own WordPiece tokenizer would.
 
+`TextTokenizer` holds what every model family shares (``|||`` pairs, truncation,
+special tokens as a `SpecialTemplate`, padding); `WordPieceTokenizer` is BERT's,
+described below, and `hf_tokenizer.HfTokenizer` runs a folder's tokenizer.json.
+
 The reference is transformers' slow ``BertTokenizer`` (Google's ``FullTokenizer``
 plus one NFC step, see below): clean the text (drop NUL, U+FFFD and every
 ``C*`` code point, map whitespace to spaces), put spaces around CJK
