@@ -76,3 +76,25 @@ def test_family_tokens_are_shown_to_the_client(legacy_run: dict, family_dir: Pat
 def test_family_bad_request_is_answered(legacy_run: dict) -> None:
     assert legacy_run["bad"].startswith("TypeError")
     assert "texts[1]" in legacy_run["bad"]
+
+
+def test_unserved_model_type_stops_the_start_with_one_line(tmp_path: Path,
+                                                           graph_cache: Path) -> None:
+    import sys
+
+    from safetensors.numpy import save_file
+
+    config = {"model_type": "mpnet", "architectures": ["MPNetForMaskedLM"]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_file({"mpnet.embeddings.word_embeddings.weight": np.zeros((4, 8), np.float32)},
+              str(tmp_path / "model.safetensors"))
+    done = subprocess.run(
+        [sys.executable, "-c", "from bert_serving.server.cli import start; "
+         "import sys; sys.exit(start())", "-cpu", "-model_dir", str(tmp_path),
+         "-graph_tmp_dir", str(graph_cache)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bert-serving-start:")]
+    assert len(errors) == 1, done.stderr
+    assert "model_type 'mpnet'" in errors[0] and "xlm-roberta" in errors[0]
