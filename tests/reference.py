@@ -2,7 +2,8 @@
 
 Tokenized by transformers' slow `BertTokenizer` (Google's algorithm), encoded by
 `BertModel` with `output_hidden_states`, pooled in numpy with the original
-bert-as-service definitions. Nothing here imports bert_serving.
+bert-as-service definitions. `FamilyReference` does the same for the other families
+with AutoModel and the fast tokenizer of the folder. Nothing here imports bert_serving.
 """
 
 from __future__ import annotations
