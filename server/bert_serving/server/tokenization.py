@@ -54,17 +54,19 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
-from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
+from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
-__all__ = ["PAIR_SEPARATOR", "RaggedTokens", "TokenBatch", "TokenRow", "WordPieceTokenizer"]
+__all__ = ["PAIR_SEPARATOR", "Piece", "RaggedTokens", "TokenBatch", "TokenRow",
+           "WordPieceTokenizer"]
 
 PAIR_SEPARATOR = "|||"
 """Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
 
 _CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
+_SPECIAL_TOKENS = frozenset({_CLS, _SEP, _UNK, _PAD, "[MASK]"})
 _MAX_INPUT_CHARS_PER_WORD = 100
 _CAPITAL_SIGMA = "\u03a3"
 
@@ -117,6 +119,15 @@ class TokenRow(NamedTuple):
 
     ids: np.ndarray
     first_length: int
+
+
+class Piece(NamedTuple):
+    """One word piece of a text and where it came from (character offsets into the text)."""
+
+    id: int
+    token: str
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
@@ -509,6 +520,32 @@ class WordPieceTokenizer:
         """Tokens per text after truncation, specials included: for length-grouped batching."""
         rows = self._encode_texts(texts)
         return [int(total) for total in self._layout(rows).total]
+
+    def pieces(self, text: str) -> list[Piece]:
+        """The text's word pieces, untruncated, without [CLS]/[SEP], with their offsets.
+
+        For the HTTP routes that show tokens (TEI's /tokenize) or cut texts
+        themselves (left truncation, texts holding '|||'); batching never calls it.
+        """
+        encoding = self._untruncated.encode(text, add_special_tokens=False)
+        return [Piece(i, t, a, b) for i, t, (a, b)
+                in zip(encoding.ids, encoding.tokens, encoding.offsets, strict=True)]
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text for token ids, word pieces joined; ValueError names an id not in the vocab."""
+        bad = [i for i in ids if not 0 <= i < len(self._token_of_id) or
+               self._token_of_id[i] is None]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is not in this model's vocabulary "
+                             f"(ids 0 to {len(self._token_of_id) - 1})")
+        tokens = [str(self._token_of_id[i]) for i in ids]
+        if skip_special_tokens:
+            tokens = [t for t in tokens if t not in _SPECIAL_TOKENS]
+        return str(decoders.WordPiece(prefix="##", cleanup=True).decode(tokens))
+
+    @functools.cached_property
+    def _untruncated(self) -> Tokenizer:
+        return _text_tokenizer(self._vocab, lowercase=self._lowercase)
 
     # -- encoding ---------------------------------------------------------------------------
 
