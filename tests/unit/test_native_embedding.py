@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from reference import heldout_texts
 
+from bert_serving.server.cli import start
 from bert_serving.server.config import parse_server_config
 from bert_serving.server.engine import Engine
 from bert_serving.server.errors import ConfigError
@@ -106,13 +107,23 @@ def test_model_flag_resolves_from_the_folder(minilm_dir: Path) -> None:
     assert (default.pooling, default.normalize) == (PoolingSpec(), False)
     with pytest.raises(ConfigError, match="-mask_cls_sep"):
         parse_server_config(["-pooling_strategy", "MODEL", "-mask_cls_sep"])
+    with pytest.raises(ConfigError, match="-pooling_layer -4 -1 does not apply"):
+        parse_server_config(["-pooling_strategy", "MODEL", "-pooling_layer", "-4", "-1"])
+    last = parse_server_config(["-pooling_strategy", "MODEL", "-pooling_layer", "-1"]).engine
+    assert last.pooling.layers == (-1,)
 
 
-def test_model_flag_on_a_plain_folder_names_the_problem(minilm_dir: Path, tmp_path: Path) -> None:
+def test_model_flag_on_a_plain_folder_names_the_problem(
+    minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plain = tmp_path / "plain"
     shutil.copytree(minilm_dir, plain, ignore=shutil.ignore_patterns("modules.json"))
+    argv = ["-model_dir", str(plain), "-pooling_strategy", "MODEL"]
     with pytest.raises(ConfigError, match="has no modules.json"):
-        parse_server_config(["-model_dir", str(plain), "-pooling_strategy", "MODEL"])
+        parse_server_config(argv)
+    assert start(argv) == 1  # bert-serving-start: one line, no traceback
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "has no modules.json" in lines[0]
 
 
 def test_model_pooling_matches_sentence_transformers(minilm_dir: Path, graph_cache: Path) -> None:

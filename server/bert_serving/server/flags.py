@@ -115,5 +115,9 @@ def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
     if args.mask_cls_sep:
         raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
                           "own pooling reads every token; drop one of them")
+    if list(args.pooling_layer) not in ([-2], [-1]):  # -2 is the flag's default
+        raise ConfigError(f"-pooling_layer {' '.join(map(str, args.pooling_layer))} does not "
+                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
+                          "model does; drop one of them")
     native = model_native_embedding(args.model_dir or default_model_dir())
     return native.pooling_spec(), native.normalize
