@@ -104,14 +104,17 @@ def test_huggingface_hub_client_matches_sentence_transformers(native: ServerProc
     want = st_encode(sentence_transformer, TEXTS[:4])
     client = InferenceClient(base_url=native.http_url)
     close(client.feature_extraction(TEXTS[0]), want[:1])
-    # LangChain's HuggingFaceEndpointEmbeddings posts a list the same way.
     close(client.feature_extraction(TEXTS[:4]), want)  # type: ignore[arg-type]
+    # LangChain's HuggingFaceEndpointEmbeddings.embed_documents, as its source calls it.
+    langchain = InferenceClient(model=native.http_url)
+    close(langchain.feature_extraction(text=TEXTS[:4]), want)  # type: ignore[arg-type]
     cut = client.feature_extraction(TEXTS[0], dimensions=32, normalize=True)
     close(cut, want[:1, :32] / np.linalg.norm(want[:1, :32]))
 
 
 def test_llama_index_request_shape(http: httpx.Client, sentence_transformer: Any) -> None:
-    # What llama-index's TextEmbeddingsInference posts: /embed with inputs and truncate.
+    # What llama-index's TextEmbeddingsInference._call_api posts (read from its source):
+    # /embed with inputs and truncate.
     reply = http.post("/embed", json={"inputs": TEXTS[:2], "truncate": True})
     close(reply.json(), st_encode(sentence_transformer, TEXTS[:2]))
 
