@@ -217,6 +217,26 @@ def test_show_tokens_are_the_family_tokens_and_round_trip(
     np.testing.assert_array_equal(again.input_ids, batch.input_ids)
 
 
+def test_pieces_and_decode_are_the_family_tokenizers(
+    family_dir: Path, family_reference: FamilyReference
+) -> None:
+    """/tokenize and /decode on any family: transformers' tokens, offsets and decoding."""
+    tokenizer = tokenizer_of(family_dir, max_seq_len=9)
+    reference = family_reference.tokenizer
+    long_text = " ".join(["hello world"] * 20)  # pieces() ignores -max_seq_len
+    for text in [*heldout_texts(), long_text]:
+        want = reference(text, add_special_tokens=False, return_offsets_mapping=True)
+        pieces = tokenizer.pieces(text)
+        assert [p.id for p in pieces] == want["input_ids"]
+        assert [p.token for p in pieces] == reference.convert_ids_to_tokens(want["input_ids"])
+        assert [(p.start, p.stop) for p in pieces] == [tuple(o) for o in want["offset_mapping"]]
+        ids = reference(text)["input_ids"]
+        assert tokenizer.decode(ids) == reference.decode(ids, skip_special_tokens=True)
+        assert tokenizer.decode(ids, skip_special_tokens=False) == reference.decode(ids)
+    with pytest.raises(ValueError, match="token id 10000000 is not in"):
+        tokenizer.decode([10_000_000])
+
+
 def test_no_special_token_leaves_only_the_text(family_dir: Path) -> None:
     plain = tokenizer_of(family_dir, max_seq_len=None, add_special_tokens=False)
     full = tokenizer_of(family_dir, max_seq_len=None)

@@ -86,6 +86,7 @@ class ServerConfig:
             "pooling_layer": list(engine.pooling.layers),
             "pooling_strategy": int(engine.pooling.strategy),
             "mask_cls_sep": engine.pooling.mask_cls_sep,
+            "normalize": engine.normalize,
             "no_special_token": engine.no_special_token,
             "no_position_embeddings": engine.no_position_embeddings,
             "int8": engine.int8,

@@ -28,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -179,6 +180,18 @@ class HfTokenizer(TextTokenizer):
         if self._unk is None:
             self._check_known(parts)
         return _encode_words_with(self._words, parts, self._unk or "")
+
+    def _encode_untruncated(self, text: str) -> Encoding:
+        return self._untruncated.encode(_without_surrogates(text), add_special_tokens=False)
+
+    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
+        return str(self._text.decode(ids, skip_special_tokens=skip_special_tokens))
+
+    @functools.cached_property
+    def _untruncated(self) -> Tokenizer:
+        untruncated = Tokenizer.from_str(self._text.to_str())
+        untruncated.no_truncation()
+        return untruncated
 
     def _check_known(self, parts: list[list[str]]) -> None:
         """Without an unknown token (byte-level BPE), an unknown token is the client's error."""

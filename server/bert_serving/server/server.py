@@ -35,6 +35,7 @@ from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
+from .http.served_model import native_embedding_notes, served_model
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
@@ -150,7 +151,7 @@ class BertServer:
         tokenizer = build_tokenizer(graph, engine)
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
-        self._start_gateway(_token_counter(tokenizer))
+        self._start_gateway(_token_counter(tokenizer), tokenizer)
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
@@ -181,13 +182,15 @@ class BertServer:
         self.sink_thread.start()
         self.ventilator_thread.start()
 
-    def _start_gateway(self, count_tokens: TokenCounter) -> None:
+    def _start_gateway(self, count_tokens: TokenCounter, tokenizer: TextTokenizer) -> None:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
         if self.config.http_port is None:
             return
+        for note in native_embedding_notes(self.config):
+            log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
-                         is_ready=self.is_ready)
+                         is_ready=self.is_ready, model=served_model(self.config, tokenizer))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()

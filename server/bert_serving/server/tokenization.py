@@ -58,13 +58,14 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
-from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
+from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
 __all__ = [
     "PAIR_SEPARATOR",
+    "Piece",
     "RaggedTokens",
     "SpecialTemplate",
     "TextTokenizer",
@@ -77,6 +78,7 @@ PAIR_SEPARATOR = "|||"
 """Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
 
 _CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
+_SPECIAL_TOKENS = frozenset({_CLS, _SEP, _UNK, _PAD, "[MASK]"})
 _MAX_INPUT_CHARS_PER_WORD = 100
 _CAPITAL_SIGMA = "\u03a3"
 
@@ -129,6 +131,15 @@ class TokenRow(NamedTuple):
 
     ids: np.ndarray
     first_length: int
+
+
+class Piece(NamedTuple):
+    """One word piece of a text and where it came from (character offsets into the text)."""
+
+    id: int
+    token: str
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
@@ -566,7 +577,37 @@ class TextTokenizer:
         rows = self._encode_texts(texts)
         return [int(total) for total in self._layout(rows).total]
 
+    def pieces(self, text: str) -> list[Piece]:
+        """The text's pieces, untruncated, without special tokens, with their offsets.
+
+        For the HTTP routes that show tokens (TEI's /tokenize) or cut texts
+        themselves (left truncation, texts holding '|||'); batching never calls it.
+        """
+        encoding = self._encode_untruncated(text)
+        # The vocabulary's token for each id: a Unigram model's Encoding.tokens shows an
+        # unknown word itself rather than <unk>, which would not map back to its id.
+        tokens = self._token_of_id[encoding.ids].tolist() if encoding.ids else []
+        return [Piece(i, t, a, b) for i, t, (a, b)
+                in zip(encoding.ids, tokens, encoding.offsets, strict=True)]
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text for token ids; ValueError names an id not in the vocab."""
+        bad = [i for i in ids if not 0 <= i < len(self._token_of_id) or
+               not self._token_of_id[i]]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is not in this model's vocabulary "
+                             f"(ids 0 to {len(self._token_of_id) - 1})")
+        return self._decode_known(list(ids), skip_special_tokens=skip_special_tokens)
+
     # -- encoding, by each family's tokenizer ----------------------------------------------
+
+    def _encode_untruncated(self, text: str) -> Encoding:
+        """One text's pieces with offsets, no special tokens, no truncation."""
+        raise NotImplementedError
+
+    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
+        """Text for ids all in the vocabulary, as the family's tokenizer joins pieces."""
+        raise NotImplementedError
 
     def _encode_texts(self, texts: Sequence[str]) -> _Rows:
         return _encode_rows([_split_pair(text) for text in texts], self._encode_strings)
@@ -666,6 +707,19 @@ class WordPieceTokenizer(TextTokenizer):
 
     def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
         return _encode_words_with(self._words, parts, _UNK)
+
+    def _encode_untruncated(self, text: str) -> Encoding:
+        return self._untruncated.encode(text, add_special_tokens=False)
+
+    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
+        tokens = [str(self._token_of_id[i]) for i in ids]
+        if skip_special_tokens:
+            tokens = [t for t in tokens if t not in _SPECIAL_TOKENS]
+        return str(decoders.WordPiece(prefix="##", cleanup=True).decode(tokens))
+
+    @functools.cached_property
+    def _untruncated(self) -> Tokenizer:
+        return _text_tokenizer(self._vocab, lowercase=self._lowercase)
 
 
 def _encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> list[Encoding]:

@@ -197,9 +197,9 @@ class EmbeddingsRequest(BaseModel):
         default="float", description="base64: each vector as little-endian float32 bytes"
     )
     dimensions: int | None = Field(
-        default=None, description="if given, must be the model's output width"
+        default=None, description="keep the first N dimensions, then renormalize (Matryoshka)"
     )
-    user: str | None = None
+    user: str | None = Field(default=None, description="accepted and ignored")
 
     @property
     def texts(self) -> list[str]:
