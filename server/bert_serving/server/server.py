@@ -31,6 +31,7 @@ import zmq
 
 from bert_serving.client import BertClient
 
+from .chunking import Reduction, reduction_for
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
@@ -164,7 +165,9 @@ class BertServer:
     def _bind(self, tokenizer: TextTokenizer) -> None:
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
-                             port_out=self.config.port_out, job_timeout=self.config.job_timeout)
+                             port_out=self.config.port_out, job_timeout=self.config.job_timeout,
+                             reduction=self._chunk_reduction(),
+                             normalize=self.config.engine.normalize)
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
@@ -181,6 +184,11 @@ class BertServer:
                                                   name="ventilator", daemon=True)
         self.sink_thread.start()
         self.ventilator_thread.start()
+
+    def _chunk_reduction(self) -> Reduction:
+        if self.config.truncation != "chunk":
+            return "mean"  # unused: no request is chunked
+        return reduction_for(self.config.engine.pooling.strategy)
 
     def _start_gateway(self, count_tokens: TokenCounter, tokenizer: TextTokenizer) -> None:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""

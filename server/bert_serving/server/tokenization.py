@@ -61,6 +61,7 @@ import numpy as np
 from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
+from .chunking import window_starts
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
 __all__ = [
@@ -521,6 +522,16 @@ class TextTokenizer:
         return self._max_len
 
     @property
+    def window_width(self) -> int:
+        """Text tokens in one -truncation chunk window: max_len less a single text's specials."""
+        return self._part_limit
+
+    @property
+    def single_specials(self) -> int:
+        """Special tokens around a single text ([CLS] and [SEP]: 2)."""
+        return len(self._template.prefix) + len(self._template.suffix)
+
+    @property
     def _part_limit(self) -> int:
         """A single text keeps at most this many tokens, and neither part of a pair more."""
         return self._max_len - len(self._template.prefix) - len(self._template.suffix)
@@ -577,6 +588,44 @@ class TextTokenizer:
         rows = self._encode_texts(texts)
         return [int(total) for total in self._layout(rows).total]
 
+    def full_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text before any truncation, specials included (for -truncation error)."""
+        lengths = []
+        for text in texts:
+            first, second = _split_pair(text)
+            parts = [first] if second is None else [first, second]
+            specials = len(self._template.prefix) + len(self._template.suffix)
+            if second is not None:
+                specials += len(self._template.middle)
+            lengths.append(specials + sum(len(self._encode_long(p)) for p in parts))
+        return lengths
+
+    def tokenize_windows(self, texts: Sequence[str], *, overlap: int) -> tuple[RaggedTokens,
+                                                                               list[int]]:
+        """Rows for -truncation chunk: each long text as windows (see `chunking`), and counts.
+
+        A pair is one row, truncated as `tokenize_rows` does: which window of the
+        second text would go with which of the first has no answer.
+        """
+        rows: list[TokenRow] = []
+        per_text: list[int] = []
+        width = self._part_limit
+        prefix = np.asarray(self._template.prefix, dtype=np.int32)
+        suffix = np.asarray(self._template.suffix, dtype=np.int32)
+        for text in texts:
+            _, second = _split_pair(text)
+            if second is not None:
+                rows.extend(self.tokenize_rows([text]).rows())
+                per_text.append(1)
+                continue
+            ids = np.asarray(self._encode_long(text).ids, dtype=np.int32)
+            starts = window_starts(len(ids), width, overlap)
+            for start in starts:
+                window = np.concatenate([prefix, ids[start: start + width], suffix])
+                rows.append(TokenRow(window, len(window)))
+            per_text.append(len(starts))
+        return RaggedTokens.from_rows(rows), per_text
+
     def pieces(self, text: str) -> list[Piece]:
         """The text's pieces, untruncated, without special tokens, with their offsets.
 
@@ -608,6 +657,10 @@ class TextTokenizer:
     def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
         """Text for ids all in the vocabulary, as the family's tokenizer joins pieces."""
         raise NotImplementedError
+
+    def _encode_long(self, text: str) -> Encoding:
+        """One whole text's ids for chunking, tokenized exactly as `encode` would (uncut)."""
+        return self._encode_untruncated(text)
 
     def _encode_texts(self, texts: Sequence[str]) -> _Rows:
         return _encode_rows([_split_pair(text) for text in texts], self._encode_strings)
@@ -720,6 +773,11 @@ class WordPieceTokenizer(TextTokenizer):
     @functools.cached_property
     def _untruncated(self) -> Tokenizer:
         return _text_tokenizer(self._vocab, lowercase=self._lowercase)
+
+    def _encode_long(self, text: str) -> Encoding:
+        if self._lowercase and _CAPITAL_SIGMA in text:
+            text = _lowercase_in_python(text)
+        return self._untruncated.encode(_without_surrogates(text), add_special_tokens=False)
 
 
 def _encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> list[Encoding]:
