@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from reference import TransformersReference, heldout_texts, pool
@@ -76,7 +77,7 @@ def chunk_server(request: pytest.FixtureRequest,
     args = ["-truncation", "chunk", "-chunk_overlap", str(OVERLAP), "-max_seq_len",
             str(MAX_SEQ_LEN), "-pooling_strategy", strategy, "-show_tokens_to_client",
             "-max_batch_size", "64", *(["-mask_cls_sep"] if mask_cls_sep else [])]
-    with ServerProcess(args, graph_cache) as process:
+    with ServerProcess(args, graph_cache, http=True) as process:
         yield process, strategy, mask_cls_sep
 
 
@@ -110,6 +111,32 @@ def test_a_100000_word_text_is_answered(chunk_server: tuple[ServerProcess, str, 
         want, _ = reference_chunked(reference, ["after it"], strategy, mask_cls_sep)
         np.testing.assert_allclose(got[1:], want, atol=TOLERANCE, rtol=0)
         np.testing.assert_allclose(client.encode(["after it"]), want, atol=TOLERANCE, rtol=0)
+
+
+def test_http_routes_chunk_by_default_and_truncate_or_refuse_on_request(
+    chunk_server: tuple[ServerProcess, str, bool], reference: TransformersReference
+) -> None:
+    server, strategy, mask_cls_sep = chunk_server
+    if strategy != "REDUCE_MEAN" or mask_cls_sep:
+        pytest.skip("one server is enough for the HTTP options")
+    texts = long_texts()[:3]
+    chunked, _ = reference_chunked(reference, texts, strategy, mask_cls_sep)
+    cut = reference.encode(texts, max_seq_len=MAX_SEQ_LEN)
+    with httpx.Client(base_url=server.http_url, timeout=120) as http:
+        def embed(**options: object) -> np.ndarray:
+            reply = http.post("/embed", json={"inputs": texts, "normalize": False, **options})
+            assert reply.status_code == 200, reply.text
+            return np.array(reply.json(), dtype=np.float32)
+
+        np.testing.assert_allclose(embed(), chunked, atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(embed(truncate=True), cut, atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(embed(truncation="truncate"), cut, atol=TOLERANCE, rtol=0)
+        refused = http.post("/embed", json={"inputs": texts, "truncation": "error"})
+        assert refused.status_code == 422 and "inputs[1]: has" in refused.text
+        openai = http.post("/v1/embeddings", json={"input": texts})
+        got = np.array([row["embedding"] for row in openai.json()["data"]], dtype=np.float32)
+        np.testing.assert_allclose(got, chunked, atol=TOLERANCE, rtol=0)
+        assert http.get("/info").json()["auto_truncate"] is False
 
 
 def test_error_mode_names_the_text_and_its_length(graph_cache: Path,

@@ -52,6 +52,40 @@ def test_truncate_false_refuses_long_texts(tokenizer: WordPieceTokenizer) -> Non
                       truncate=False, direction="right")
 
 
+LONG = "one two three four five six"
+
+
+def test_a_request_may_ask_a_chunking_server_to_truncate_or_refuse(
+    tokenizer: WordPieceTokenizer
+) -> None:
+    """Under -truncation chunk, raw texts go to be chunked, unless the request says otherwise."""
+    def prepare(**options: object) -> tuple[list[object], bool]:
+        return prepare_texts([LONG], prompt="", tools=tokenizer, direction="right",
+                             server_truncation="chunk", **options)  # type: ignore[arg-type]
+
+    assert prepare(truncate=None) == ([LONG], False)
+    assert prepare(truncate=None, truncation="chunk") == ([LONG], False)
+    cut = ([["one", "two", "three", "four"]], True)
+    assert prepare(truncate=True) == cut  # TEI's truncate: cut here, the server would chunk
+    assert prepare(truncate=False, truncation="truncate") == cut  # truncation wins
+    with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
+        prepare(truncate=None, truncation="error")
+
+
+def test_chunk_needs_a_chunking_server_and_error_servers_refuse_by_default(
+    tokenizer: WordPieceTokenizer
+) -> None:
+    with pytest.raises(GatewayError, match="chunk needs the server started with -truncation "
+                                           "chunk; this one runs -truncation truncate"):
+        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
+                      truncation="chunk")
+    with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
+        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
+                      server_truncation="error")
+    assert prepare_texts([LONG], prompt="", tools=tokenizer, truncate=True, direction="right",
+                         server_truncation="error") == ([["one", "two", "three", "four"]], True)
+
+
 def test_prompts_by_name_default_and_unknown() -> None:
     model = ServedModel(name="m", prompts={"query": "query: "}, default_prompt_name="query")
     assert prompt_for(model, None) == "query: "

@@ -8,14 +8,18 @@ pieces (our client's tokenized input, mapped to ids one for one, so the model
 reads exactly the same ids): a text holding '|||', which the ZeroMQ protocol
 reads as a sentence pair but TEI and OpenAI clients mean as text; and
 `truncation_direction: left`, which keeps a text's last pieces where the server
-keeps its first. `truncate: false` checks each text against the server's
--max_seq_len and refuses the longer ones (the server itself always truncates,
-TEI's `auto_truncate`).
+keeps its first; and a request that asks to truncate a server that does not
+(-truncation error or chunk), cut here. `truncate: false`, or `truncation:
+"error"`, checks each text against the server's -max_seq_len and refuses the
+longer ones. `truncation: "chunk"` needs a server started with -truncation
+chunk, which does the windows (a text holding '|||' still goes as word pieces,
+which the server truncates).
 
 Usage::
 
     payload, tokenized = prepare_texts(["hi ||| there"], prompt="", tools=tokenizer,
                                        truncate=None, direction="right")
+    # or, with a request's own choice:  ..., truncation="error", server_truncation="chunk")
     rows = shape_vectors(vectors, dimensions=128, normalize=True)
 """
 
@@ -31,9 +35,11 @@ from ..native_embedding import l2_normalize
 from ..tokenization import PAIR_SEPARATOR, Piece
 from .errors import GatewayError, Problem, invalid
 
-__all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for", "shape_vectors"]
+__all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
+           "request_truncation", "shape_vectors"]
 
 Direction = Literal["right", "left"]
+Truncation = Literal["truncate", "error", "chunk"]
 _SPECIALS = 2  # [CLS] and [SEP], which the server adds to every text
 
 
@@ -74,6 +80,8 @@ class ServedModel:
     dtype: str = "float32"
     max_batch_tokens: int | None = None
     tools: TextTools | None = None
+    truncation: Truncation = "truncate"
+    """The server's -truncation: what a request that does not say gets."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:
@@ -88,17 +96,33 @@ def prompt_for(model: ServedModel, prompt_name: str | None) -> str:
     return model.prompts[name]
 
 
+def request_truncation(truncation: Truncation | None, truncate: bool | None,
+                       server: Truncation) -> Truncation:
+    """What this request gets: its `truncation`, else TEI's `truncate`, else the server's."""
+    mode: Truncation = (truncation if truncation is not None else "error" if truncate is False
+                        else "truncate" if truncate else server)
+    if mode == "chunk" and server != "chunk":
+        raise GatewayError(invalid("truncation", f"chunk needs the server started with "
+                                   f"-truncation chunk; this one runs -truncation {server}"))
+    return mode
+
+
 def prepare_texts(texts: Sequence[str], *, prompt: str, tools: TextTools | None,
-                  truncate: bool | None, direction: Direction) -> tuple[list[Any], bool]:
+                  truncate: bool | None, direction: Direction,
+                  truncation: Truncation | None = None,
+                  server_truncation: Truncation = "truncate") -> tuple[list[Any], bool]:
     """The payload for the client and whether it is tokenized (see the module's docstring)."""
     prompted = [prompt + text for text in texts]
+    mode = request_truncation(truncation, truncate, server_truncation)
     if tools is None:
         return prompted, False
     pieces: list[list[Piece]] | None = None
-    if truncate is False:
+    if mode == "error":
         pieces = [tools.pieces(text) for text in prompted]
         _check_lengths(pieces, tools.max_len)
-    if direction == "right" and not any(PAIR_SEPARATOR in text for text in prompted):
+    cut_here = mode == "truncate" and server_truncation != "truncate"
+    if (direction == "right" or mode == "chunk") and not cut_here and not any(
+            PAIR_SEPARATOR in text for text in prompted):
         return prompted, False
     pieces = pieces or [tools.pieces(text) for text in prompted]
     keep = tools.max_len - _SPECIALS
@@ -118,7 +142,7 @@ def _check_lengths(pieces: list[list[Piece]], max_len: int) -> None:
                 "ValidationError", 422,
                 f"inputs[{index}]: has {count} tokens, more than this server's limit of "
                 f"{max_len} (-max_seq_len): send truncate: true, or start the server with a "
-                "larger -max_seq_len", "inputs"))
+                "larger -max_seq_len or -truncation chunk", "inputs"))
 
 
 def shape_vectors(vectors: np.ndarray, *, dimensions: int | None, normalize: bool) -> np.ndarray:

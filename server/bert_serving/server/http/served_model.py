@@ -57,6 +57,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools) -> ServedModel:
         dtype="float16" if config.fp16 else "float32",
         max_batch_tokens=config.max_batch_tokens,
         tools=tokenizer,
+        truncation=config.truncation,
     )
 
 

@@ -47,7 +47,8 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
     prompt = prompt_for(model, body.prompt_name)
     payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
-        direction=body.truncation_direction))
+        direction=body.truncation_direction, truncation=body.truncation,
+        server_truncation=model.truncation))
     return await service.encode(payload, is_tokenized=tokenized)
 
 
@@ -119,7 +120,7 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "max_batch_tokens": model.max_batch_tokens,
         "max_batch_requests": None,
         "max_client_batch_size": settings.max_request_texts,
-        "auto_truncate": True,
+        "auto_truncate": model.truncation == "truncate",
         "tokenization_workers": 1,
         "version": __version__,
         "sha": None,

@@ -77,6 +77,10 @@ class EmbedRequest(_TEIRequest):
         "default and true: cut them there")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = (
         Field(default="right", description="which end of a long text is cut off"))
+    truncation: Literal["truncate", "error", "chunk"] | None = Field(
+        default=None, description="texts over -max_seq_len: cut, refused, or windows whose "
+        "vectors are joined (chunk: the server must run -truncation chunk); default: the "
+        "server's -truncation; overrides truncate")
     normalize: bool = Field(default=True, description="L2-normalize each vector")
     dimensions: int | None = Field(
         default=None, description="keep the first N dimensions (Matryoshka), normalized after")
