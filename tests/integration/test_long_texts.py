@@ -136,6 +136,8 @@ def test_http_routes_chunk_by_default_and_truncate_or_refuse_on_request(
         openai = http.post("/v1/embeddings", json={"input": texts})
         got = np.array([row["embedding"] for row in openai.json()["data"]], dtype=np.float32)
         np.testing.assert_allclose(got, chunked, atol=TOLERANCE, rtol=0)
+        read = sum(len(w) for text in texts for w in reference_windows(reference, text))
+        assert openai.json()["usage"]["prompt_tokens"] == read  # every window's tokens
         assert http.get("/info").json()["auto_truncate"] is False
 
 

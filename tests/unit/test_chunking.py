@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bert_serving.proto.internal import JobMessage, decode_job, encode_job
+from bert_serving.server.assembly import JobAssembly, JobKey
 from bert_serving.server.chunking import ChunkReducer, reduction_for, window_starts
 from bert_serving.server.errors import ConfigError
 from bert_serving.server.pooling import PoolingStrategy
@@ -85,3 +87,21 @@ def test_tokenizer_windows_are_the_full_text_cut_with_specials(minilm_dir: Path)
     assert windows[-1] == tokenizer.tokenize_rows(["a ||| b"]).rows()[0].ids.tolist()
     assert tokenizer.full_lengths(["short", long_text, "a ||| b"]) == [
         len(windows[0]), len(full) + 2, 5]
+
+
+def test_a_chunked_job_crosses_the_sink_as_one_row_per_text() -> None:
+    """The ventilator's JOB message carries the layout; the sink's assembly folds on completion."""
+    job = JobMessage(b"client", 7, 3, True, windows=[2, 1], weights=[4, 2, 5])
+    again = decode_job(encode_job(job))
+    assert again == job
+    assert decode_job(encode_job(JobMessage(b"c", 1, 2, False))).windows is None
+    assert again.windows is not None and again.weights is not None
+    assembly = JobAssembly(JobKey(b"client", 7), again.num_rows, want_tokens=True,
+                           chunks=ChunkReducer(again.windows, again.weights, "mean"))
+    windows = np.array([[1.0, 0.0], [4.0, 3.0], [7.0, 7.0]], dtype=np.float32)
+    assembly.add([2, 0], windows[[2, 0]], [["[CLS]", "c", "[SEP]"], ["[CLS]", "a", "[SEP]"]])
+    assert not assembly.complete
+    assembly.add([1], windows[[1]], [["[CLS]", "b", "[SEP]"]])
+    vectors, tokens = assembly.result()
+    np.testing.assert_allclose(vectors, [[2.0, 1.0], [7.0, 7.0]])  # (4*[1,0] + 2*[4,3]) / 6
+    assert tokens == [["[CLS]", "a", "[SEP]", "[CLS]", "b", "[SEP]"], ["[CLS]", "c", "[SEP]"]]

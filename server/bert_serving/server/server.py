@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import numpy as np
 import zmq
 
 from bert_serving.client import BertClient
@@ -83,13 +84,20 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
-def _token_counter(tokenizer: TextTokenizer) -> TokenCounter:
-    """Tokens per text as batching counts them, for the gateway's usage reports."""
+def _token_counter(tokenizer: TextTokenizer, chunk_overlap: int | None) -> TokenCounter:
+    """Tokens per text as batching counts them, for the gateway's usage reports.
+
+    Under -truncation chunk (`chunk_overlap` set), a text's tokens are all its windows'.
+    """
 
     def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
         if is_tokenized:
             return tokenizer.tokenize_rows(texts, is_tokenized=True).lengths.tolist()
-        return tokenizer.lengths(texts)
+        if chunk_overlap is None:
+            return tokenizer.lengths(texts)
+        rows, per_text = tokenizer.tokenize_windows(texts, overlap=chunk_overlap)
+        starts = np.cumsum(per_text) - np.asarray(per_text)
+        return np.add.reduceat(rows.lengths, starts).tolist() if len(rows) else []
 
     return count_tokens
 
@@ -152,7 +160,8 @@ class BertServer:
         tokenizer = build_tokenizer(graph, engine)
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
-        self._start_gateway(_token_counter(tokenizer), tokenizer)
+        overlap = self.config.chunk_overlap if self.config.truncation == "chunk" else None
+        self._start_gateway(_token_counter(tokenizer, overlap), tokenizer)
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
