@@ -63,6 +63,14 @@ def reference_chunked(reference: TransformersReference, texts: list[str], strate
     return np.stack(rows), counts
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (ventilator and sink are its threads)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
 def long_texts() -> list[str]:
     heldout = heldout_texts()
     return [heldout[0], " ".join(heldout[:6]), "short one", " ".join(heldout[3:5]) * 2, "a"]
@@ -103,8 +111,12 @@ def test_a_100000_word_text_is_answered(chunk_server: tuple[ServerProcess, str, 
         pytest.skip("one server is enough for the size test")
     words = heldout_texts()[0].split()
     huge = " ".join(words[i % len(words)] for i in range(100_000))
+    before = peak_rss_mb(server.process.pid)
     with client_for(server) as client:
         got, tokens = client.encode([huge, "after it"], show_tokens=True)
+        # Tokens, windows and their vectors are each a few tens of MB for this text; a
+        # copy per window or a quadratic step would be far above this bound.
+        assert peak_rss_mb(server.process.pid) - before < 400
         assert np.isfinite(got).all() and got.shape == (2, 384)
         assert tokens[0].count("[CLS]") == len(reference_windows(reference, huge))
         # The next request is served as ever, and so is a short text in the same one.
