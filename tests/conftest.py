@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
+from make_random_family import FAMILIES, write_random_family
 from reference import TransformersReference
 
 
@@ -29,3 +31,10 @@ def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def reference(minilm_dir: Path) -> TransformersReference:
     return TransformersReference(minilm_dir)
+
+
+@pytest.fixture(scope="session", params=FAMILIES)
+def family_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight model of each non-BERT family, made once per session."""
+    family = str(request.param)
+    return write_random_family(family, tmp_path_factory.mktemp(f"family-{family}"))

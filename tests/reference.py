@@ -2,7 +2,8 @@
 
 Tokenized by transformers' slow `BertTokenizer` (Google's algorithm), encoded by
 `BertModel` with `output_hidden_states`, pooled in numpy with the original
-bert-as-service definitions. Nothing here imports bert_serving.
+bert-as-service definitions. `FamilyReference` does the same for the other families
+with AutoModel and the fast tokenizer of the folder. Nothing here imports bert_serving.
 """
 
 from __future__ import annotations
@@ -119,3 +120,91 @@ def pool(states: np.ndarray, mask: np.ndarray, pool_mask: np.ndarray, strategy: 
     if strategy == "NONE":
         return states * m
     raise ValueError(strategy)
+
+
+class FamilyReference:
+    """transformers' AutoModel and its fast tokenizer over a folder of any served family.
+
+    For the random-weight RoBERTa, XLM-R, CamemBERT, DistilBERT and ELECTRA models
+    of scripts/make_random_family.py; pooled with the same `pool` as above.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.model_dir))
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        import torch
+        from transformers import AutoModel
+
+        torch.set_num_threads(2)
+        return AutoModel.from_pretrained(str(self.model_dir)).eval()
+
+    def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
+        """Tokenized by transformers, pairs split on '|||', padded with the pad id."""
+        firsts, seconds = [], []
+        for text in texts:
+            first, sep, second = text.partition("|||")
+            firsts.append(first.strip() if sep else text)
+            seconds.append(second.strip() if sep else None)
+        encoded = [
+            self.tokenizer(a, b, truncation="longest_first" if max_seq_len else False,
+                           max_length=max_seq_len, return_token_type_ids=True)
+            for a, b in zip(firsts, seconds, strict=True)
+        ]
+        width = max(len(e["input_ids"]) for e in encoded)
+        out = {k: np.zeros((len(texts), width), np.int64)
+               for k in ("input_ids", "attention_mask", "token_type_ids")}
+        out["input_ids"][:] = self.tokenizer.pad_token_id
+        for row, e in enumerate(encoded):
+            for key in out:
+                out[key][row, : len(e[key])] = e[key]
+        return out
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        layers: Sequence[int] = (-2,),
+        strategy: str = "REDUCE_MEAN",
+        max_seq_len: int | None = 25,
+        mask_cls_sep: bool = False,
+    ) -> np.ndarray:
+        features = self.features(texts, max_seq_len)
+        return self.pool_features(features, layers, strategy, mask_cls_sep)
+
+    def encode_tokens(self, tokens: Sequence[str]) -> np.ndarray:
+        """One pre-tokenized text: each token's id (unknown: unk), between cls and sep."""
+        ids = [self.tokenizer.cls_token_id, *self.tokenizer.convert_tokens_to_ids(list(tokens)),
+               self.tokenizer.sep_token_id]
+        features = {"input_ids": np.array([ids], np.int64),
+                    "attention_mask": np.ones((1, len(ids)), np.int64),
+                    "token_type_ids": np.zeros((1, len(ids)), np.int64)}
+        return self.pool_features(features, (-2,), "REDUCE_MEAN", False)
+
+    def pool_features(self, features: dict[str, np.ndarray], layers: Sequence[int],
+                      strategy: str, mask_cls_sep: bool) -> np.ndarray:
+        import torch
+
+        inputs = {k: torch.from_numpy(v) for k, v in features.items()}
+        if self.model.config.model_type == "distilbert":
+            del inputs["token_type_ids"]
+        with torch.no_grad():
+            result = self.model(**inputs, output_hidden_states=True)
+        states = [h.numpy() for h in result.hidden_states]
+        if strategy == "CLS_POOLED":
+            return result.pooler_output.numpy()
+        picked = np.concatenate([states[layer] for layer in layers], axis=-1)
+        mask = features["attention_mask"].astype(np.float32)
+        pool_mask = mask.copy()
+        if mask_cls_sep:
+            special = np.isin(features["input_ids"],
+                              [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id])
+            pool_mask[special] = 0.0
+        return pool(picked, mask, pool_mask, strategy)

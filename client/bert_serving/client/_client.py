@@ -157,7 +157,8 @@ class BertClient:
                 f"but this client speaks {PROTOCOL_VERSION}; upgrade one of them or pass "
                 "BertClient(check_version=False)"
             )
-        if check_length:
+        # A server that chunks or refuses long texts does not cut them: nothing to warn about.
+        if check_length and config.get("truncation", "truncate") == "truncate":
             limit = config["max_seq_len"]
             self.length_limit = None if limit is None else int(limit)
         if check_token_info:

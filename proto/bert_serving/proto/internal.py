@@ -159,18 +159,24 @@ class JobMessage:
     req_id: int
     num_rows: int
     want_tokens: bool
+    windows: list[int] | None = None
+    """-truncation chunk: windows per text (num_rows counts windows), else None."""
+    weights: list[int] | None = None
+    """-truncation chunk: tokens each window pooled, for the token-weighted mean."""
 
 
 def encode_job(job: JobMessage) -> list[bytes]:
-    body = {"client": job.client_id.hex(), "req_id": job.req_id, "rows": job.num_rows,
-            "tokens": job.want_tokens}
+    body: dict[str, Any] = {"client": job.client_id.hex(), "req_id": job.req_id,
+                            "rows": job.num_rows, "tokens": job.want_tokens}
+    if job.windows is not None:
+        body["windows"], body["weights"] = job.windows, job.weights
     return [JOB, json.dumps(body).encode()]
 
 
 def decode_job(frames: Sequence[bytes]) -> JobMessage:
     body = json.loads(frames[1])
     return JobMessage(bytes.fromhex(body["client"]), int(body["req_id"]), int(body["rows"]),
-                      bool(body["tokens"]))
+                      bool(body["tokens"]), body.get("windows"), body.get("weights"))
 
 
 def encode_json_for_client(client_id: bytes, req_id: int, body: dict[str, Any]) -> list[bytes]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .chunking import ChunkReducer
+
 __all__ = ["JobAssembly", "JobKey"]
 
 
@@ -32,8 +34,11 @@ class JobKey:
 class JobAssembly:
     """The rows of one request, filled in as batches finish."""
 
-    def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False) -> None:
+    def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False,
+                 chunks: ChunkReducer | None = None) -> None:
         self.key = key
+        self.chunks = chunks
+        """-truncation chunk: rows are windows, folded into one per text by `result`."""
         self.num_rows = num_rows
         self.created = time.monotonic()
         self._array: np.ndarray | None = None
@@ -80,7 +85,10 @@ class JobAssembly:
 
     def result(self) -> tuple[np.ndarray, list[list[str]] | None]:
         assert self._array is not None and self.complete
-        return self._array, self._tokens
+        if self.chunks is None:
+            return self._array, self._tokens
+        tokens = self.chunks.join_tokens(self._tokens) if self._tokens is not None else None
+        return self.chunks.reduce(self._array), tokens
 
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.monotonic()) - self.created

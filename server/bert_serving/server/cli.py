@@ -62,7 +62,11 @@ def _install_signal_handlers(server: BertServer) -> None:
 
 def start(argv: Sequence[str] | None = None) -> int:
     """`bert-serving-start`: serve until SIGINT, SIGTERM or `bert-serving-terminate`."""
-    config = parse_server_config(argv)
+    try:
+        config = parse_server_config(argv)
+    except BertServingError as error:  # a flag the model folder cannot honour (MODEL, ...)
+        print(f"bert-serving-start: {error}", file=sys.stderr, flush=True)
+        return 1
     logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print("bert-serving configuration:\n" + _config_table(config), flush=True)

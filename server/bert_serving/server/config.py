@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_ip
+from .chunking import TRUNCATION_MODES, Truncation, reduction_for
 from .engine import EngineOptions
 from .errors import ConfigError
 from .flags import add_flag, add_model_flags, engine_options_from_args
@@ -71,6 +72,8 @@ class ServerConfig:
     prefetch_size: int = 2
     intra_op_threads: int | None = None
     show_tokens_to_client: bool = False
+    truncation: Truncation = "truncate"
+    chunk_overlap: int = 4
     job_timeout: float = 600.0
     verbose: bool = False
     ignored_flags: tuple[str, ...] = ()
@@ -94,10 +97,12 @@ class ServerConfig:
             "pooling_layer": list(engine.pooling.layers),
             "pooling_strategy": int(engine.pooling.strategy),
             "mask_cls_sep": engine.pooling.mask_cls_sep,
+            "normalize": engine.normalize,
             "no_special_token": engine.no_special_token,
             "no_position_embeddings": engine.no_position_embeddings,
             "int8": engine.int8,
             "show_tokens_to_client": self.show_tokens_to_client,
+            "truncation": self.truncation,
             "port": self.port,
             "port_out": self.port_out,
             "http_port": self.http_port,
@@ -188,6 +193,11 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
           help="batches handed to each worker ahead (at hand when the previous ends)")
     add_flag(group, "show_tokens_to_client", action="store_true",
           help="send each text's tokens with its vector")
+    add_flag(group, "truncation", choices=TRUNCATION_MODES, default="truncate",
+          help="texts over -max_seq_len: truncate (cut on the right), error (refused, "
+               "naming the text), chunk (windows of -max_seq_len, vectors joined)")
+    add_flag(group, "chunk_overlap", type=int, default=4,
+          help="-truncation chunk: tokens each window shares with the one before")
     add_flag(group, "job_timeout", type=float, default=600.0,
           help="seconds after which an unfinished request is dropped")
 
@@ -251,8 +261,11 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
 
 
 def _config_from_args(args: argparse.Namespace) -> ServerConfig:
+    engine = engine_options_from_args(args)
+    if args.truncation == "chunk":
+        reduction_for(engine.pooling.strategy)  # refuses NONE
     return ServerConfig(
-        engine=engine_options_from_args(args),
+        engine=engine,
         bind_ip=args.bind_ip,
         port=args.port,
         port_out=args.port_out,
@@ -280,6 +293,8 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
         prefetch_size=args.prefetch_size,
         intra_op_threads=args.intra_op_threads,
         show_tokens_to_client=args.show_tokens_to_client,
+        truncation=args.truncation,
+        chunk_overlap=args.chunk_overlap,
         job_timeout=args.job_timeout,
         verbose=args.verbose,
         ignored_flags=_ignored(args),

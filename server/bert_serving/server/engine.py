@@ -22,12 +22,14 @@ import numpy as np
 
 from .convert.cache import GraphCache, default_cache_dir
 from .convert.prepare import ConversionOptions, PreparedGraph, prepare_graph
-from .convert.sources import detect_model_source
+from .convert.sources import TOKENIZER_JSON_NAME, detect_model_source
 from .default_model import default_model_dir
 from .errors import ConfigError
+from .hf_tokenizer import HfTokenizer
+from .native_embedding import l2_normalize
 from .pooling import PoolingSpec
 from .runtime import Device, OnnxRunner, parse_device
-from .tokenization import TokenBatch, WordPieceTokenizer
+from .tokenization import TextTokenizer, TokenBatch, WordPieceTokenizer
 
 __all__ = ["Engine", "EngineOptions", "build_tokenizer", "prepare_engine_graph"]
 
@@ -46,6 +48,7 @@ class EngineOptions:
     max_seq_len: int | None = 25  # None: pad to the longest text of each batch
     cased_tokenization: bool = False
     pooling: PoolingSpec = field(default_factory=PoolingSpec)
+    normalize: bool = False  # L2-normalize each vector (-pooling_strategy MODEL, Normalize module)
     no_special_token: bool = False
     no_position_embeddings: bool = False
     int8: bool = False
@@ -69,10 +72,12 @@ class EngineOptions:
 class Engine:
     """A tokenizer and a runner over one prepared graph."""
 
-    def __init__(self, graph: PreparedGraph, tokenizer: WordPieceTokenizer, runner: OnnxRunner):
+    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer, runner: OnnxRunner,
+                 *, normalize: bool = False) -> None:
         self.graph = graph
         self.tokenizer = tokenizer
         self.runner = runner
+        self.normalize = normalize
 
     @classmethod
     def load(cls, options: EngineOptions) -> Engine:
@@ -86,7 +91,7 @@ class Engine:
             graph.path, device=parse_device(options.device),
             intra_op_threads=options.intra_op_threads,
         )
-        return cls(graph, build_tokenizer(graph, options), runner)
+        return cls(graph, build_tokenizer(graph, options), runner, normalize=options.normalize)
 
     @property
     def output_width(self) -> int:
@@ -101,7 +106,9 @@ class Engine:
         return self.tokenizer.encode(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
 
     def embed(self, batch: TokenBatch) -> np.ndarray:
-        return self.runner.embed(batch)
+        """The graph's vectors; L2-normalized here, after pooling, when the model's own asks."""
+        vectors = self.runner.embed(batch)
+        return l2_normalize(vectors) if self.normalize else vectors
 
     def warm_up(self, max_batch_tokens: int, max_batch_size: int) -> list[tuple[int, int]]:
         """Run a one-text batch and the largest batch the scheduler may form, before serving.
@@ -128,13 +135,24 @@ class Engine:
         return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
 
 
-def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> WordPieceTokenizer:
-    """The tokenizer that goes with `graph` under these options."""
+def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> TextTokenizer:
+    """The tokenizer that goes with `graph` under these options.
+
+    Google's WordPiece over vocab.txt for BERT (as the original); the folder's own
+    tokenizer.json for the other families (-cased_tokenization does not apply there).
+    """
+    if graph.vocab_path.name == TOKENIZER_JSON_NAME:
+        return HfTokenizer(
+            graph.vocab_path,
+            max_seq_len=options.max_seq_len,
+            max_position_embeddings=graph.metadata.max_tokens,
+            add_special_tokens=not options.no_special_token,
+        )
     return WordPieceTokenizer(
         graph.vocab_path,
         lowercase=not options.cased_tokenization,
         max_seq_len=options.max_seq_len,
-        max_position_embeddings=graph.metadata.max_position_embeddings,
+        max_position_embeddings=graph.metadata.max_tokens,
         add_special_tokens=not options.no_special_token,
     )
 

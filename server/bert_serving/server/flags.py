@@ -11,10 +11,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .default_model import default_model_dir
 from .engine import EngineOptions
+from .errors import ConfigError
+from .native_embedding import model_native_embedding
 from .pooling import PoolingSpec, PoolingStrategy
 
-__all__ = ["add_flag", "add_model_flags", "engine_options_from_args", "parse_max_seq_len"]
+__all__ = [
+    "MODEL_POOLING",
+    "add_flag",
+    "add_model_flags",
+    "engine_options_from_args",
+    "parse_max_seq_len",
+]
+
+MODEL_POOLING = "MODEL"
+"""-pooling_strategy MODEL: the model's own embedding, from its sentence-transformers modules."""
 
 
 def parse_max_seq_len(value: str) -> int | None:
@@ -43,7 +55,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that decide which model is loaded and what the graph computes."""
     group = parser.add_argument_group("model")
     add_flag(group, "model_dir", type=Path, default=None,
-          help="BERT folder (Google TF checkpoint or Hugging Face) or .onnx file; "
+          help="model folder (Google BERT checkpoint, or Hugging Face BERT, RoBERTa, "
+               "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA) or .onnx file; "
                "default: the embedded all-MiniLM-L6-v2")
     add_flag(group, "tuned_model_dir", type=Path, default=None,
           help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir")
@@ -59,8 +72,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
           help="encoder layer(s) to pool: -1 the last, -2 the one below (default); "
                "several are concatenated")
     add_flag(group, "pooling_strategy", default="REDUCE_MEAN",
-          choices=list(PoolingStrategy.__members__),
-          type=lambda s: s.strip().upper(), help="how token vectors become one vector")
+          choices=[*PoolingStrategy.__members__, MODEL_POOLING],
+          type=lambda s: s.strip().upper(),
+          help="how token vectors become one vector; MODEL: the model's own embedding "
+               "(last layer, its sentence-transformers pooling and normalization)")
     add_flag(group, "mask_cls_sep", action="store_true",
           help="leave [CLS]/[SEP] out of pooling (they stay visible to attention)")
     add_flag(group, "no_special_token", action="store_true",
@@ -75,7 +90,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
                              intra_op_threads: int | None = None) -> EngineOptions:
     """The one place parsed model flags become an `EngineOptions`."""
-    pooling = PoolingSpec.from_flags(args.pooling_layer, args.pooling_strategy, args.mask_cls_sep)
+    pooling, normalize = _pooling_from_args(args)
     return EngineOptions(
         model_dir=args.model_dir,
         tuned_model_dir=args.tuned_model_dir,
@@ -85,9 +100,26 @@ def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
         max_seq_len=args.max_seq_len,
         cased_tokenization=args.cased_tokenization,
         pooling=pooling,
+        normalize=normalize,
         no_special_token=args.no_special_token,
         no_position_embeddings=args.no_position_embeddings,
         int8=args.int8,
         device=device,
         intra_op_threads=intra_op_threads,
     )
+
+
+def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
+    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
+    if args.pooling_strategy != MODEL_POOLING:
+        spec = PoolingSpec.from_flags(args.pooling_layer, args.pooling_strategy, args.mask_cls_sep)
+        return spec, False
+    if args.mask_cls_sep:
+        raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
+                          "own pooling reads every token; drop one of them")
+    if list(args.pooling_layer) not in ([-2], [-1]):  # -2 is the flag's default
+        raise ConfigError(f"-pooling_layer {' '.join(map(str, args.pooling_layer))} does not "
+                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
+                          "model does; drop one of them")
+    native = model_native_embedding(args.model_dir or default_model_dir())
+    return native.pooling_spec(), native.normalize

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .convert.graph import INPUT_NAMES, OUTPUT_NAME
+from .convert.graph import OUTPUT_NAME
 from .errors import ConfigError
 from .tokenization import TokenBatch
 
@@ -177,16 +177,19 @@ class OnnxRunner:
             disabled_optimizers=disabled_optimizers(self.device),
         )
         self.providers = self.session.get_providers()
+        # ORT's fusions drop inputs a graph never reads (DistilBERT's token_type_ids).
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
         # IOBinding saves a host copy on CUDA; on CPU it buys nothing but stays testable.
         on_gpu = self.providers[0] == CUDA_PROVIDER
         self.use_io_binding = on_gpu if use_io_binding is None else use_io_binding
 
     def embed(self, batch: TokenBatch) -> np.ndarray:
-        feeds = {
+        arrays = {
             "input_ids": batch.input_ids,
             "attention_mask": batch.attention_mask,
             "token_type_ids": batch.token_type_ids,
         }
+        feeds = {name: arrays[name] for name in self.input_names}
         if self.use_io_binding:
             return self._run_bound(feeds)
         output: np.ndarray = self.session.run([OUTPUT_NAME], feeds)[0]
@@ -194,8 +197,8 @@ class OnnxRunner:
 
     def _run_bound(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         binding = self.session.io_binding()
-        for name in INPUT_NAMES:
-            binding.bind_cpu_input(name, np.ascontiguousarray(feeds[name]))
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
         binding.bind_output(OUTPUT_NAME, "cpu")
         self.session.run_with_iobinding(binding)
         output: np.ndarray = binding.copy_outputs_to_cpu()[0]

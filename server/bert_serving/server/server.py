@@ -33,20 +33,23 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from bert_serving.client import BertClient
 
 from .access import start_authenticator
+from .chunking import Reduction, reduction_for
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
 from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
+from .http.served_model import native_embedding_notes, served_model
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
-from .tokenization import WordPieceTokenizer
+from .tokenization import TextTokenizer
 from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
 from .worker import WorkerSpec, run_worker
 
@@ -93,13 +96,20 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
-def _token_counter(tokenizer: WordPieceTokenizer) -> TokenCounter:
-    """Tokens per text as batching counts them, for the gateway's usage reports."""
+def _token_counter(tokenizer: TextTokenizer, chunk_overlap: int | None) -> TokenCounter:
+    """Tokens per text as batching counts them, for the gateway's usage reports.
+
+    Under -truncation chunk (`chunk_overlap` set), a text's tokens are all its windows'.
+    """
 
     def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
         if is_tokenized:
             return tokenizer.tokenize_rows(texts, is_tokenized=True).lengths.tolist()
-        return tokenizer.lengths(texts)
+        if chunk_overlap is None:
+            return tokenizer.lengths(texts)
+        rows, per_text = tokenizer.tokenize_windows(texts, overlap=chunk_overlap)
+        starts = np.cumsum(per_text) - np.asarray(per_text)
+        return np.add.reduceat(rows.lengths, starts).tolist() if len(rows) else []
 
     return count_tokens
 
@@ -165,7 +175,8 @@ class BertServer:
         tokenizer = build_tokenizer(graph, engine)
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
-        self._start_gateway(_token_counter(tokenizer))
+        overlap = self.config.chunk_overlap if self.config.truncation == "chunk" else None
+        self._start_gateway(_token_counter(tokenizer, overlap), tokenizer)
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
@@ -188,12 +199,14 @@ class BertServer:
             dead.append("every worker")
         return dead
 
-    def _bind(self, tokenizer: WordPieceTokenizer) -> None:
+    def _bind(self, tokenizer: TextTokenizer) -> None:
         self.authenticator = start_authenticator(self.context, self.config.access)
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout,
-                             access=self.config.access, fault=self.config.fault)
+                             access=self.config.access, fault=self.config.fault,
+                             reduction=self._chunk_reduction(),
+                             normalize=self.config.engine.normalize)
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
@@ -211,7 +224,12 @@ class BertServer:
         self.sink_thread.start()
         self.ventilator_thread.start()
 
-    def _start_gateway(self, count_tokens: TokenCounter) -> None:
+    def _chunk_reduction(self) -> Reduction:
+        if self.config.truncation != "chunk":
+            return "mean"  # unused: no request is chunked
+        return reduction_for(self.config.engine.pooling.strategy)
+
+    def _start_gateway(self, count_tokens: TokenCounter, tokenizer: TextTokenizer) -> None:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
         if self.config.http_port is None:
             return
@@ -220,9 +238,12 @@ class BertServer:
                 f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
                 f"to this server from: add it to -allow_ip, or drop -http_port"
             )
+        for note in native_embedding_notes(self.config):
+            log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
-                         is_ready=self.is_ready, is_alive=self.is_alive)
+                         is_ready=self.is_ready, is_alive=self.is_alive,
+                         model=served_model(self.config, tokenizer))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()

@@ -28,6 +28,7 @@ from bert_serving.proto.internal import (
     ERROR_REPLY,
     JOB,
     JSON_REPLY,
+    JobMessage,
     ResultMessage,
     decode_job,
     decode_result,
@@ -37,6 +38,7 @@ from bert_serving.proto.internal import (
 
 from .access import AccessPolicy
 from .assembly import JobAssembly, JobKey
+from .chunking import ChunkReducer, Reduction
 
 __all__ = ["InjectedSinkFault", "Sink"]
 
@@ -62,9 +64,12 @@ class Sink:
 
     def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
                  job_timeout: float, access: AccessPolicy | None = None,
-                 fault: str | None = None) -> None:
+                 fault: str | None = None, reduction: Reduction = "mean",
+                 normalize: bool = False) -> None:
         self.job_timeout = job_timeout
         self.fault = fault
+        self.reduction = reduction  # how -truncation chunk folds a text's windows
+        self.normalize = normalize
         self.jobs: dict[JobKey, JobAssembly] = {}
         self.subscribed: set[bytes] = set()
         self.held: list[_HeldReply] = []
@@ -195,7 +200,8 @@ class Sink:
         if kind == JOB:
             job = decode_job(frames)
             key = JobKey(job.client_id, job.req_id)
-            self.jobs[key] = JobAssembly(key, job.num_rows, want_tokens=job.want_tokens)
+            self.jobs[key] = JobAssembly(key, job.num_rows, want_tokens=job.want_tokens,
+                                         chunks=self._chunks(job))
         elif kind == JSON_REPLY:
             client, req_id, body = frames[1], int(frames[2]), json.loads(frames[3])
             self._publish(client, encode_json_reply(client, req_id, body))
@@ -206,6 +212,11 @@ class Sink:
         elif kind == STOP:
             return False
         return True
+
+    def _chunks(self, job: JobMessage) -> ChunkReducer | None:
+        if job.windows is None or job.weights is None:
+            return None
+        return ChunkReducer(job.windows, job.weights, self.reduction, self.normalize)
 
     def _on_result(self, result: ResultMessage) -> None:
         offset = 0

@@ -1,5 +1,9 @@
 """Texts to padded id arrays, tokenized exactly as BERT's own WordPiece tokenizer would.
 
+`TextTokenizer` holds what every model family shares (``|||`` pairs, truncation,
+special tokens as a `SpecialTemplate`, padding); `WordPieceTokenizer` is BERT's,
+described below, and `hf_tokenizer.HfTokenizer` runs a folder's tokenizer.json.
+
 The reference is transformers' slow ``BertTokenizer`` (Google's ``FullTokenizer``
 plus one NFC step, see below): clean the text (drop NUL, U+FFFD and every
 ``C*`` code point, map whitespace to spaces), put spaces around CJK
@@ -54,17 +58,28 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
-from tokenizers import Encoding, Regex, Tokenizer, normalizers, pre_tokenizers
+from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
+from .chunking import window_starts
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
-__all__ = ["PAIR_SEPARATOR", "RaggedTokens", "TokenBatch", "TokenRow", "WordPieceTokenizer"]
+__all__ = [
+    "PAIR_SEPARATOR",
+    "Piece",
+    "RaggedTokens",
+    "SpecialTemplate",
+    "TextTokenizer",
+    "TokenBatch",
+    "TokenRow",
+    "WordPieceTokenizer",
+]
 
 PAIR_SEPARATOR = "|||"
 """Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
 
 _CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
+_SPECIAL_TOKENS = frozenset({_CLS, _SEP, _UNK, _PAD, "[MASK]"})
 _MAX_INPUT_CHARS_PER_WORD = 100
 _CAPITAL_SIGMA = "\u03a3"
 
@@ -117,6 +132,15 @@ class TokenRow(NamedTuple):
 
     ids: np.ndarray
     first_length: int
+
+
+class Piece(NamedTuple):
+    """One word piece of a text and where it came from (character offsets into the text)."""
+
+    id: int
+    token: str
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
@@ -294,11 +318,45 @@ def _load_vocab(path: Path) -> dict[str, int]:
     return vocab
 
 
+@dataclass(frozen=True)
+class SpecialTemplate:
+    """The special token ids around the texts: ``prefix a… suffix``, ``prefix a… middle b… suffix``.
+
+    BERT: ``[CLS] a [SEP]`` and ``[CLS] a [SEP] b [SEP]``, the second text and its
+    [SEP] of token type 1. RoBERTa: ``<s> a </s>`` and ``<s> a </s></s> b </s>``,
+    all of type 0. No special tokens: all three empty.
+    """
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    second_is_type_1: bool = True
+
+    @property
+    def pair_size(self) -> int:
+        """Special tokens in a pair, the most any row holds."""
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    @property
+    def cls_id(self) -> int:
+        """The first special token of a row ([CLS], <s>); what -mask_cls_sep masks."""
+        return (self.prefix or self.middle or self.suffix or (-1,))[0]
+
+    @property
+    def sep_id(self) -> int:
+        """The last special token of a row ([SEP], </s>); what -mask_cls_sep masks."""
+        return (self.suffix or self.middle or self.prefix or (-1,))[-1]
+
+    def without_specials(self) -> SpecialTemplate:
+        return SpecialTemplate((), (), (), self.second_is_type_1)
+
+
 def _checked_max_len(
-    max_seq_len: int | None, max_position_embeddings: int, add_special_tokens: bool
+    max_seq_len: int | None, max_position_embeddings: int, template: SpecialTemplate
 ) -> int:
     """The longest row allowed: -max_seq_len, or the model's limit when it is None."""
-    shortest = 3 if add_special_tokens else 1
+    add_special_tokens = template.pair_size > 0
+    shortest = max(1, template.pair_size)
     if max_position_embeddings < shortest:
         raise ConfigError(
             f"the model has max_position_embeddings {max_position_embeddings}: "
@@ -313,7 +371,8 @@ def _checked_max_len(
             f"{max_position_embeddings} or lower, or NONE"
         )
     if max_seq_len < shortest:
-        why = "[CLS] a [SEP] b [SEP] takes 3 positions" if add_special_tokens else "a row needs 1"
+        why = (f"the special tokens of a pair take {shortest} positions" if add_special_tokens
+               else "a row needs 1")
         raise ConfigError(
             f"-max_seq_len {max_seq_len} is too short: {why}: start the server with "
             f"-max_seq_len {shortest} or higher, or NONE"
@@ -356,18 +415,20 @@ class _Rows:
 class _Layout:
     """Where each row's pieces sit, as per-row column bounds.
 
-    With special tokens: ``[CLS] a… [SEP] b… [SEP]``, ``end_a`` at the first
-    [SEP], ``start_b`` just after it, ``end_b`` at the second [SEP]. Without,
-    ``a… b…``. A single text has ``keep_b == 0`` and ``total == start_b``.
+    ``prefix a… middle b… suffix`` (`SpecialTemplate`): ``end_a`` just after
+    the first text, ``start_b`` after the middle specials, ``end_b`` after the
+    second text, where the suffix starts. A single text has no middle, so
+    ``start_b == end_b == end_a``. Without special tokens, ``a… b…``.
     """
 
     keep_a: np.ndarray
     keep_b: np.ndarray
     end_a: np.ndarray
     start_b: np.ndarray
-    """Also the number of tokens of type 0."""
     end_b: np.ndarray
     total: np.ndarray
+    type_0: np.ndarray
+    """Leading tokens of type 0 per row (all of a single text's)."""
 
 
 def _encode_rows(
@@ -411,58 +472,69 @@ def _flatten(ids: Iterable[list[int]], keep: np.ndarray) -> np.ndarray:
     return np.fromiter(kept, dtype=np.int64, count=int(keep.sum()))
 
 
-class WordPieceTokenizer:
-    """BERT's tokenizer for the server: batches of texts to padded int64 arrays.
+class TextTokenizer:
+    """Batches of texts to padded int64 arrays, the same way for every model family.
 
-    ``max_seq_len`` counts [CLS]/[SEP] and truncates on the right; ``None``
-    caps rows at ``max_position_embeddings`` instead. Arrays are padded only
-    to the longest row of the batch, never to ``max_seq_len``.
+    Subclasses turn text parts (and pre-tokenized parts) into ids without special
+    tokens; this class splits ``a ||| b`` pairs, truncates as Google's BERT does,
+    places the family's special tokens (`SpecialTemplate`) and pads.
+    ``max_seq_len`` counts the special tokens and truncates on the right; ``None``
+    caps rows at ``max_position_embeddings`` (the longest row the model's position
+    table allows) instead. Arrays are padded only to the longest row of the batch.
     """
 
     def __init__(
         self,
-        vocab_path: Path,
+        template: SpecialTemplate,
+        token_of_id: Sequence[str],
         *,
-        lowercase: bool = True,
-        max_seq_len: int | None = 25,
-        max_position_embeddings: int = 512,
-        add_special_tokens: bool = True,
+        pad_id: int,
+        unk_id: int,
+        max_seq_len: int | None,
+        max_position_embeddings: int,
     ) -> None:
-        self._max_len = _checked_max_len(max_seq_len, max_position_embeddings, add_special_tokens)
-        vocab = _load_vocab(Path(vocab_path))
-        self._vocab = vocab
-        self._token_of_id = np.empty(max(vocab.values()) + 1, dtype=object)
-        self._token_of_id[list(vocab.values())] = list(vocab)
-        self._lowercase = lowercase
-        self._specials = add_special_tokens
-        # A single text can keep at most this many tokens, and neither part of a pair more;
-        # truncating there in Rust keeps long texts from crossing into Python whole.
-        part_limit = self._max_len - (2 if add_special_tokens else 0)
-        self._text = _text_tokenizer(vocab, lowercase=lowercase)
-        self._words = Tokenizer(WordLevel(vocab, unk_token=_UNK))
-        for tokenizer in (self._text, self._words):
-            tokenizer.enable_truncation(part_limit)
+        self._template = template
+        self._max_len = _checked_max_len(max_seq_len, max_position_embeddings, template)
+        self._token_of_id = np.empty(len(token_of_id), dtype=object)
+        self._token_of_id[:] = list(token_of_id)
+        self._pad_id = pad_id
+        self._unk_id = unk_id
 
     @property
     def cls_id(self) -> int:
-        return self._vocab[_CLS]
+        return self._template.cls_id
 
     @property
     def sep_id(self) -> int:
-        return self._vocab[_SEP]
+        return self._template.sep_id
 
     @property
     def pad_id(self) -> int:
-        return self._vocab[_PAD]
+        return self._pad_id
 
     @property
     def unk_id(self) -> int:
-        return self._vocab[_UNK]
+        return self._unk_id
 
     @property
     def max_len(self) -> int:
         """The longest row this tokenizer produces: -max_seq_len or max_position_embeddings."""
         return self._max_len
+
+    @property
+    def window_width(self) -> int:
+        """Text tokens in one -truncation chunk window: max_len less a single text's specials."""
+        return self._part_limit
+
+    @property
+    def single_specials(self) -> int:
+        """Special tokens around a single text ([CLS] and [SEP]: 2)."""
+        return len(self._template.prefix) + len(self._template.suffix)
+
+    @property
+    def _part_limit(self) -> int:
+        """A single text keeps at most this many tokens, and neither part of a pair more."""
+        return self._max_len - len(self._template.prefix) - len(self._template.suffix)
 
     def encode(self, texts: Sequence[str], *, with_tokens: bool = False) -> TokenBatch:
         """Tokenize raw texts; 'a ||| b' is a sentence pair."""
@@ -471,25 +543,31 @@ class WordPieceTokenizer:
     def encode_tokenized(
         self, texts: Sequence[Sequence[str]], *, with_tokens: bool = False
     ) -> TokenBatch:
-        """Map pre-tokenized texts straight to ids (unknown -> [UNK], no further splitting)."""
+        """Map pre-tokenized texts straight to ids (unknown -> unk, no further splitting)."""
         return self.pad(self.tokenize_rows(texts, is_tokenized=True), with_tokens=with_tokens)
 
     def tokenize_rows(
         self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
     ) -> RaggedTokens:
-        """Every text's ids, [CLS]/[SEP] placed, truncated, unpadded (what batching sends on)."""
+        """Every text's ids, special tokens placed, truncated, unpadded (what batching sends on)."""
         rows = (self._encode_tokenized(cast(Sequence[Sequence[str]], texts)) if is_tokenized
                 else self._encode_texts(cast(Sequence[str], texts)))
         layout = self._layout(rows)
         starts = np.cumsum(layout.total) - layout.total
-        ids = np.full(int(layout.total.sum()), self.sep_id, dtype=np.int32)  # [SEP]s stay
-        if self._specials:
-            ids[starts] = self.cls_id
-        ids[_ragged_positions(starts + int(self._specials), layout.keep_a)] = _flatten(
+        ids = np.empty(int(layout.total.sum()), dtype=np.int32)
+        template = self._template
+        for offset, token in enumerate(template.prefix):
+            ids[starts + offset] = token
+        ids[_ragged_positions(starts + len(template.prefix), layout.keep_a)] = _flatten(
             (e.ids for e in rows.firsts), layout.keep_a)
+        pair_middles = (starts + layout.end_a)[rows.pair_rows]
+        for offset, token in enumerate(template.middle):
+            ids[pair_middles + offset] = token
         ids[_ragged_positions(starts + layout.start_b, layout.keep_b)] = _flatten(
             (e.ids for e in rows.seconds), layout.keep_b[rows.pair_rows])
-        return RaggedTokens(ids, layout.total, layout.start_b)
+        for offset, token in enumerate(template.suffix):
+            ids[starts + layout.end_b + offset] = token
+        return RaggedTokens(ids, layout.total, layout.type_0)
 
     def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
         """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
@@ -510,7 +588,79 @@ class WordPieceTokenizer:
         rows = self._encode_texts(texts)
         return [int(total) for total in self._layout(rows).total]
 
-    # -- encoding ---------------------------------------------------------------------------
+    def full_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text before any truncation, specials included (for -truncation error)."""
+        lengths = []
+        for text in texts:
+            first, second = _split_pair(text)
+            parts = [first] if second is None else [first, second]
+            specials = len(self._template.prefix) + len(self._template.suffix)
+            if second is not None:
+                specials += len(self._template.middle)
+            lengths.append(specials + sum(len(self._encode_long(p)) for p in parts))
+        return lengths
+
+    def tokenize_windows(self, texts: Sequence[str], *, overlap: int) -> tuple[RaggedTokens,
+                                                                               list[int]]:
+        """Rows for -truncation chunk: each long text as windows (see `chunking`), and counts.
+
+        A pair is one row, truncated as `tokenize_rows` does: which window of the
+        second text would go with which of the first has no answer.
+        """
+        rows: list[TokenRow] = []
+        per_text: list[int] = []
+        width = self._part_limit
+        prefix = np.asarray(self._template.prefix, dtype=np.int32)
+        suffix = np.asarray(self._template.suffix, dtype=np.int32)
+        for text in texts:
+            _, second = _split_pair(text)
+            if second is not None:
+                rows.extend(self.tokenize_rows([text]).rows())
+                per_text.append(1)
+                continue
+            ids = np.asarray(self._encode_long(text).ids, dtype=np.int32)
+            starts = window_starts(len(ids), width, overlap)
+            for start in starts:
+                window = np.concatenate([prefix, ids[start: start + width], suffix])
+                rows.append(TokenRow(window, len(window)))
+            per_text.append(len(starts))
+        return RaggedTokens.from_rows(rows), per_text
+
+    def pieces(self, text: str) -> list[Piece]:
+        """The text's pieces, untruncated, without special tokens, with their offsets.
+
+        For the HTTP routes that show tokens (TEI's /tokenize) or cut texts
+        themselves (left truncation, texts holding '|||'); batching never calls it.
+        """
+        encoding = self._encode_untruncated(text)
+        # The vocabulary's token for each id: a Unigram model's Encoding.tokens shows an
+        # unknown word itself rather than <unk>, which would not map back to its id.
+        tokens = self._token_of_id[encoding.ids].tolist() if encoding.ids else []
+        return [Piece(i, t, a, b) for i, t, (a, b)
+                in zip(encoding.ids, tokens, encoding.offsets, strict=True)]
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text for token ids; ValueError names an id not in the vocab."""
+        bad = [i for i in ids if not 0 <= i < len(self._token_of_id) or
+               not self._token_of_id[i]]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is not in this model's vocabulary "
+                             f"(ids 0 to {len(self._token_of_id) - 1})")
+        return self._decode_known(list(ids), skip_special_tokens=skip_special_tokens)
+
+    # -- encoding, by each family's tokenizer ----------------------------------------------
+
+    def _encode_untruncated(self, text: str) -> Encoding:
+        """One text's pieces with offsets, no special tokens, no truncation."""
+        raise NotImplementedError
+
+    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
+        """Text for ids all in the vocabulary, as the family's tokenizer joins pieces."""
+        raise NotImplementedError
+
+    def _encode_long(self, text: str) -> Encoding:
+        """One whole text's ids for chunking, tokenized exactly as `encode` would (uncut)."""
+        return self._encode_untruncated(text)
 
     def _encode_texts(self, texts: Sequence[str]) -> _Rows:
         return _encode_rows([_split_pair(text) for text in texts], self._encode_strings)
@@ -519,24 +669,12 @@ class WordPieceTokenizer:
         return _encode_rows([_split_tokenized_pair(words) for words in texts], self._encode_words)
 
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
-        if self._lowercase:
-            parts = [_lowercase_in_python(p) if _CAPITAL_SIGMA in p else p for p in parts]
-        try:
-            return _encode_batch(self._text, parts, pretokenized=False)
-        except TypeError:  # tokenizers' answer to lone surrogates
-            parts = [_without_surrogates(part) for part in parts]
-            return _encode_batch(self._text, parts, pretokenized=False)
+        """Text parts to ids, no special tokens, each cut at `_part_limit`."""
+        raise NotImplementedError
 
     def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
-        # tokenizers drops empty words; the original mapped them to [UNK] like any unknown word.
-        parts = [[w or _UNK for w in words] if "" in words else words for words in parts]
-        try:
-            return _encode_batch(self._words, parts, pretokenized=True)
-        except TypeError:
-            for words in parts:
-                _check_types(words, str)
-            cleaned = [[w if w == _without_surrogates(w) else _UNK for w in ws] for ws in parts]
-            return _encode_batch(self._words, cleaned, pretokenized=True)
+        """Pre-tokenized parts to ids, one per token, no special tokens."""
+        raise NotImplementedError
 
     # -- truncation and arrays --------------------------------------------------------------
 
@@ -547,12 +685,16 @@ class WordPieceTokenizer:
         len_b[rows.pair_rows] = [len(e) for e in rows.seconds]
         is_pair = np.zeros(n, dtype=np.int64)
         is_pair[rows.pair_rows] = 1
-        special = int(self._specials)  # [CLS] first, and a [SEP] after each part
-        keep_a, keep_b = _keep_counts(len_a, len_b, self._max_len - special * (2 + is_pair))
-        end_a = special + keep_a
-        start_b = end_a + special
+        template = self._template
+        prefix, middle, suffix = len(template.prefix), len(template.middle), len(template.suffix)
+        budget = self._max_len - prefix - suffix - middle * is_pair
+        keep_a, keep_b = _keep_counts(len_a, len_b, budget)
+        end_a = prefix + keep_a
+        start_b = end_a + middle * is_pair
         end_b = start_b + keep_b
-        return _Layout(keep_a, keep_b, end_a, start_b, end_b, total=end_b + special * is_pair)
+        total = end_b + suffix
+        type_0 = np.where(is_pair.astype(bool) & template.second_is_type_1, start_b, total)
+        return _Layout(keep_a, keep_b, end_a, start_b, end_b, total, type_0)
 
     def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
         """Token strings of the real tokens per row, looked up from the ids.
@@ -564,6 +706,91 @@ class WordPieceTokenizer:
             self._token_of_id[row[:length]].tolist()
             for row, length in zip(input_ids, total.tolist(), strict=True)
         ]
+
+
+class WordPieceTokenizer(TextTokenizer):
+    """BERT's own tokenizer (Google's WordPiece over vocab.txt), as the module docstring says."""
+
+    def __init__(
+        self,
+        vocab_path: Path,
+        *,
+        lowercase: bool = True,
+        max_seq_len: int | None = 25,
+        max_position_embeddings: int = 512,
+        add_special_tokens: bool = True,
+    ) -> None:
+        vocab = _load_vocab(Path(vocab_path))
+        self._vocab = vocab
+        template = SpecialTemplate((vocab[_CLS],), (vocab[_SEP],), (vocab[_SEP],))
+        token_of_id = [""] * (max(vocab.values()) + 1)
+        for token, index in vocab.items():
+            token_of_id[index] = token
+        super().__init__(
+            template if add_special_tokens else template.without_specials(),
+            token_of_id,
+            pad_id=vocab[_PAD],
+            unk_id=vocab[_UNK],
+            max_seq_len=max_seq_len,
+            max_position_embeddings=max_position_embeddings,
+        )
+        self._lowercase = lowercase
+        # Truncating there in Rust keeps long texts from crossing into Python whole.
+        self._text = _text_tokenizer(vocab, lowercase=lowercase)
+        self._words = Tokenizer(WordLevel(vocab, unk_token=_UNK))
+        for tokenizer in (self._text, self._words):
+            tokenizer.enable_truncation(self._part_limit)
+
+    @property
+    def cls_id(self) -> int:
+        return self._vocab[_CLS]
+
+    @property
+    def sep_id(self) -> int:
+        return self._vocab[_SEP]
+
+    def _encode_strings(self, parts: list[str]) -> list[Encoding]:
+        if self._lowercase:
+            parts = [_lowercase_in_python(p) if _CAPITAL_SIGMA in p else p for p in parts]
+        try:
+            return _encode_batch(self._text, parts, pretokenized=False)
+        except TypeError:  # tokenizers' answer to lone surrogates
+            parts = [_without_surrogates(part) for part in parts]
+            return _encode_batch(self._text, parts, pretokenized=False)
+
+    def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
+        return _encode_words_with(self._words, parts, _UNK)
+
+    def _encode_untruncated(self, text: str) -> Encoding:
+        return self._untruncated.encode(text, add_special_tokens=False)
+
+    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
+        tokens = [str(self._token_of_id[i]) for i in ids]
+        if skip_special_tokens:
+            tokens = [t for t in tokens if t not in _SPECIAL_TOKENS]
+        return str(decoders.WordPiece(prefix="##", cleanup=True).decode(tokens))
+
+    @functools.cached_property
+    def _untruncated(self) -> Tokenizer:
+        return _text_tokenizer(self._vocab, lowercase=self._lowercase)
+
+    def _encode_long(self, text: str) -> Encoding:
+        if self._lowercase and _CAPITAL_SIGMA in text:
+            text = _lowercase_in_python(text)
+        return self._untruncated.encode(_without_surrogates(text), add_special_tokens=False)
+
+
+def _encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> list[Encoding]:
+    """Pre-tokenized parts through a WordLevel tokenizer: each token its id, or unk."""
+    # tokenizers drops empty words; the original mapped them to [UNK] like any unknown word.
+    parts = [[w or unk for w in ws] if "" in ws else ws for ws in parts]
+    try:
+        return _encode_batch(words, parts, pretokenized=True)
+    except TypeError:
+        for ws in parts:
+            _check_types(ws, str)
+        cleaned = [[w if w == _without_surrogates(w) else unk for w in ws] for ws in parts]
+        return _encode_batch(words, cleaned, pretokenized=True)
 
 
 def _encode_batch(

@@ -53,11 +53,12 @@ from bert_serving.proto.internal import (
 
 from . import __version__
 from .access import peer_address
+from .chunking import window_starts
 from .config import ServerConfig, batch_token_budget
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
-from .tokenization import RaggedTokens, WordPieceTokenizer
+from .tokenization import RaggedTokens, TextTokenizer
 
 __all__ = ["InjectedFault", "Ventilator"]
 
@@ -88,7 +89,7 @@ class Ventilator:
         config: ServerConfig,
         context: zmq.Context,
         *,
-        tokenizer: WordPieceTokenizer,
+        tokenizer: TextTokenizer,
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
@@ -103,6 +104,8 @@ class Ventilator:
             max_batch_tokens=batch_token_budget(config, "cpu"),  # resolved by the server
             priority_batch_size=config.priority_batch_size,
         )
+        if config.truncation == "chunk":  # a bad -chunk_overlap fails the start, not a request
+            window_starts(0, tokenizer.window_width, config.chunk_overlap)
         self.workers: dict[bytes, _WorkerState] = {}
         self.workers_seen = threading.Event()
         self.departed: DepartedClients[Request] = DepartedClients()
@@ -311,12 +314,12 @@ class Ventilator:
             texts, is_tokenized = decode_texts(request.payload,
                                                max_texts=self.config.max_request_texts,
                                                max_text_bytes=self.config.max_text_bytes)
-            tokens = self.tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized)
+            tokens, windows = self._tokenize(texts, is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
             self._reply_error(client, req_id, str(error), "BadRequest")
             return
-        if self.scheduler.pending_texts + len(texts) > self.config.max_queue_texts:
+        if self.scheduler.pending_texts + len(tokens) > self.config.max_queue_texts:
             self.stats.on_rejected()
             self._reply_error(client, req_id,
                               f"server busy: {self.scheduler.pending_texts} texts are waiting "
@@ -324,9 +327,40 @@ class Ventilator:
             return
         self.stats.on_data_request(client, len(texts))
         self.stats.on_tokens(int(tokens.lengths.sum()))
-        job = JobMessage(client, req_id, len(texts), self.config.show_tokens_to_client)
+        job = JobMessage(client, req_id, len(tokens), self.config.show_tokens_to_client,
+                         windows, self._window_weights(tokens) if windows else None)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows((client, req_id), tokens.rows(), tokens.lengths))
+
+    def _tokenize(self, texts: list[Any], is_tokenized: bool) -> tuple[RaggedTokens,
+                                                                       list[int] | None]:
+        """Rows by -truncation, and windows per text when some text was chunked.
+
+        Pre-tokenized texts are always truncated: the client chose the tokens.
+        """
+        mode = self.config.truncation
+        if is_tokenized or mode == "truncate":
+            return self.tokenizer.tokenize_rows(texts, is_tokenized=is_tokenized), None
+        if mode == "error":
+            self._refuse_long(texts)
+            return self.tokenizer.tokenize_rows(texts), None
+        tokens, per_text = self.tokenizer.tokenize_windows(texts,
+                                                           overlap=self.config.chunk_overlap)
+        return tokens, per_text if len(tokens) > len(texts) else None
+
+    def _refuse_long(self, texts: list[str]) -> None:
+        limit = self.tokenizer.max_len
+        for index, length in enumerate(self.tokenizer.full_lengths(texts)):
+            if length > limit:
+                raise ValueError(
+                    f"text {index} has {length} tokens, more than the {limit} of -max_seq_len "
+                    "(the server runs -truncation error): shorten it, or start the server "
+                    "with -truncation chunk or truncate")
+
+    def _window_weights(self, tokens: RaggedTokens) -> list[int]:
+        """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep."""
+        masked = self.tokenizer.single_specials if self.config.engine.pooling.mask_cls_sep else 0
+        return [max(0, n - masked) for n in tokens.lengths.tolist()]
 
 
 def _addressable(frames: list[bytes]) -> bytes | None:

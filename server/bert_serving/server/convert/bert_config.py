@@ -1,4 +1,11 @@
-"""The BERT hyper-parameters the graph builder needs, read from either config format."""
+"""The encoder hyper-parameters the graph builder needs, read from either config format.
+
+Besides BERT, the families that are BERT with small changes are read here:
+RoBERTa, XLM-RoBERTa and CamemBERT (positions counted from `pad_token_id + 1`),
+DistilBERT (its own key names, no token types) and ELECTRA (an embedding width of
+its own, projected to the hidden size). Any other `model_type` is refused, in one
+line naming it and the families served.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,21 @@ from typing import Any
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
 
-__all__ = ["BertConfig", "read_bert_config"]
+__all__ = ["FAMILY_OF_MODEL_TYPE", "BertConfig", "model_family", "read_bert_config"]
 
 # Activation names as transformers spells them. Google's bert_config.json says
 # "gelu"; we follow transformers and read it as the exact (erf) GELU.
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+
+FAMILY_OF_MODEL_TYPE = {
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
+    "distilbert": "distilbert",
+    "electra": "electra",
+}
+"""Hugging Face `model_type` -> the graph family that builds it."""
 
 
 @dataclass(frozen=True)
@@ -29,39 +46,44 @@ class BertConfig:
     type_vocab_size: int
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-12
+    family: str = "bert"
+    """A value of FAMILY_OF_MODEL_TYPE."""
+    embedding_size: int = 0
+    """ELECTRA's embedding width, projected to hidden_size; 0: the hidden size."""
+    pad_token_id: int = 0
 
     @property
     def head_size(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def embedding_width(self) -> int:
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def position_offset(self) -> int:
+        """RoBERTa counts positions from padding_idx + 1, so that many table rows never serve."""
+        return self.pad_token_id + 1 if self.family == "roberta" else 0
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def read_bert_config(path: Path) -> BertConfig:
-    """Read a Google `bert_config.json` or a Hugging Face `config.json`.
+def model_family(path: Path) -> str:
+    """The family of the config at `path` ("bert" for Google configs, which name none)."""
+    return FAMILY_OF_MODEL_TYPE[_checked_model_type(_read_json(path), path)]
 
-    Anything that is not a BERT encoder is refused with a message saying what was found.
+
+def read_bert_config(path: Path) -> BertConfig:
+    """Read a Google `bert_config.json` or a Hugging Face `config.json` of a served family.
+
+    Anything else is refused with a message saying what was found.
     """
-    if not path.is_file():
-        raise ModelNotFoundError(f"model config {path} does not exist")
+    raw = _read_json(path)
+    family = FAMILY_OF_MODEL_TYPE[_checked_model_type(raw, path)]
+    _check_positions(raw, path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UnsupportedModelError(f"model config {path} is not valid JSON: {error}") from None
-    _check_is_bert(raw, path)
-    try:
-        config = BertConfig(
-            vocab_size=int(raw["vocab_size"]),
-            hidden_size=int(raw["hidden_size"]),
-            num_hidden_layers=int(raw["num_hidden_layers"]),
-            num_attention_heads=int(raw["num_attention_heads"]),
-            intermediate_size=int(raw["intermediate_size"]),
-            max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
-            type_vocab_size=int(raw.get("type_vocab_size", 2)),
-            hidden_act=str(raw.get("hidden_act", "gelu")),
-            layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
-        )
+        config = _distilbert_config(raw) if family == "distilbert" else _bert_config(raw, family)
     except KeyError as missing:
         raise UnsupportedModelError(f"model config {path} lacks the key {missing}") from None
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -77,18 +99,80 @@ def read_bert_config(path: Path) -> BertConfig:
     return config
 
 
-def _check_is_bert(raw: dict[str, Any], path: Path) -> None:
-    """Refuse non-BERT Hugging Face configs; Google configs carry no model_type."""
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelNotFoundError(f"model config {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UnsupportedModelError(f"model config {path} is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise UnsupportedModelError(f"model config {path} is not a JSON object")
+    return raw
+
+
+def _bert_config(raw: dict[str, Any], family: str) -> BertConfig:
+    """BERT's keys, which RoBERTa, XLM-R, CamemBERT and ELECTRA share."""
+    return BertConfig(
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=int(raw["hidden_size"]),
+        num_hidden_layers=int(raw["num_hidden_layers"]),
+        num_attention_heads=int(raw["num_attention_heads"]),
+        intermediate_size=int(raw["intermediate_size"]),
+        max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
+        type_vocab_size=int(raw.get("type_vocab_size", 2)),
+        hidden_act=str(raw.get("hidden_act", "gelu")),
+        layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
+        family=family,
+        embedding_size=int(raw.get("embedding_size") or 0) if family == "electra" else 0,
+        pad_token_id=_pad_token_id(raw, default=1 if family == "roberta" else 0),
+    )
+
+
+def _distilbert_config(raw: dict[str, Any]) -> BertConfig:
+    """DistilBERT names its keys differently; its LayerNorms use 1e-12 whatever the config.
+
+    Sinusoidal positions (`sinusoidal_pos_embds`) are saved as a table like learned ones.
+    """
+    return BertConfig(
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=int(raw["dim"]),
+        num_hidden_layers=int(raw["n_layers"]),
+        num_attention_heads=int(raw["n_heads"]),
+        intermediate_size=int(raw["hidden_dim"]),
+        max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
+        type_vocab_size=0,
+        hidden_act=str(raw.get("activation", "gelu")),
+        layer_norm_eps=1e-12,
+        family="distilbert",
+        pad_token_id=_pad_token_id(raw, default=0),
+    )
+
+
+def _pad_token_id(raw: dict[str, Any], default: int) -> int:
+    value = raw.get("pad_token_id")
+    return default if value is None else int(value)
+
+
+def _checked_model_type(raw: dict[str, Any], path: Path) -> str:
+    """The config's model_type if a family here serves it; Google configs carry none."""
     model_type = raw.get("model_type")
+    if model_type is None:
+        return "bert"
+    if model_type in FAMILY_OF_MODEL_TYPE:
+        return str(model_type)
     architectures = raw.get("architectures") or []
-    if model_type is not None and model_type != "bert":
-        found = f"model_type {model_type!r}" + (
-            f" ({', '.join(architectures)})" if architectures else ""
-        )
-        raise UnsupportedModelError(
-            f"{path} describes {found}, not a BERT: bert-serving serves BERT-architecture "
-            "encoders only (BERT, MiniLM, bge, e5, arctic-embed ...)"
-        )
+    found = f"model_type {model_type!r}" + (
+        f" ({', '.join(map(str, architectures))})" if architectures else ""
+    )
+    raise UnsupportedModelError(
+        f"{path} describes {found}, which bert-serving does not serve; it serves the "
+        f"model_types {', '.join(FAMILY_OF_MODEL_TYPE)} (BERT, MiniLM, bge, e5, RoBERTa, "
+        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA ...)"
+    )
+
+
+def _check_positions(raw: dict[str, Any], path: Path) -> None:
     position_type = raw.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise UnsupportedModelError(

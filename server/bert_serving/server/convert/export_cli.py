@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_flags(parser)
     parser.add_argument("-o", "-output", "--output", type=Path, required=True,
-                        help="output .onnx file; vocab.txt is written beside it")
+                        help="output .onnx file; its vocab.txt or tokenizer.json goes beside it")
     parser.add_argument("-gpu", "--gpu", action="store_true",
                         help="export the GPU graph (fp16, fused attention) instead of CPU fp32")
     parser.add_argument("-version", "--version", action="version",
@@ -45,7 +45,7 @@ def export(args: argparse.Namespace) -> Path:
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(graph.path, output)
-    vocab = output.parent / "vocab.txt"
+    vocab = output.parent / graph.vocab_path.name  # vocab.txt, or tokenizer.json
     if vocab.resolve() != graph.vocab_path.resolve():
         shutil.copyfile(graph.vocab_path, vocab)
     return output
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except BertServingError as error:
         print(f"bert-serving-export: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {output} and {output.parent / 'vocab.txt'}")
+    print(f"wrote {output} and its tokenizer file beside it")
     return 0
 
 

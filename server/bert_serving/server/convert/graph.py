@@ -1,5 +1,10 @@
 """Build the BERT encoder and its pooling as one ONNX graph, straight from numpy weights.
 
+The same builder serves the families that differ from BERT only in their
+embeddings (see `bert_config`): RoBERTa's positions count real tokens from
+`pad_token_id + 1`, DistilBERT has no token types, ELECTRA projects its
+embeddings to the hidden size. The encoder layers are BERT's in all of them.
+
 No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`.
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
 batch and sequence axes) and outputs `embeddings`: [batch, width] pooled vectors,
@@ -25,9 +30,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..errors import UnsupportedModelError
 from ..pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
-from .weights import EMBEDDINGS, POOLER, BertWeights, layer_prefix
+from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
 
 __all__ = [
     "INPUT_NAMES",
@@ -67,6 +73,13 @@ class GraphMetadata:
     output_width: int
     precision: str = "fp32"
     num_attention_heads: int = 0  # 0: unknown (graphs exported before it was recorded)
+    position_offset: int = 0
+    """Position table rows no token uses (RoBERTa: pad_token_id + 1)."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest row the graph can take: RoBERTa's is max_position_embeddings - 2."""
+        return self.max_position_embeddings - self.position_offset
 
     def as_props(self) -> dict[str, str]:
         return {
@@ -79,6 +92,7 @@ class GraphMetadata:
             "bert_serving.output_width": str(self.output_width),
             "bert_serving.precision": self.precision,
             "bert_serving.num_attention_heads": str(self.num_attention_heads),
+            "bert_serving.position_offset": str(self.position_offset),
         }
 
     @staticmethod
@@ -98,6 +112,7 @@ class GraphMetadata:
                 int(props["bert_serving.output_width"]),
                 props.get("bert_serving.precision", "fp32"),
                 int(props.get("bert_serving.num_attention_heads", "0")),
+                int(props.get("bert_serving.position_offset", "0")),
             )
         except (KeyError, ValueError):
             return None
@@ -169,17 +184,38 @@ def _embeddings(
 ) -> str:
     words = g.op("Gather", g.const(weights[f"{EMBEDDINGS}/word_embeddings"], "word_emb"),
                  "input_ids", axis=0)
-    types = g.op("Gather", g.const(weights[f"{EMBEDDINGS}/token_type_embeddings"], "type_emb"),
-                 "token_type_ids", axis=0)
-    summed = g.op("Add", words, types)
+    summed = words
+    if config.type_vocab_size:  # DistilBERT has none: its graph ignores token_type_ids
+        types = g.op("Gather",
+                     g.const(weights[f"{EMBEDDINGS}/token_type_embeddings"], "type_emb"),
+                     "token_type_ids", axis=0)
+        summed = g.op("Add", words, types)
     if use_positions:
+        table = g.const(weights[f"{EMBEDDINGS}/position_embeddings"], "pos_emb")
+        positions = _position_ids(g, config)
+        summed = g.op("Add", summed, g.op("Gather", table, positions, axis=0))
+    normed = _layer_norm(g, summed, weights, f"{EMBEDDINGS}/LayerNorm", config.layer_norm_eps)
+    if config.embedding_width != config.hidden_size:  # ELECTRA
+        return _dense(g, normed, weights, EMBEDDINGS_PROJECT)
+    return normed
+
+
+def _position_ids(g: _GraphBuilder, config: BertConfig) -> str:
+    """[seq] 0, 1, 2 ... for BERT; [batch, seq] for RoBERTa, as transformers makes them.
+
+    RoBERTa's real tokens take positions pad_token_id + 1 onwards and padding takes
+    pad_token_id (transformers' create_position_ids_from_input_ids, which counts
+    non-padding ids; the attention mask says the same without reading ids).
+    """
+    if not config.position_offset:
         seq_len = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)),
                        axis=0)
-        positions = g.op("Range", g.const(np.array(0, np.int64)), seq_len,
-                         g.const(np.array(1, np.int64)), hint="position_ids")
-        table = g.const(weights[f"{EMBEDDINGS}/position_embeddings"], "pos_emb")
-        summed = g.op("Add", summed, g.op("Gather", table, positions, axis=0))
-    return _layer_norm(g, summed, weights, f"{EMBEDDINGS}/LayerNorm", config.layer_norm_eps)
+        return g.op("Range", g.const(np.array(0, np.int64)), seq_len,
+                    g.const(np.array(1, np.int64)), hint="position_ids")
+    counted = g.op("CumSum", "attention_mask", g.const(np.array(1, np.int64)))
+    real = g.op("Mul", counted, "attention_mask")
+    return g.op("Add", real, g.const(np.array(config.pad_token_id, np.int64)),
+                hint="position_ids")
 
 
 def _attention_bias(g: _GraphBuilder) -> str:
@@ -272,6 +308,11 @@ def _pool(
 ) -> str:
     strategy = spec.strategy
     if strategy is PoolingStrategy.CLS_POOLED:
+        if not weights.has(f"{POOLER}/kernel"):
+            raise UnsupportedModelError(
+                f"{weights.source} has no pooler (DistilBERT and ELECTRA never do), so "
+                "-pooling_strategy CLS_POOLED cannot be computed: use CLS_TOKEN or REDUCE_MEAN"
+            )
         first = _first_token(g, hidden_states[-1])
         return g.op("Tanh", _dense(g, first, weights, POOLER))
     picked = [hidden_states[i] for i in spec.resolved_layers(config.num_hidden_layers)]
@@ -329,6 +370,7 @@ def _assemble(g: _GraphBuilder, config: BertConfig, pooling: PoolingSpec) -> onn
     )
     metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
                              config.max_position_embeddings, width,
-                             num_attention_heads=config.num_attention_heads)
+                             num_attention_heads=config.num_attention_heads,
+                             position_offset=config.position_offset)
     helper.set_model_props(model, metadata.as_props())
     return model

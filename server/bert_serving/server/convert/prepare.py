@@ -36,7 +36,7 @@ from .optimize import (
     convert_to_fp16,
     quantize_to_int8,
 )
-from .sources import ModelKind, ModelSource
+from .sources import TOKENIZER_JSON_NAME, ModelKind, ModelSource
 from .tf_bundle import read_tensor_bundle
 from .weights import BertWeights, from_google_names, from_hf_state_dict
 
@@ -79,7 +79,16 @@ class PreparedGraph:
 
 
 def read_vocab_special_ids(vocab_path: Path) -> SpecialIds:
-    """[CLS] and [SEP] ids from vocab.txt (one token per line, id = line number)."""
+    """[CLS] and [SEP] ids from vocab.txt (one token per line, id = line number).
+
+    For tokenizer.json, the first and last special token its post-processor puts
+    around a text (RoBERTa's <s> and </s>).
+    """
+    if vocab_path.name == TOKENIZER_JSON_NAME:
+        from ..hf_tokenizer import read_special_template
+
+        template = read_special_template(vocab_path)
+        return SpecialIds(template.cls_id, template.sep_id)
     ids: dict[str, int] = {}
     with vocab_path.open(encoding="utf-8") as file:
         for index, line in enumerate(file):

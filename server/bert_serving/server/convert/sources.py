@@ -2,10 +2,16 @@
 
 Three kinds, checked in this order:
 
-1. a ready ONNX graph: a `.onnx` file, or a folder holding `model.onnx`, with `vocab.txt` beside it;
+1. a ready ONNX graph: a `.onnx` file, or a folder holding `model.onnx`, with `vocab.txt`
+   (or `tokenizer.json`) beside it;
 2. a Google BERT TensorFlow checkpoint folder: `bert_config.json` + `bert_model.ckpt.*`
    (names from -config_name / -ckpt_name; the checkpoint may live in -tuned_model_dir);
-3. a Hugging Face BERT folder: `config.json` + `model.safetensors` or `pytorch_model.bin`.
+3. a Hugging Face folder of a served family: `config.json` + `model.safetensors` or
+   `pytorch_model.bin`.
+
+`ModelSource.vocab_path` is the file the tokenizer reads: `vocab.txt` for BERT (Google's
+WordPiece, as the original), `tokenizer.json` for the other families (RoBERTa's BPE and
+XLM-R's SentencePiece have no vocab.txt; DistilBERT and ELECTRA fall back to vocab.txt).
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
+from .bert_config import model_family
 from .hf_weights import HF_WEIGHT_FILES, find_hf_weight_files
 
 __all__ = ["ModelKind", "ModelSource", "detect_model_source"]
 
 VOCAB_NAME = "vocab.txt"
+TOKENIZER_JSON_NAME = "tokenizer.json"
 ONNX_NAME = "model.onnx"
 
 
@@ -35,6 +43,7 @@ class ModelSource:
 
     kind: ModelKind
     vocab_path: Path
+    """vocab.txt or tokenizer.json: what the tokenizer reads."""
     config_path: Path | None = None
     weight_files: tuple[Path, ...] = ()
     onnx_path: Path | None = None
@@ -104,8 +113,26 @@ def _require_vocab(folder: Path) -> Path:
     return vocab
 
 
+def _tokenizer_file(folder: Path, family: str) -> Path:
+    """tokenizer.json, else (for WordPiece families) vocab.txt; BERT keeps vocab.txt first."""
+    tokenizer_json = folder / TOKENIZER_JSON_NAME
+    if family == "bert" and (folder / VOCAB_NAME).is_file():
+        return folder / VOCAB_NAME
+    if tokenizer_json.is_file():
+        return tokenizer_json
+    if family == "roberta":
+        raise ModelNotFoundError(
+            f"{tokenizer_json} is missing: a {family}-family model is tokenized by the "
+            "tokenizer.json it was trained with; copy it into that folder"
+        )
+    return _require_vocab(folder)
+
+
 def _onnx_source(path: Path) -> ModelSource:
-    return ModelSource(ModelKind.ONNX, _require_vocab(path.parent), onnx_path=path)
+    folder = path.parent
+    if not (folder / VOCAB_NAME).is_file() and (folder / TOKENIZER_JSON_NAME).is_file():
+        return ModelSource(ModelKind.ONNX, folder / TOKENIZER_JSON_NAME, onnx_path=path)
+    return ModelSource(ModelKind.ONNX, _require_vocab(folder), onnx_path=path)
 
 
 def _has_checkpoint(folder: Path, ckpt_name: str) -> bool:
@@ -145,9 +172,10 @@ def _hf_source(model_dir: Path) -> ModelSource:
             f"{model_dir} has config.json but no weights: expected one of "
             f"{', '.join(HF_WEIGHT_FILES)}"
         )
+    config = model_dir / "config.json"
     return ModelSource(
         ModelKind.HUGGING_FACE,
-        _require_vocab(model_dir),
-        config_path=model_dir / "config.json",
+        _tokenizer_file(model_dir, model_family(config)),
+        config_path=config,
         weight_files=tuple(weights),
     )

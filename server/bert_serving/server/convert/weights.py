@@ -1,7 +1,10 @@
-"""One naming for BERT weights, Google's, whatever the checkpoint format.
+"""One naming for BERT weights, Google's, whatever the checkpoint format or family.
 
 Google's TF names are the canonical ones (kernels stored [in, out], LayerNorm
 `gamma`/`beta`); Hugging Face state dicts are renamed and transposed into them.
+RoBERTa, XLM-R and CamemBERT use BERT's names under `roberta.`; ELECTRA adds
+`embeddings_project`; DistilBERT's own names (`transformer.layer.N.attention.q_lin`,
+`sa_layer_norm`, `ffn.lin1` ...) are mapped onto BERT's, which they mirror.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .bert_config import BertConfig
 __all__ = ["BertWeights", "from_google_names", "from_hf_state_dict"]
 
 EMBEDDINGS = "bert/embeddings"
+EMBEDDINGS_PROJECT = "bert/embeddings_project"
+"""ELECTRA's Linear from its embedding width to the hidden size."""
 POOLER = "bert/pooler/dense"
 
 
@@ -47,11 +52,15 @@ class BertWeights:
     def check_shapes(self, config: BertConfig, num_layers: int) -> None:
         """Fail early, naming the tensor, if shapes disagree with the config."""
         hidden, inner = config.hidden_size, config.intermediate_size
+        width = config.embedding_width
         expected = {
-            f"{EMBEDDINGS}/word_embeddings": (config.vocab_size, hidden),
-            f"{EMBEDDINGS}/token_type_embeddings": (config.type_vocab_size, hidden),
-            f"{EMBEDDINGS}/position_embeddings": (config.max_position_embeddings, hidden),
+            f"{EMBEDDINGS}/word_embeddings": (config.vocab_size, width),
+            f"{EMBEDDINGS}/position_embeddings": (config.max_position_embeddings, width),
         }
+        if config.type_vocab_size:
+            expected[f"{EMBEDDINGS}/token_type_embeddings"] = (config.type_vocab_size, width)
+        if width != hidden:
+            expected[f"{EMBEDDINGS_PROJECT}/kernel"] = (width, hidden)
         for i in range(num_layers):
             p = layer_prefix(i)
             for name in ("query", "key", "value"):
@@ -82,8 +91,29 @@ def from_google_names(tensors: Mapping[str, np.ndarray], source: str) -> BertWei
     return BertWeights(kept, source)
 
 
-_HF_PREFIX = re.compile(r"^(bert|model)\.")
+_HF_PREFIX = re.compile(r"^(bert|model|roberta|electra|distilbert)\.")
 _HF_LAYER = re.compile(r"^encoder/layer/(\d+)/")
+# DistilBERT's names for the parts of a BERT layer (same maths, post-LayerNorm).
+_DISTILBERT_NAMES = (
+    (re.compile(r"^transformer\.layer\."), "encoder.layer."),
+    (re.compile(r"\.attention\.q_lin\."), ".attention.self.query."),
+    (re.compile(r"\.attention\.k_lin\."), ".attention.self.key."),
+    (re.compile(r"\.attention\.v_lin\."), ".attention.self.value."),
+    (re.compile(r"\.attention\.out_lin\."), ".attention.output.dense."),
+    (re.compile(r"\.sa_layer_norm\."), ".attention.output.LayerNorm."),
+    (re.compile(r"\.ffn\.lin1\."), ".intermediate.dense."),
+    (re.compile(r"\.ffn\.lin2\."), ".output.dense."),
+    (re.compile(r"\.output_layer_norm\."), ".output.LayerNorm."),
+)
+
+
+def _bert_dotted_name(hf_name: str) -> str:
+    """A family's dotted name as BERT's, without the model prefix."""
+    name = _HF_PREFIX.sub("", hf_name)
+    if name.startswith("transformer.layer."):
+        for pattern, replacement in _DISTILBERT_NAMES:
+            name = pattern.sub(replacement, name)
+    return name
 
 
 def _google_name(hf_name: str) -> str | None:
@@ -92,8 +122,9 @@ def _google_name(hf_name: str) -> str | None:
     Returns None for tensors that are not part of the encoder (position_ids
     buffers, masked-LM heads, ...).
     """
-    path = _HF_PREFIX.sub("", hf_name).replace(".", "/")
-    if not path.startswith(("embeddings/", "encoder/layer/", "pooler/dense/")):
+    path = _bert_dotted_name(hf_name).replace(".", "/")
+    if not path.startswith(("embeddings/", "embeddings_project/", "encoder/layer/",
+                            "pooler/dense/")):
         return None
     path = _HF_LAYER.sub(r"encoder/layer_\1/", path)
     head, _, leaf = path.rpartition("/")
@@ -120,6 +151,7 @@ def from_hf_state_dict(state: Mapping[str, np.ndarray], source: str) -> BertWeig
     if f"{EMBEDDINGS}/word_embeddings" not in renamed:
         raise UnsupportedModelError(
             f"{source} has no BERT embeddings (looked for 'embeddings.word_embeddings.weight', "
-            "optionally prefixed 'bert.'): not a BERT state dict"
+            "optionally prefixed 'bert.', 'roberta.', 'electra.' or 'distilbert.'): not a "
+            "state dict of a served family"
         )
     return BertWeights(renamed, source)

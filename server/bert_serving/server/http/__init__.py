@@ -1,15 +1,18 @@
-"""The HTTP gateway: the original bert-as-service routes and OpenAI's embeddings over FastAPI.
+"""The HTTP gateway: the original bert-as-service routes, OpenAI's and TEI's, over FastAPI.
 
 It runs in the server process (`bert-serving-start -http_port 8125`) and
 reaches the server through the same BertClient users have, so HTTP requests
 are batched with everyone else's.
 
 Modules, by idea: `settings` (what it needs from the flags), `schemas`
-(request and reply bodies), `routes` (thin: schema to plain values to the
-service), `service` (the shared client, in threads), `errors` (the one
-error-to-status map), `auth` (API key), `bodies` (size limit, always JSON),
-`limits` (requests in flight), `metrics` (Prometheus), `app` (`create_app`
-assembles them), `gateway` (uvicorn in a thread).
+(request and reply bodies; TEI's in `tei_schemas`), `routes` (thin: schema to
+plain values to the service; TEI's in `tei_routes`), `preparation` (prompts,
+truncation and Matryoshka cuts around the server's vectors), `served_model`
+(what the server runs, as those routes see it), `service` (the shared client,
+in threads), `errors` (the one error-to-status map), `auth` (API key),
+`bodies` (size limit, always JSON), `limits` (requests in flight), `metrics`
+(Prometheus), `app` (`create_app` assembles them), `gateway` (uvicorn in a
+thread).
 
 Usage::
 

@@ -13,7 +13,8 @@ Middlewares, outermost first, and why in that order:
 Usage::
 
     app = create_app(settings, lambda: BertClient(port=5555, port_out=5556),
-                     count_tokens=server_count_tokens, is_ready=lambda: server.ready)
+                     count_tokens=server_count_tokens, is_ready=lambda: server.ready,
+                     model=ServedModel(name="all-MiniLM-L6-v2", tools=tokenizer))
 """
 
 from __future__ import annotations
@@ -34,17 +35,21 @@ from .bodies import RequestBodyMiddleware
 from .errors import install_error_handlers
 from .limits import ConcurrencyLimitMiddleware
 from .metrics import GatewayMetrics, MetricsMiddleware
+from .preparation import ServedModel
 from .routes import bert_routes, openai_routes, probe_routes
 from .service import EmbeddingService, TokenCounter
 from .settings import GatewaySettings
+from .tei_routes import tei_routes
 
 __all__ = ["create_app"]
 
-_ROUTERS = (bert_routes, openai_routes, probe_routes)
+_ROUTERS = (bert_routes, openai_routes, tei_routes, probe_routes)
 
 _DESCRIPTION = """\
 Sentence embeddings from a bert-serving server over HTTP: the original
-bert-as-service routes (`/encode`, `/status/*`) and OpenAI's `/v1/embeddings`.
+bert-as-service routes (`/encode`, `/status/*`), OpenAI's `/v1/embeddings`, and
+text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/tokenize`,
+`/decode`, `/info`).
 With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under
 `-open_metrics`) needs `Authorization: Bearer <key>`.
 """
@@ -56,8 +61,13 @@ def _always() -> bool:
 
 def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClient], *,
                count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always,
-               is_alive: Callable[[], bool] = _always) -> FastAPI:
-    """The gateway app; `client_factory` is called once, in a thread, as the app starts."""
+               is_alive: Callable[[], bool] = _always,
+               model: ServedModel | None = None) -> FastAPI:
+    """The gateway app; `client_factory` is called once, in a thread, as the app starts.
+
+    `model` tells the TEI and OpenAI routes what the server runs (its pooling,
+    prompts, tokenizer); without it they know only the model's name.
+    """
     metrics = GatewayMetrics()
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in
     # the package (under /static-offline-docs), not from a CDN an offline host cannot reach.
@@ -67,6 +77,7 @@ def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClien
     app.state.metrics = metrics
     app.state.is_ready = is_ready
     app.state.is_alive = is_alive
+    app.state.model = model or ServedModel(name=settings.model_name)
     for router in _ROUTERS:
         app.include_router(router)
     install_error_handlers(app)

@@ -4,7 +4,9 @@ Every failure becomes a `Problem` (kind, status, message, field), rendered in
 the shape of the route family that was asked: the original routes get
 `{"description", "type", "status"}`, routes under /v1 get OpenAI's
 `{"error": {"message", "type", "param", "code"}}` so OpenAI clients raise their
-usual exceptions. Bad input is always a 4xx naming the field; a 5xx means the
+usual exceptions, and TEI's routes (`TEI_PATHS`) get TEI's `{"error",
+"error_type"}` with TEI's statuses (validation 422, empty 400, overloaded 429,
+backend 424). Bad input is always a 4xx naming the field; a 5xx means the
 server side failed (502, 504) or a bug (500).
 
     kind              status   cause
@@ -46,6 +48,7 @@ from bert_serving.client import BertClientTimeout, ServerError
 from .schemas import UNION_TAGS
 
 __all__ = [
+    "TEI_PATHS",
     "GatewayError",
     "Problem",
     "body_too_large",
@@ -66,6 +69,13 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  404: "invalid_request_error", 405: "invalid_request_error",
                  413: "invalid_request_error", 422: "invalid_request_error",
                  429: "rate_limit_error"}
+
+
+TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/tokenize", "/decode", "/info"})
+_TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded", "Empty": "empty",
+              "Timeout": "backend", "BadReply": "backend", "InternalError": "backend"}
+_TEI_STATUSES = {"validation": 422, "empty": 400, "overloaded": 429, "backend": 424}
+_TEI_KEEPS_STATUS = frozenset({401, 404, 405, 413, 500})
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,8 @@ def render(problem: Problem, scope: Scope) -> JSONResponse:
     The kind is left in the request state for the metrics middleware.
     """
     scope.setdefault("state", {})["error_kind"] = problem.kind
+    if str(scope.get("path", "")) in TEI_PATHS:
+        return _tei_response(problem)
     openai = str(scope.get("path", "")).startswith("/v1/")
     status = 400 if openai and problem.kind in _INVALID_KINDS else problem.status
     body = _openai_body(problem, status) if openai else _original_body(problem, status)
@@ -217,6 +229,14 @@ def _openai_body(problem: Problem, status: int) -> dict[str, Any]:
         "param": problem.param,
         "code": "invalid_api_key" if status == 401 else _snake(problem.kind),
     }}
+
+
+def _tei_response(problem: Problem) -> JSONResponse:
+    error_type = _TEI_TYPES.get(problem.kind, "validation")
+    status = (problem.status if problem.status in _TEI_KEEPS_STATUS
+              else _TEI_STATUSES[error_type])
+    return JSONResponse({"error": problem.message, "error_type": error_type},
+                        status_code=status, headers=_headers(problem))
 
 
 def _snake(kind: str) -> str:

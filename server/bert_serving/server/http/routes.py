@@ -2,7 +2,8 @@
 
 Three routers, by audience: `bert_routes` (the original bert-as-service HTTP
 API), `openai_routes` (OpenAI's embeddings) and `probe_routes` (health,
-readiness, metrics). Errors are raised, never built here: errors.py answers them.
+readiness, metrics); TEI's are in tei_routes.py. Errors are raised, never built
+here: errors.py answers them.
 
 Vectors are written to JSON by orjson, straight from the array and in a worker
 thread: the standard library takes seconds for 10,000 rows (printing each
@@ -24,8 +25,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from .errors import GatewayError, invalid
 from .metrics import CONTENT_TYPE, GatewayMetrics
+from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
 from .schemas import (
     EmbeddingsReply,
     EmbeddingsRequest,
@@ -38,7 +39,7 @@ from .schemas import (
 from .service import EmbeddingService, Encoded
 from .settings import GatewaySettings
 
-__all__ = ["bert_routes", "openai_routes", "probe_routes"]
+__all__ = ["Service", "Settings", "bert_routes", "json_reply", "openai_routes", "probe_routes"]
 
 
 def _service(request: Request) -> EmbeddingService:
@@ -79,7 +80,7 @@ async def encode(body: EncodeRequest, service: Service) -> Response:
     encoded = await service.encode(list(body.texts), is_tokenized=body.tokenized)
     # The caller's id goes through the standard library, which writes any JSON it parsed
     # (orjson refuses integers past 64 bits).
-    return await _json_reply(lambda: {"id": orjson.Fragment(json.dumps(body.id)),
+    return await json_reply(lambda: {"id": orjson.Fragment(json.dumps(body.id)),
                                       "result": encoded.vectors, "status": 200})
 
 
@@ -99,15 +100,25 @@ async def client_status(service: Service) -> dict[str, Any]:
 
 
 @openai_routes.post("/v1/embeddings", response_model=EmbeddingsReply)
-async def create_embeddings(body: EmbeddingsRequest, service: Service,
-                            settings: Settings) -> Response:
-    """OpenAI's embeddings endpoint; `usage` counts the tokens the model read."""
-    if body.dimensions is not None and body.dimensions != service.output_dim:
-        raise GatewayError(invalid("dimensions", f"this model's vectors have "
-                                   f"{service.output_dim} dimensions, not {body.dimensions}"))
-    encoded = await service.encode(body.texts, is_tokenized=False)
-    model = body.model or settings.model_name
-    return await _json_reply(lambda: _embeddings_reply(encoded, model, body.encoding_format))
+async def create_embeddings(body: EmbeddingsRequest, service: Service, settings: Settings,
+                            request: Request) -> Response:
+    """OpenAI's embeddings endpoint; `usage` counts the tokens the model read.
+
+    `dimensions` keeps the first N dimensions and renormalizes (Matryoshka, as
+    OpenAI's text-embedding-3). The folder's default prompt, if it names one, is
+    put before each text, as sentence-transformers does.
+    """
+    model = cast(ServedModel, request.app.state.model)
+    prompt = prompt_for(model, None)
+    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+        body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",
+        truncation=body.truncation, server_truncation=model.truncation))
+    encoded = await service.encode(payload, is_tokenized=tokenized)
+    if body.dimensions is not None:
+        vectors = shape_vectors(encoded.vectors, dimensions=body.dimensions, normalize=True)
+        encoded = Encoded(vectors, encoded.token_counts)
+    name = body.model or settings.model_name
+    return await json_reply(lambda: _embeddings_reply(encoded, name, body.encoding_format))
 
 
 def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dict[str, Any]:
@@ -122,7 +133,7 @@ def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dic
     }
 
 
-async def _json_reply(build: Callable[[], dict[str, Any]]) -> Response:
+async def json_reply(build: Callable[[], Any]) -> Response:
     """What `build` returns (numpy arrays included) as JSON, built and written off the loop."""
     body = await anyio.to_thread.run_sync(lambda: orjson.dumps(build(), option=_NUMPY))
     return Response(body, media_type="application/json")

@@ -197,9 +197,13 @@ class EmbeddingsRequest(BaseModel):
         default="float", description="base64: each vector as little-endian float32 bytes"
     )
     dimensions: int | None = Field(
-        default=None, description="if given, must be the model's output width"
+        default=None, description="keep the first N dimensions, then renormalize (Matryoshka)"
     )
-    user: str | None = None
+    user: str | None = Field(default=None, description="accepted and ignored")
+    truncation: Literal["truncate", "error", "chunk"] | None = Field(
+        default=None, description="not OpenAI's: texts over -max_seq_len are cut, refused, or "
+        "windows whose vectors are joined (chunk: the server must run -truncation chunk); "
+        "default: the server's -truncation")
 
     @property
     def texts(self) -> list[str]:

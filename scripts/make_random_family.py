@@ -1,0 +1,191 @@
+"""Write a tiny random-weight Hugging Face folder of one non-BERT family, for tests.
+
+No PyPI package ships small real weights of RoBERTa, XLM-RoBERTa, CamemBERT,
+DistilBERT or ELECTRA, so transformers builds one from a config with random
+weights (`XLMRobertaModel(config)` ...) and `save_pretrained` writes it, beside a
+`tokenizer.json` trained here, offline, with `tokenizers` on a small built-in
+corpus: SentencePiece Unigram for XLM-R and CamemBERT, byte-level BPE for
+RoBERTa, WordPiece for DistilBERT and ELECTRA. Never a download.
+
+Usage: python scripts/make_random_family.py xlm-roberta OUT_DIR [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FAMILIES", "MAX_TOKENS", "write_random_family"]
+
+FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra")
+
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A man is playing a guitar on the street corner while people walk by.",
+    "Machine learning models turn sentences into vectors of numbers.",
+    "Le chat dort sur le canapé pendant que la pluie tombe dehors.",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "El perro come una manzana roja en el jardín de la casa.",
+    "今天天气很好，我们去公园散步吧。",
+    "Привет, как дела? Всё хорошо, спасибо.",
+    "Tokenizers split words into pieces; unknown words become smaller pieces.",
+    "Numbers like 3.14, 42 and 2026 appear in texts too!",
+    "ÉCOLE, café, naïve, façade, Ångström and Œuvre carry accents.",
+    "Short text.",
+    "hello world",
+]
+
+MAX_TOKENS = 256
+"""The longest input of every family made here (RoBERTa's table has 2 rows more)."""
+
+_SPECIALS_ROBERTA = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+_SPECIALS_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_SIZES: dict[str, Any] = {"hidden_size": 32, "num_hidden_layers": 3,
+                          "num_attention_heads": 4, "intermediate_size": 64}
+
+
+def _corpus() -> list[str]:
+    return [text for text in _CORPUS for _ in range(3)] + [t.lower() for t in _CORPUS]
+
+
+def _unigram_vocab(vocab_size: int) -> list[tuple[str, float]]:
+    """A SentencePiece-style Unigram vocabulary with scores, specials first."""
+    from tokenizers import Tokenizer, pre_tokenizers, trainers
+    from tokenizers.models import Unigram
+
+    tokenizer = Tokenizer(Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS_ROBERTA,
+                                      unk_token="<unk>")
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    vocab: list[tuple[str, float]] = [
+        (str(token), float(score))
+        for token, score in json.loads(tokenizer.to_str())["model"]["vocab"]
+    ]
+    return vocab
+
+
+def _save_unigram_tokenizer(family: str, vocab_size: int, out: Path) -> None:
+    """XLM-R and CamemBERT tokenizers as transformers itself builds and saves them.
+
+    transformers 5 rebuilds these two from the vocabulary (its own normalizer and
+    Metaspace settings), so the tokenizer.json is written by transformers, from the
+    Unigram trained here: the file then says exactly what transformers runs.
+    """
+    import transformers as tf
+
+    make = tf.XLMRobertaTokenizer if family == "xlm-roberta" else tf.CamembertTokenizer
+    tokenizer = make(vocab=_unigram_vocab(vocab_size), model_max_length=MAX_TOKENS)
+    tokenizer.save_pretrained(str(out))
+
+
+def _byte_bpe_tokenizer(vocab_size: int) -> Any:
+    """Byte-level BPE with RoBERTa's post-processor."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+    from tokenizers.models import BPE
+
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS_ROBERTA,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")),
+        add_prefix_space=False,
+    )
+    return tokenizer
+
+
+def _wordpiece_tokenizer(vocab_size: int) -> Any:
+    """BERT's uncased WordPiece, as DistilBERT and ELECTRA ship it."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers.models import WordPiece
+
+    tokenizer = Tokenizer(WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=_SPECIALS_BERT)
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.post_processor = processors.BertProcessing(
+        ("[SEP]", tokenizer.token_to_id("[SEP]")), ("[CLS]", tokenizer.token_to_id("[CLS]")),
+    )
+    return tokenizer
+
+
+def _model(family: str, vocab_size: int, pad_id: int) -> Any:
+    """transformers' base model of the family, random weights, tiny shapes."""
+    import transformers as tf
+
+    if family == "distilbert":
+        config = tf.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=3, n_heads=4,
+                                     hidden_dim=64, max_position_embeddings=MAX_TOKENS,
+                                     pad_token_id=pad_id)
+        return tf.DistilBertModel(config)
+    if family == "electra":
+        config = tf.ElectraConfig(vocab_size=vocab_size, embedding_size=16,
+                                  max_position_embeddings=MAX_TOKENS, pad_token_id=pad_id, **_SIZES)
+        return tf.ElectraModel(config)
+    config_class, model_class = {
+        "roberta": (tf.RobertaConfig, tf.RobertaModel),
+        "xlm-roberta": (tf.XLMRobertaConfig, tf.XLMRobertaModel),
+        "camembert": (tf.CamembertConfig, tf.CamembertModel),
+    }[family]
+    config = config_class(vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS + 2,
+                          type_vocab_size=1, pad_token_id=pad_id, bos_token_id=0, eos_token_id=2,
+                          **_SIZES)
+    return model_class(config)
+
+
+def _tokenizer_config(family: str) -> dict[str, Any]:
+    """What transformers' AutoTokenizer needs beside a tokenizer.json made here."""
+    if family in ("distilbert", "electra"):
+        return {"tokenizer_class": "BertTokenizer", "do_lower_case": True,
+                "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                "unk_token": "[UNK]", "mask_token": "[MASK]", "model_max_length": MAX_TOKENS}
+    return {"tokenizer_class": "RobertaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
+            "cls_token": "<s>", "sep_token": "</s>", "pad_token": "<pad>",
+            "unk_token": "<unk>", "mask_token": "<mask>", "model_max_length": MAX_TOKENS}
+
+
+def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: int = 400) -> Path:
+    """A folder with config.json, model.safetensors and tokenizer.json of `family`."""
+    import torch
+    from tokenizers import Tokenizer
+
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r} is not one of {FAMILIES}")
+    out.mkdir(parents=True, exist_ok=True)
+    if family in ("xlm-roberta", "camembert"):
+        _save_unigram_tokenizer(family, vocab_size, out)
+        tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    else:
+        make = _byte_bpe_tokenizer if family == "roberta" else _wordpiece_tokenizer
+        tokenizer = make(vocab_size)
+        tokenizer.save(str(out / "tokenizer.json"))
+        (out / "tokenizer_config.json").write_text(json.dumps(_tokenizer_config(family),
+                                                              indent=2))
+    pad_token = "[PAD]" if family in ("distilbert", "electra") else "<pad>"
+    torch.manual_seed(seed)
+    model = _model(family, tokenizer.get_vocab_size(), tokenizer.token_to_id(pad_token))
+    with torch.no_grad():  # init leaves LayerNorms at 1/0 and biases at 0: make every weight count
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    model.eval().save_pretrained(str(out))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("family", choices=FAMILIES)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"wrote {write_random_family(args.family, args.out, seed=args.seed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""What the TEI and OpenAI routes do around the server's vectors: prompts, truncation, shaping.
+
+Pure functions over plain values; routes call them, the service sends the
+result through the shared BertClient like any other request.
+
+Texts reach the server as text, except in two cases where they go as word
+pieces (our client's tokenized input, mapped to ids one for one, so the model
+reads exactly the same ids): a text holding '|||', which the ZeroMQ protocol
+reads as a sentence pair but TEI and OpenAI clients mean as text; and
+`truncation_direction: left`, which keeps a text's last pieces where the server
+keeps its first; and a request that asks to truncate a server that does not
+(-truncation error or chunk), cut here. `truncate: false`, or `truncation:
+"error"`, checks each text against the server's -max_seq_len and refuses the
+longer ones. `truncation: "chunk"` needs a server started with -truncation
+chunk, which does the windows (a text holding '|||' still goes as word pieces,
+which the server truncates).
+
+Usage::
+
+    payload, tokenized = prepare_texts(["hi ||| there"], prompt="", tools=tokenizer,
+                                       truncate=None, direction="right")
+    # or, with a request's own choice:  ..., truncation="error", server_truncation="chunk")
+    rows = shape_vectors(vectors, dimensions=128, normalize=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from ..native_embedding import l2_normalize
+from ..tokenization import PAIR_SEPARATOR, Piece
+from .errors import GatewayError, Problem, invalid
+
+__all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
+           "request_truncation", "shape_vectors"]
+
+Direction = Literal["right", "left"]
+Truncation = Literal["truncate", "error", "chunk"]
+_SPECIALS = 2  # [CLS] and [SEP], which the server adds to every text
+
+
+class TextTools(Protocol):
+    """The server's tokenizer, as the routes that show or cut tokens need it."""
+
+    @property
+    def max_len(self) -> int: ...
+
+    @property
+    def cls_id(self) -> int: ...
+
+    @property
+    def sep_id(self) -> int: ...
+
+    def pieces(self, text: str) -> list[Piece]: ...
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str: ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What the TEI and OpenAI routes know of the model behind the server.
+
+    `native`: the server's vectors are the model's own embedding (it runs
+    -pooling_strategy MODEL, or flags that amount to it). `pooling` is TEI's
+    name for the server's pooling; `normalized`: the server's vectors are unit
+    length already.
+    """
+
+    name: str
+    pooling: str = "mean"
+    native: bool = False
+    normalized: bool = False
+    token_level: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    dtype: str = "float32"
+    max_batch_tokens: int | None = None
+    tools: TextTools | None = None
+    truncation: Truncation = "truncate"
+    """The server's -truncation: what a request that does not say gets."""
+
+
+def prompt_for(model: ServedModel, prompt_name: str | None) -> str:
+    """The prompt text to put before each input: the named one, else the folder's default."""
+    name = prompt_name if prompt_name is not None else model.default_prompt_name
+    if name is None:
+        return ""
+    if name not in model.prompts:
+        known = ", ".join(sorted(model.prompts)) or "none"
+        raise GatewayError(invalid("prompt_name", f"{name!r} is not one of this model's "
+                                   f"prompts (config_sentence_transformers.json has: {known})"))
+    return model.prompts[name]
+
+
+def request_truncation(truncation: Truncation | None, truncate: bool | None,
+                       server: Truncation) -> Truncation:
+    """What this request gets: its `truncation`, else TEI's `truncate`, else the server's."""
+    mode: Truncation = (truncation if truncation is not None else "error" if truncate is False
+                        else "truncate" if truncate else server)
+    if mode == "chunk" and server != "chunk":
+        raise GatewayError(invalid("truncation", f"chunk needs the server started with "
+                                   f"-truncation chunk; this one runs -truncation {server}"))
+    return mode
+
+
+def prepare_texts(texts: Sequence[str], *, prompt: str, tools: TextTools | None,
+                  truncate: bool | None, direction: Direction,
+                  truncation: Truncation | None = None,
+                  server_truncation: Truncation = "truncate") -> tuple[list[Any], bool]:
+    """The payload for the client and whether it is tokenized (see the module's docstring)."""
+    prompted = [prompt + text for text in texts]
+    mode = request_truncation(truncation, truncate, server_truncation)
+    if tools is None:
+        return prompted, False
+    pieces: list[list[Piece]] | None = None
+    if mode == "error":
+        pieces = [tools.pieces(text) for text in prompted]
+        _check_lengths(pieces, tools.max_len)
+    cut_here = mode == "truncate" and server_truncation != "truncate"
+    if (direction == "right" or mode == "chunk") and not cut_here and not any(
+            PAIR_SEPARATOR in text for text in prompted):
+        return prompted, False
+    pieces = pieces or [tools.pieces(text) for text in prompted]
+    keep = tools.max_len - _SPECIALS
+    return [_kept([p.token for p in row], keep, direction) for row in pieces], True
+
+
+def _kept(tokens: list[str], keep: int, direction: Direction) -> list[str]:
+    kept = tokens[-keep:] if direction == "left" else tokens[:keep]
+    return kept or ["[UNK]"]  # a text of only dropped characters still gets its row
+
+
+def _check_lengths(pieces: list[list[Piece]], max_len: int) -> None:
+    for index, row in enumerate(pieces):
+        count = len(row) + _SPECIALS
+        if count > max_len:
+            raise GatewayError(Problem(
+                "ValidationError", 422,
+                f"inputs[{index}]: has {count} tokens, more than this server's limit of "
+                f"{max_len} (-max_seq_len): send truncate: true, or start the server with a "
+                "larger -max_seq_len or -truncation chunk", "inputs"))
+
+
+def shape_vectors(vectors: np.ndarray, *, dimensions: int | None, normalize: bool) -> np.ndarray:
+    """Cut to the first `dimensions` (Matryoshka), then L2-normalize if asked."""
+    if dimensions is not None:
+        width = vectors.shape[-1]
+        if not 0 < dimensions <= width:
+            raise GatewayError(invalid("dimensions", f"must be between 1 and this model's "
+                                       f"{width} dimensions, not {dimensions}"))
+        vectors = vectors[..., :dimensions]
+    return np.ascontiguousarray(l2_normalize(vectors) if normalize else vectors)

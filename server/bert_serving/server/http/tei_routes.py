@@ -1,0 +1,155 @@
+"""text-embeddings-inference's routes, over the same service as every other route.
+
+`POST /` and `POST /embed` answer TEI's pooled embeddings (what
+`huggingface_hub.InferenceClient(base_url=...).feature_extraction`, LangChain's
+`HuggingFaceEndpointEmbeddings` and llama-index's `TextEmbeddingsInference`
+post), `/embed_all` token vectors, `/tokenize` and `/decode` the server's own
+tokenizer, `/info` what the server runs. Errors come back in TEI's shape
+(errors.py, by path).
+
+The vectors are the server's: the model's own embedding when the server runs
+-pooling_strategy MODEL (or its folder's equivalent flags), else the server's
+pooling; `/info` says which (`model_type.embedding.pooling`). `normalize`
+(default true) L2-normalizes after that; a server whose model normalizes
+(MODEL with a Normalize module) answers unit vectors whatever `normalize` says.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from .. import __version__
+from .errors import GatewayError, Problem
+from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
+from .routes import Service, Settings, json_reply
+from .service import Encoded
+from .tei_schemas import DecodeRequest, EmbedRequest, TEIErrorReply, TokenizeRequest
+
+__all__ = ["tei_routes"]
+
+
+def _model(request: Request) -> ServedModel:
+    return cast(ServedModel, request.app.state.model)
+
+
+Model = Annotated[ServedModel, Depends(_model)]
+
+tei_routes = APIRouter(tags=["text-embeddings-inference"], responses={
+    "4XX": {"model": TEIErrorReply, "description": "bad request: `error` names the field"},
+    "5XX": {"model": TEIErrorReply, "description": "the server failed or did not answer"}})
+
+
+async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> Encoded:
+    prompt = prompt_for(model, body.prompt_name)
+    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+        body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
+        direction=body.truncation_direction, truncation=body.truncation,
+        server_truncation=model.truncation))
+    return await service.encode(payload, is_tokenized=tokenized)
+
+
+@tei_routes.post("/embed", response_model=list[list[float]])
+async def embed(body: EmbedRequest, service: Service, model: Model) -> Response:
+    """TEI's pooled embeddings: one vector per input, in order."""
+    if model.token_level:
+        raise GatewayError(Problem(
+            "ValidationError", 422, "this server returns token vectors (-pooling_strategy "
+            "NONE): use /embed_all, or start it with -pooling_strategy MODEL"))
+    encoded = await _encode(body, service, model)
+    return await json_reply(lambda: shape_vectors(
+        encoded.vectors, dimensions=body.dimensions, normalize=body.normalize))
+
+
+@tei_routes.post("/", response_model=list[list[float]])
+async def root(body: EmbedRequest, service: Service, model: Model) -> Response:
+    """TEI's root route on an embedding model: the same as /embed."""
+    return await embed(body, service, model)
+
+
+@tei_routes.post("/embed_all", response_model=list[list[list[float]]])
+async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Response:
+    """Every token's vector ([CLS]/[SEP] included) per input; needs -pooling_strategy NONE."""
+    if not model.token_level:
+        raise GatewayError(Problem(
+            "ValidationError", 422, "/embed_all needs token vectors: start the server with "
+            "-pooling_strategy NONE (its pooled vectors are served by /embed)"))
+    encoded = await _encode(body, service, model)
+    return await json_reply(lambda: [rows[:count] for rows, count
+                                     in zip(encoded.vectors, encoded.token_counts, strict=True)])
+
+
+@tei_routes.post("/tokenize", response_model=list[list[dict[str, Any]]])
+async def tokenize(body: TokenizeRequest, model: Model) -> Response:
+    """Each input's tokens: id, text, special, and byte offsets into the input (TEI's)."""
+    tools = _tools(model)
+    prompt = prompt_for(model, body.prompt_name)
+    texts = [prompt + text for text in body.texts]
+    return await json_reply(lambda: [_simple_tokens(tools, text, body.add_special_tokens)
+                                     for text in texts])
+
+
+@tei_routes.post("/decode", response_model=list[str])
+async def decode(body: DecodeRequest, model: Model) -> Response:
+    """Token ids back to text, one string per id list."""
+    tools = _tools(model)
+    try:
+        texts = [tools.decode(row, skip_special_tokens=body.skip_special_tokens)
+                 for row in body.rows]
+    except ValueError as error:
+        raise GatewayError(Problem("ValidationError", 422, f"ids: {error}", "ids")) from None
+    return await json_reply(lambda: texts)
+
+
+@tei_routes.get("/info")
+async def info(service: Service, settings: Settings, model: Model) -> dict[str, Any]:
+    """TEI's Info: the model, its pooling, and this server's limits."""
+    return {
+        "model_id": model.name,
+        "model_sha": None,
+        "model_dtype": model.dtype,
+        "served_model_name": model.name,
+        "model_type": {"embedding": {"pooling": model.pooling}},
+        "native_embedding": model.native,
+        "prompts": model.prompts,
+        "max_concurrent_requests": settings.max_connect,
+        "max_input_length": model.tools.max_len if model.tools else None,
+        "max_batch_tokens": model.max_batch_tokens,
+        "max_batch_requests": None,
+        "max_client_batch_size": settings.max_request_texts,
+        "auto_truncate": model.truncation == "truncate",
+        "tokenization_workers": 1,
+        "version": __version__,
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+def _tools(model: ServedModel) -> TextTools:
+    if model.tools is None:
+        raise GatewayError(Problem("ValidationError", 422,
+                                   "this gateway was started without the server's tokenizer"))
+    return model.tools
+
+
+def _simple_tokens(tools: TextTools, text: str, specials: bool) -> list[dict[str, Any]]:
+    """The text's tokens, untruncated (as TEI's /tokenize), [CLS]/[SEP] around them if asked."""
+    tokens = [_piece(text, *piece) for piece in tools.pieces(text)]
+    if not specials:
+        return tokens
+    return [_special(tools.cls_id, "[CLS]"), *tokens, _special(tools.sep_id, "[SEP]")]
+
+
+def _piece(text: str, token_id: int, _token: str, start: int, stop: int) -> dict[str, Any]:
+    """TEI's SimpleToken: the input's own characters, offsets in UTF-8 bytes."""
+    byte_start = len(text[:start].encode("utf-8"))
+    byte_stop = byte_start + len(text[start:stop].encode("utf-8"))
+    return {"id": token_id, "text": text[start:stop], "special": False,
+            "start": byte_start, "stop": byte_stop}
+
+
+def _special(token_id: int, token: str) -> dict[str, Any]:
+    return {"id": token_id, "text": token, "special": True, "start": None, "stop": None}

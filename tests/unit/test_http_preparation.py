@@ -1,0 +1,117 @@
+"""The TEI and OpenAI routes' pure steps: prompts, truncation, Matryoshka cuts; the server's view.
+
+Run on the MiniLM's real tokenizer; no server.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bert_serving.server.config import parse_server_config
+from bert_serving.server.http.errors import GatewayError
+from bert_serving.server.http.preparation import (
+    ServedModel,
+    prepare_texts,
+    prompt_for,
+    shape_vectors,
+)
+from bert_serving.server.http.served_model import native_embedding_notes, served_model
+from bert_serving.server.tokenization import WordPieceTokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_dir: Path) -> WordPieceTokenizer:
+    return WordPieceTokenizer(minilm_dir / "vocab.txt", max_seq_len=6)
+
+
+def test_plain_texts_go_as_text(tokenizer: WordPieceTokenizer) -> None:
+    assert prepare_texts(["hello world"], prompt="q: ", tools=tokenizer, truncate=None,
+                         direction="right") == (["q: hello world"], False)
+
+
+def test_bars_are_text_not_a_pair(tokenizer: WordPieceTokenizer) -> None:
+    payload, tokenized = prepare_texts(["a ||| b", "c"], prompt="", tools=tokenizer,
+                                       truncate=True, direction="right")
+    assert tokenized and payload == [["a", "|", "|", "|"], ["c"]]  # 4 pieces fit in 6
+
+
+def test_left_truncation_keeps_the_end(tokenizer: WordPieceTokenizer) -> None:
+    payload, tokenized = prepare_texts(["one two three four five six"], prompt="",
+                                       tools=tokenizer, truncate=None, direction="left")
+    assert tokenized and payload == [["three", "four", "five", "six"]]
+
+
+def test_truncate_false_refuses_long_texts(tokenizer: WordPieceTokenizer) -> None:
+    assert prepare_texts(["one two three four"], prompt="", tools=tokenizer, truncate=False,
+                         direction="right") == (["one two three four"], False)
+    with pytest.raises(GatewayError, match=r"inputs\[1\]: has 7 tokens, more than .* 6"):
+        prepare_texts(["ok", "one two three four five"], prompt="", tools=tokenizer,
+                      truncate=False, direction="right")
+
+
+LONG = "one two three four five six"
+
+
+def test_a_request_may_ask_a_chunking_server_to_truncate_or_refuse(
+    tokenizer: WordPieceTokenizer
+) -> None:
+    """Under -truncation chunk, raw texts go to be chunked, unless the request says otherwise."""
+    def prepare(**options: object) -> tuple[list[object], bool]:
+        return prepare_texts([LONG], prompt="", tools=tokenizer, direction="right",
+                             server_truncation="chunk", **options)  # type: ignore[arg-type]
+
+    assert prepare(truncate=None) == ([LONG], False)
+    assert prepare(truncate=None, truncation="chunk") == ([LONG], False)
+    cut = ([["one", "two", "three", "four"]], True)
+    assert prepare(truncate=True) == cut  # TEI's truncate: cut here, the server would chunk
+    assert prepare(truncate=False, truncation="truncate") == cut  # truncation wins
+    with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
+        prepare(truncate=None, truncation="error")
+
+
+def test_chunk_needs_a_chunking_server_and_error_servers_refuse_by_default(
+    tokenizer: WordPieceTokenizer
+) -> None:
+    with pytest.raises(GatewayError, match="chunk needs the server started with -truncation "
+                                           "chunk; this one runs -truncation truncate"):
+        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
+                      truncation="chunk")
+    with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
+        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
+                      server_truncation="error")
+    assert prepare_texts([LONG], prompt="", tools=tokenizer, truncate=True, direction="right",
+                         server_truncation="error") == ([["one", "two", "three", "four"]], True)
+
+
+def test_prompts_by_name_default_and_unknown() -> None:
+    model = ServedModel(name="m", prompts={"query": "query: "}, default_prompt_name="query")
+    assert prompt_for(model, None) == "query: "
+    assert prompt_for(ServedModel(name="m"), None) == ""
+    with pytest.raises(GatewayError, match="'doc' is not one of .* query"):
+        prompt_for(model, "doc")
+
+
+def test_shape_vectors_cuts_then_normalizes() -> None:
+    rows = np.array([[3.0, 4.0, 12.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(shape_vectors(rows, dimensions=2, normalize=True),
+                               [[0.6, 0.8], [1.0, 0.0]], atol=1e-7)
+    np.testing.assert_array_equal(shape_vectors(rows, dimensions=None, normalize=False), rows)
+    for bad in (0, 4):
+        with pytest.raises(GatewayError, match="between 1 and this model's 3"):
+            shape_vectors(rows, dimensions=bad, normalize=True)
+
+
+def test_served_model_and_notes(minilm_dir: Path, tokenizer: WordPieceTokenizer) -> None:
+    default = parse_server_config(["-http_port", "1"])
+    model = served_model(default, tokenizer)
+    assert (model.native, model.pooling, model.normalized) == (False, "mean", False)
+    notes = native_embedding_notes(default)
+    assert any("-pooling_strategy MODEL" in note for note in notes)
+    assert any("-max_seq_len 256" in note for note in notes)
+    native = parse_server_config(["-http_port", "1", "-pooling_strategy", "MODEL",
+                                  "-max_seq_len", "256"])
+    assert served_model(native, tokenizer).native
+    assert native_embedding_notes(native) == []
