@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import venv
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,14 @@ def family_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """A tiny random-weight model of each non-BERT family, made once per session."""
     family = str(request.param)
     return write_random_family(family, tmp_path_factory.mktemp(f"family-{family}"))
+
+
+@pytest.fixture(scope="session")
+def legacy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding only the unmodified bert-serving-client 1.10.0 from PyPI (made once)."""
+    home = tmp_path_factory.mktemp("legacy-client-venv")
+    venv.create(home, with_pip=True)
+    python = home / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "bert-serving-client==1.10.0",
+                    "numpy", "pyzmq"], check=True, timeout=600)
+    return python

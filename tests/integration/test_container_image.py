@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 import uuid
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,17 +96,6 @@ def build(target: str, base_image: str) -> str:
            "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "OFFLINE=1",
            "--tag", tag, str(REPO), timeout=3600)
     return tag
-
-
-@pytest.fixture(scope="module")
-def legacy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv holding only the unmodified bert-serving-client 1.10.0 from PyPI."""
-    home = tmp_path_factory.mktemp("legacy-client-venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "bert-serving-client==1.10.0",
-                    "numpy", "pyzmq"], check=True, timeout=600)
-    return python
 
 
 # As deploy/k8s runs the pods and deploy/compose.yaml the service: a read-only root with

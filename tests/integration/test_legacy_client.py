@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import venv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,16 +18,6 @@ from server_process import ServerProcess
 
 TOLERANCE = 1e-4
 SCRIPT = Path(__file__).with_name("legacy_client_script.py")
-
-
-@pytest.fixture(scope="module")
-def legacy_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("legacy-client-venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "bert-serving-client==1.10.0",
-                    "numpy", "pyzmq"], check=True, timeout=600)
-    return python
 
 
 @pytest.fixture(scope="module")
