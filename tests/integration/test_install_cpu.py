@@ -57,8 +57,8 @@ def test_export_fp32_and_int8(cpu_venv: FreshVenv, tmp_path: Path, minilm_dir: P
                               "-graph_tmp_dir", str(tmp_path / "cache"))
         assert result.returncode == 0, result.stderr
         assert (output.parent / "vocab.txt").is_file()
-    assert "DynamicQuantizeLinear" in _op_types(tmp_path / "int8" / "model.onnx")
-    assert "DynamicQuantizeLinear" not in _op_types(tmp_path / "fp32" / "model.onnx")
+    assert "MatMulNBits" in _op_types(tmp_path / "int8" / "model.onnx")
+    assert "MatMulNBits" not in _op_types(tmp_path / "fp32" / "model.onnx")
     # The exported fp32 graph is the default model's: same vectors as from the checkpoint.
     exported = Engine.load(EngineOptions(model_dir=tmp_path / "fp32" / "model.onnx"))
     from_checkpoint = Engine.load(EngineOptions(model_dir=minilm_dir,
