@@ -46,8 +46,9 @@ from server_process import ServerProcess, free_port  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
-from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.engine import Engine, EngineOptions, build_tokenizer  # noqa: E402
 from bert_serving.server.pooling import PoolingSpec  # noqa: E402
+from bert_serving.server.tokenization import PAIR_SEPARATOR  # noqa: E402
 
 MAX_SEQ_LEN = 128
 THREADS = 2
@@ -170,11 +171,19 @@ def http_runner(url: str, texts: list[str], model: str) -> Runner:
 
 
 def fitting_texts(engine: Engine, count: int) -> list[str]:
-    """Mixed texts, each cut by words to at most MAX_SEQ_LEN tokens: nobody truncates."""
+    """Mixed single texts, each cut by words to at most MAX_SEQ_LEN tokens: nobody truncates.
+
+    Measured untruncated: the engine's own tokenizer counts after its truncation, so it
+    never reports more than MAX_SEQ_LEN. The held-out pool's ``|||`` is dropped: we would
+    make a pair of it (truncated ``longest_first``, which transformers 5's Rust-backed
+    ``BertTokenizer`` splits differently from Google's on ties) where the peers embed it
+    as text, so nobody would be computing the same thing.
+    """
+    untruncated = build_tokenizer(engine.graph, EngineOptions(max_seq_len=None))
     texts = []
     for text in make_texts(count, seed=1):
-        words = text.split()
-        while engine.tokenizer.lengths([" ".join(words)])[0] > MAX_SEQ_LEN:
+        words = [word for word in text.split() if word != PAIR_SEPARATOR]
+        while untruncated.lengths([" ".join(words)])[0] > MAX_SEQ_LEN:
             words = words[: len(words) * 9 // 10]
         texts.append(" ".join(words))
     return texts

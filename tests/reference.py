@@ -31,9 +31,16 @@ class TransformersReference:
 
     @cached_property
     def tokenizer(self):  # type: ignore[no-untyped-def]
-        from transformers import BertTokenizer
+        try:  # transformers 5: BertTokenizer is Rust-backed, and truncates pairs differently
+            from transformers.models.bert.tokenization_bert_legacy import (
+                BertTokenizerLegacy as BertTokenizer,
+            )
+        except ImportError:  # transformers < 5: BertTokenizer is the slow one
+            from transformers import BertTokenizer
 
-        return BertTokenizer(str(self.model_dir / "vocab.txt"), do_lower_case=self.lowercase)
+        tokenizer = BertTokenizer(str(self.model_dir / "vocab.txt"), do_lower_case=self.lowercase)
+        assert not tokenizer.is_fast, "the reference is the slow, pure-Python tokenizer"
+        return tokenizer
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
@@ -52,7 +59,7 @@ class TransformersReference:
         encoded = [
             self.tokenizer(
                 a, b, truncation="longest_first" if max_seq_len else False,
-                max_length=max_seq_len,
+                max_length=max_seq_len, return_token_type_ids=True, return_attention_mask=True,
             )
             for a, b in zip(firsts, seconds, strict=False)
         ]

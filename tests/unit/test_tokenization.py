@@ -288,6 +288,37 @@ def test_pair_truncation_grid_matches_google_and_transformers(max_len: int) -> N
         assert row == reference_encoding(True, a, b, max_len), text
 
 
+# The mixed texts of scripts/benchmark_peers.py: URLs, Hangul, CJK, signed numbers, emoji,
+# controls, accents; as pairs whose truncation ties (first and second of equal length).
+MIXED_PAIR = (
+    "서울은 brown mail the 수도입니다. with, Ångström 机器学习是人工智能的一个分支。"
+    " 東京は日本の首都です。 https://example.com/path?q=1&x=2 -42 3.14159, 1,000,000"
+    " 😀🚀 \x07control\xad naïve Straße."
+)
+
+
+@pytest.mark.parametrize("max_len", [16, 31, 64, 65, 128])
+def test_reference_helper_truncates_pairs_as_the_slow_tokenizer(max_len: int) -> None:
+    """tests/reference.py's features, which the integration tests and benchmarks compare to.
+
+    transformers 5's ``BertTokenizer`` is Rust-backed and breaks ``longest_first`` ties
+    the other way (keeps one more token of the second text): as the reference it put
+    benchmark_peers.py's worst-row cosine at 0.92 on pairs we tokenize like Google.
+    """
+    from reference import TransformersReference
+
+    helper = TransformersReference(VOCAB.parent)
+    texts = [f"{MIXED_PAIR} ||| {MIXED_PAIR}", f"{MIXED_PAIR} a ||| {MIXED_PAIR}", MIXED_PAIR]
+    got = rows(ours(True, max_len, 512).encode(texts))
+    features = helper.features(texts, max_len)
+    want = [(ids[mask == 1].tolist(), types[mask == 1].tolist()) for ids, types, mask in zip(
+        features["input_ids"], features["token_type_ids"], features["attention_mask"],
+        strict=True)]
+    assert got == want
+    first, _, second = texts[0].partition(" ||| ")
+    assert got[0] == reference_encoding(True, first, second, max_len)
+
+
 # -- pre-tokenized input -------------------------------------------------------------------
 
 
