@@ -248,16 +248,16 @@ def _port_clash(args: argparse.Namespace) -> str | None:
 
 
 def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
-    """Parse argv (exits with usage on bad flags, as argparse does)."""
+    """Parse argv: argparse exits with usage on a malformed flag; ConfigError on a flag that
+    the folder or another flag rules out."""
     parser = build_parser()
     args = parser.parse_args(argv)
     clash = _port_clash(args)
     if clash:
         parser.error(clash)
-    try:
-        return _config_from_args(args)
-    except ConfigError as error:
-        parser.error(str(error))
+    # A flag the model folder or another flag cannot honour is a ConfigError, which
+    # bert-serving-start prints as one line (argparse's usage would bury it).
+    return _config_from_args(args)
 
 
 def _config_from_args(args: argparse.Namespace) -> ServerConfig:
