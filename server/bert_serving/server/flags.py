@@ -84,7 +84,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
           help="do not add position embeddings")
     add_flag(group, "int8", action="store_true",
           help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
-               "cosine >= 0.999 to fp32; faster only on CPUs with VNNI")
+               "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI")
 
 
 def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
