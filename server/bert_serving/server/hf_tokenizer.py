@@ -39,7 +39,7 @@ from .errors import ModelNotFoundError, UnsupportedModelError
 from .tokenization import (
     SpecialTemplate,
     TextTokenizer,
-    _encode_batch,
+    _encode_texts,
     _encode_words_with,
     _without_surrogates,
 )
@@ -170,11 +170,7 @@ class HfTokenizer(TextTokenizer):
             tokenizer.enable_truncation(self._part_limit)
 
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
-        try:
-            return _encode_batch(self._text, parts, pretokenized=False)
-        except TypeError:  # tokenizers' answer to lone surrogates
-            parts = [_without_surrogates(part) for part in parts]
-            return _encode_batch(self._text, parts, pretokenized=False)
+        return _encode_texts(self._text, parts)
 
     def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
         if self._unk is None:

@@ -260,6 +260,16 @@ def _lowercase_in_python(text: str) -> str:
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+def _encode_texts(tokenizer: Tokenizer, parts: list[str]) -> list[Encoding]:
+    """Encode texts; a batch with a lone surrogate (tokenizers raises TypeError) is encoded
+    again with those removed, so such a text is tokenized rather than refused."""
+    try:
+        return _encode_batch(tokenizer, parts, pretokenized=False)
+    except TypeError:
+        return _encode_batch(tokenizer, [_without_surrogates(p) for p in parts],
+                             pretokenized=False)
+
+
 def _without_surrogates(text: str) -> str:
     """Lone surrogates (legal in JSON) cannot cross into Rust; the reference drops them (Cs)."""
     return _SURROGATES.sub("", text)
@@ -752,11 +762,7 @@ class WordPieceTokenizer(TextTokenizer):
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
         if self._lowercase:
             parts = [_lowercase_in_python(p) if _CAPITAL_SIGMA in p else p for p in parts]
-        try:
-            return _encode_batch(self._text, parts, pretokenized=False)
-        except TypeError:  # tokenizers' answer to lone surrogates
-            parts = [_without_surrogates(part) for part in parts]
-            return _encode_batch(self._text, parts, pretokenized=False)
+        return _encode_texts(self._text, parts)
 
     def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
         return _encode_words_with(self._words, parts, _UNK)
