@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +52,7 @@ class TransformersReference:
         return BertModel.from_pretrained(str(self.model_dir)).eval()
 
     def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
-        firsts, seconds = [], []
-        for text in texts:
-            first, sep, second = text.partition("|||")
-            firsts.append(first.strip() if sep else text)
-            seconds.append(second.strip() if sep else None)
+        firsts, seconds = split_pairs(texts)
         encoded = [
             self.tokenizer(
                 a, b, truncation="longest_first" if max_seq_len else False,
@@ -63,13 +60,7 @@ class TransformersReference:
             )
             for a, b in zip(firsts, seconds, strict=False)
         ]
-        width = max(len(e["input_ids"]) for e in encoded)
-        out = {k: np.zeros((len(texts), width), np.int64)
-               for k in ("input_ids", "attention_mask", "token_type_ids")}
-        for row, e in enumerate(encoded):
-            for key in out:
-                out[key][row, : len(e[key])] = e[key]
-        return out
+        return pad_features(encoded, pad_id=0)
 
     def hidden_states(self, features: dict[str, np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -155,24 +146,13 @@ class FamilyReference:
 
     def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
         """Tokenized by transformers, pairs split on '|||', padded with the pad id."""
-        firsts, seconds = [], []
-        for text in texts:
-            first, sep, second = text.partition("|||")
-            firsts.append(first.strip() if sep else text)
-            seconds.append(second.strip() if sep else None)
+        firsts, seconds = split_pairs(texts)
         encoded = [
             self.tokenizer(a, b, truncation="longest_first" if max_seq_len else False,
                            max_length=max_seq_len, return_token_type_ids=True)
             for a, b in zip(firsts, seconds, strict=True)
         ]
-        width = max(len(e["input_ids"]) for e in encoded)
-        out = {k: np.zeros((len(texts), width), np.int64)
-               for k in ("input_ids", "attention_mask", "token_type_ids")}
-        out["input_ids"][:] = self.tokenizer.pad_token_id
-        for row, e in enumerate(encoded):
-            for key in out:
-                out[key][row, : len(e[key])] = e[key]
-        return out
+        return pad_features(encoded, pad_id=self.tokenizer.pad_token_id)
 
     def encode(
         self,
@@ -215,3 +195,26 @@ class FamilyReference:
                               [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id])
             pool_mask[special] = 0.0
         return pool(picked, mask, pool_mask, strategy)
+
+
+def split_pairs(texts: Sequence[str]) -> tuple[list[str], list[str | None]]:
+    """Each text's first and second sentence, split on the first '|||' (None: no pair)."""
+    firsts: list[str] = []
+    seconds: list[str | None] = []
+    for text in texts:
+        first, sep, second = text.partition("|||")
+        firsts.append(first.strip() if sep else text)
+        seconds.append(second.strip() if sep else None)
+    return firsts, seconds
+
+
+def pad_features(encoded: Sequence[Any], *, pad_id: int) -> dict[str, np.ndarray]:
+    """transformers' per-text encodings as padded int64 model inputs."""
+    width = max(len(e["input_ids"]) for e in encoded)
+    out = {k: np.zeros((len(encoded), width), np.int64)
+           for k in ("input_ids", "attention_mask", "token_type_ids")}
+    out["input_ids"][:] = pad_id
+    for row, e in enumerate(encoded):
+        for key in out:
+            out[key][row, : len(e[key])] = e[key]
+    return out
