@@ -243,7 +243,7 @@ class BertServer:
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
                          is_ready=self.is_ready, is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer))
+                         model=served_model(self.config, tokenizer, self.graph.metadata.head))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()

@@ -31,6 +31,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedModelError
+from ..model_head import ModelHead
 from ..pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
@@ -75,6 +76,8 @@ class GraphMetadata:
     num_attention_heads: int = 0  # 0: unknown (graphs exported before it was recorded)
     position_offset: int = 0
     """Position table rows no token uses (RoBERTa: pad_token_id + 1)."""
+    head: ModelHead = ModelHead.EMBEDDING
+    """What the graph outputs: pooled embeddings, classifier logits or sparse term weights."""
 
     @property
     def max_tokens(self) -> int:
@@ -93,6 +96,7 @@ class GraphMetadata:
             "bert_serving.precision": self.precision,
             "bert_serving.num_attention_heads": str(self.num_attention_heads),
             "bert_serving.position_offset": str(self.position_offset),
+            "bert_serving.head": self.head.value,
         }
 
     @staticmethod
@@ -113,6 +117,7 @@ class GraphMetadata:
                 props.get("bert_serving.precision", "fp32"),
                 int(props.get("bert_serving.num_attention_heads", "0")),
                 int(props.get("bert_serving.position_offset", "0")),
+                ModelHead(props.get("bert_serving.head", ModelHead.EMBEDDING.value)),
             )
         except (KeyError, ValueError):
             return None

@@ -44,7 +44,7 @@ __all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_sp
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 
 
 @dataclass(frozen=True)

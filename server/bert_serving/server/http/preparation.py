@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from ..model_head import ModelHead
 from ..native_embedding import l2_normalize
 from ..tokenization import PAIR_SEPARATOR, Piece
 from .errors import GatewayError, Problem, invalid
@@ -82,6 +83,8 @@ class ServedModel:
     tools: TextTools | None = None
     truncation: Truncation = "truncate"
     """The server's -truncation: what a request that does not say gets."""
+    head: ModelHead = ModelHead.EMBEDDING
+    """What the served graph outputs; routes for another head refuse (see `model_head`)."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import ServerConfig
 from ..default_model import default_model_dir
 from ..errors import ConfigError
+from ..model_head import ModelHead
 from ..native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
 from ..pooling import PoolingStrategy
 from .preparation import ServedModel, TextTools
@@ -42,8 +43,10 @@ def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
             and engine.normalize == native.normalize)
 
 
-def served_model(config: ServerConfig, tokenizer: TextTools) -> ServedModel:
-    """What the TEI and OpenAI routes need to know, from the config and the server's tokenizer."""
+def served_model(config: ServerConfig, tokenizer: TextTools,
+                 head: ModelHead = ModelHead.EMBEDDING) -> ServedModel:
+    """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer
+    and the head of the graph it serves."""
     native = _folder_native(config)
     strategy = config.engine.pooling.strategy
     return ServedModel(
@@ -58,6 +61,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools) -> ServedModel:
         max_batch_tokens=config.max_batch_tokens,
         tools=tokenizer,
         truncation=config.truncation,
+        head=head,
     )
 
 
