@@ -97,7 +97,7 @@ def device_bound_runner(engine: Engine, texts: list[str], batch: int, device: st
     """
     import onnxruntime as ort
 
-    from bert_serving.server.convert.graph import INPUT_NAMES, OUTPUT_NAME
+    from bert_serving.server.graph_contract import INPUT_NAMES, OUTPUT_NAME
 
     kind, _, index = device.partition(":")
     device_id = int(index or 0)

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .convert.cache import GraphCache, default_cache_dir
-from .convert.prepare import ConversionOptions, PreparedGraph, prepare_graph
+from .convert.prepare import ConversionOptions, prepare_graph
 from .convert.sources import TOKENIZER_JSON_NAME, detect_model_source
 from .default_model import default_model_dir
 from .errors import ConfigError
+from .graph_contract import PreparedGraph
 from .hf_tokenizer import HfTokenizer
 from .native_embedding import l2_normalize
 from .pooling import PoolingSpec

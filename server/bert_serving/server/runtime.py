@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .convert.graph import OUTPUT_NAME
 from .errors import ConfigError
+from .graph_contract import OUTPUT_NAME
 from .tokenization import TokenBatch
 
 if TYPE_CHECKING:

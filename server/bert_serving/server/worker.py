@@ -27,8 +27,8 @@ from bert_serving.proto.internal import (
     encode_result,
 )
 
-from .convert.prepare import PreparedGraph
 from .engine import Engine, EngineOptions
+from .graph_contract import PreparedGraph
 from .pooling import PoolingStrategy
 from .tokenization import RaggedTokens, TokenBatch
 

@@ -21,9 +21,7 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,99 +29,19 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedModelError
-from ..model_head import ModelHead
+from ..graph_contract import INPUT_NAMES, OUTPUT_NAME, GraphMetadata, SpecialIds
 from ..pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
 
-__all__ = [
-    "INPUT_NAMES",
-    "OPSET",
-    "OUTPUT_NAME",
-    "GraphMetadata",
-    "SpecialIds",
-    "build_bert_graph",
-]
+__all__ = ["OPSET", "build_bert_graph"]
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-OUTPUT_NAME = "embeddings"
 OPSET = 17  # LayerNormalization is a standard op from 17 on
 IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
 # The original's additive attention bias for padding; exp(-10000) is 0 in float32.
 ATTENTION_MASK_BIAS = -10000.0
 # The original's mask bias for REDUCE_MAX, so padding never wins the max.
 MAX_POOL_MASK_BIAS = -1e30
-
-
-@dataclass(frozen=True)
-class SpecialIds:
-    """Vocabulary ids the graph needs for -mask_cls_sep."""
-
-    cls_id: int
-    sep_id: int
-
-
-@dataclass(frozen=True)
-class GraphMetadata:
-    """What a graph computes, stored in the ONNX file so a ready graph can be checked."""
-
-    pooling: PoolingSpec
-    hidden_size: int
-    num_hidden_layers: int
-    max_position_embeddings: int
-    output_width: int
-    precision: str = "fp32"
-    num_attention_heads: int = 0  # 0: unknown (graphs exported before it was recorded)
-    position_offset: int = 0
-    """Position table rows no token uses (RoBERTa: pad_token_id + 1)."""
-    head: ModelHead = ModelHead.EMBEDDING
-    """What the graph outputs: pooled embeddings, classifier logits or sparse term weights."""
-
-    @property
-    def max_tokens(self) -> int:
-        """The longest row the graph can take: RoBERTa's is max_position_embeddings - 2."""
-        return self.max_position_embeddings - self.position_offset
-
-    def as_props(self) -> dict[str, str]:
-        return {
-            "bert_serving.pooling_layers": ",".join(str(x) for x in self.pooling.layers),
-            "bert_serving.pooling_strategy": self.pooling.strategy.name,
-            "bert_serving.mask_cls_sep": str(int(self.pooling.mask_cls_sep)),
-            "bert_serving.hidden_size": str(self.hidden_size),
-            "bert_serving.num_hidden_layers": str(self.num_hidden_layers),
-            "bert_serving.max_position_embeddings": str(self.max_position_embeddings),
-            "bert_serving.output_width": str(self.output_width),
-            "bert_serving.precision": self.precision,
-            "bert_serving.num_attention_heads": str(self.num_attention_heads),
-            "bert_serving.position_offset": str(self.position_offset),
-            "bert_serving.head": self.head.value,
-        }
-
-    @staticmethod
-    def from_props(props: dict[str, str]) -> GraphMetadata | None:
-        """Read back `as_props`; None for graphs bert-serving did not make."""
-        try:
-            pooling = PoolingSpec(
-                tuple(int(x) for x in props["bert_serving.pooling_layers"].split(",")),
-                PoolingStrategy[props["bert_serving.pooling_strategy"]],
-                props["bert_serving.mask_cls_sep"] == "1",
-            )
-            return GraphMetadata(
-                pooling,
-                int(props["bert_serving.hidden_size"]),
-                int(props["bert_serving.num_hidden_layers"]),
-                int(props["bert_serving.max_position_embeddings"]),
-                int(props["bert_serving.output_width"]),
-                props.get("bert_serving.precision", "fp32"),
-                int(props.get("bert_serving.num_attention_heads", "0")),
-                int(props.get("bert_serving.position_offset", "0")),
-                ModelHead(props.get("bert_serving.head", ModelHead.EMBEDDING.value)),
-            )
-        except (KeyError, ValueError):
-            return None
-
-    def with_precision(self, precision: str) -> GraphMetadata:
-        return dataclasses.replace(self, precision=precision)
 
 
 class _GraphBuilder:

@@ -24,10 +24,11 @@ from pathlib import Path
 import onnx
 
 from ..errors import ConfigError, UnsupportedModelError
+from ..graph_contract import GraphMetadata, PreparedGraph, SpecialIds
 from ..pooling import PoolingSpec
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, digest_files
-from .graph import GraphMetadata, SpecialIds, build_bert_graph
+from .graph import build_bert_graph
 from .hf_weights import read_hf_weights
 from .optimize import (
     INT8_BLOCK_SIZE,
@@ -40,7 +41,7 @@ from .sources import TOKENIZER_JSON_NAME, ModelKind, ModelSource
 from .tf_bundle import read_tensor_bundle
 from .weights import BertWeights, from_google_names, from_hf_state_dict
 
-__all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_special_ids"]
+__all__ = ["ConversionOptions", "prepare_graph", "read_vocab_special_ids"]
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
@@ -66,16 +67,6 @@ class ConversionOptions:
         if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
             fields["int8_scheme"] = f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE}"
         return fields
-
-
-@dataclass(frozen=True)
-class PreparedGraph:
-    """A graph on disk that is ready to load, and what it computes."""
-
-    path: Path
-    metadata: GraphMetadata
-    vocab_path: Path
-    converted_now: bool
 
 
 def read_vocab_special_ids(vocab_path: Path) -> SpecialIds:
