@@ -10,7 +10,7 @@ import pytest
 from bert_serving.commands.terminate import build_parser as terminate_parser
 from bert_serving.server.benchmark import build_parser as benchmark_parser
 from bert_serving.server.config import build_parser as start_parser
-from bert_serving.server.convert.export_cli import build_parser as export_parser
+from bert_serving.server.export_cli import build_parser as export_parser
 
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "bert-serving-start": start_parser,

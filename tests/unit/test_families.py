@@ -313,7 +313,7 @@ def test_gpu_fusions_keep_every_family_exact(
 def test_exported_family_graph_serves_with_its_tokenizer_json(
     family_dir: Path, graph_cache: Path, tmp_path: Path
 ) -> None:
-    from bert_serving.server.convert.export_cli import main as export_main
+    from bert_serving.server.export_cli import main as export_main
 
     out = tmp_path / "exported" / "model.onnx"
     assert export_main(["-model_dir", str(family_dir), "-o", str(out), "-max_seq_len", "NONE",

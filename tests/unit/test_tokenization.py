@@ -473,6 +473,38 @@ def test_small_vocab_with_crlf_lines(tmp_path: Path) -> None:
     assert batch.input_ids.tolist() == [[2, 4, 5, 6, 1, 3]]
 
 
+# "hello" and "[CLS]" each again with a trailing space, on a later line: stripped, as
+# transformers' BertTokenizer and Google's load_vocab do, the later line wins. Conversion
+# once kept the space, so the graph's [CLS] (for -mask_cls_sep) was not the tokenizer's.
+SPACED_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world", "hello ", "[CLS] ", "##s"]
+
+
+def test_a_token_with_trailing_spaces_maps_as_in_transformers(tmp_path: Path) -> None:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"{token}\n" for token in SPACED_VOCAB), encoding="utf-8")
+    texts = ["hello world", "hellos worlds", "Hello ||| world"]
+    reference_tokenizer = transformers.BertTokenizer(str(vocab))  # positionally: see STYLE
+    expected = [reference_tokenizer(*_split_for_reference(t))["input_ids"] for t in texts]
+    batch = WordPieceTokenizer(vocab).encode(texts)
+    assert [row[mask == 1].tolist() for row, mask in
+            zip(batch.input_ids, batch.attention_mask, strict=True)] == expected
+    assert expected[0] == [7, 6, 5, 3]  # the later "hello " and "[CLS] " lines
+
+
+def test_conversion_reads_the_vocab_as_the_tokenizer_does(tmp_path: Path) -> None:
+    from bert_serving.server.convert.prepare import read_vocab_special_ids
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"{token}\n" for token in SPACED_VOCAB), encoding="utf-8")
+    tokenizer = WordPieceTokenizer(vocab)
+    special = read_vocab_special_ids(vocab)
+    assert (special.cls_id, special.sep_id) == (tokenizer.cls_id, tokenizer.sep_id) == (7, 3)
+
+
+def _split_for_reference(text: str) -> list[str]:
+    return [part.strip() for part in text.split("|||")]
+
+
 # -- properties ----------------------------------------------------------------------------
 
 # Random code points, plus ones that exercise the tricky paths more often.

@@ -47,7 +47,7 @@ def start(argv: Sequence[str] | None = None) -> int:
 def export(argv: Sequence[str] | None = None) -> int:
     """`bert-serving-export`."""
     _refuse_if_broken("bert-serving-export", server=True)
-    from bert_serving.server.convert.export_cli import main as run
+    from bert_serving.server.export_cli import main as run
 
     return run(None if argv is None else list(argv))
 

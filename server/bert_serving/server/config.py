@@ -22,19 +22,43 @@ from typing import Any
 from . import __version__
 from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_ip
 from .chunking import TRUNCATION_MODES, Truncation, reduction_for
-from .engine import EngineOptions
+from .default_model import default_model_dir
 from .errors import ConfigError
-from .flags import add_flag, add_model_flags, engine_options_from_args
+from .flags import MODEL_POOLING, add_flag, add_model_flags
+from .native_embedding import model_native_embedding
+from .pooling import PoolingSpec
 
 __all__ = [
     "CPU_BATCH_TOKENS",
     "GPU_BATCH_TOKENS",
     "IGNORED_FLAGS",
+    "EngineOptions",
     "ServerConfig",
     "batch_token_budget",
     "build_parser",
+    "engine_options_from_args",
     "parse_server_config",
 ]
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The model-side options, with the original CLI's names and defaults."""
+
+    model_dir: Path | None = None  # None: the embedded MiniLM
+    tuned_model_dir: Path | None = None
+    ckpt_name: str = "bert_model.ckpt"
+    config_name: str = "bert_config.json"
+    graph_tmp_dir: Path | None = None  # None: the user cache folder
+    max_seq_len: int | None = 25  # None: pad to the longest text of each batch
+    cased_tokenization: bool = False
+    pooling: PoolingSpec = field(default_factory=PoolingSpec)
+    normalize: bool = False  # L2-normalize each vector (-pooling_strategy MODEL, Normalize module)
+    no_special_token: bool = False
+    no_position_embeddings: bool = False
+    int8: bool = False
+    device: str = "cpu"
+    intra_op_threads: int | None = None
+
 
 # Accepted for compatibility; onnxruntime has no use for them.
 IGNORED_FLAGS = {
@@ -300,3 +324,41 @@ def _config_from_args(args: argparse.Namespace) -> ServerConfig:
         ignored_flags=_ignored(args),
         fault=os.environ.get("BERT_SERVING_INJECT_FAULT") or None,
     )
+
+
+def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
+                             intra_op_threads: int | None = None) -> EngineOptions:
+    """The one place parsed model flags become an `EngineOptions`."""
+    pooling, normalize = _pooling_from_args(args)
+    return EngineOptions(
+        model_dir=args.model_dir,
+        tuned_model_dir=args.tuned_model_dir,
+        ckpt_name=args.ckpt_name,
+        config_name=args.config_name,
+        graph_tmp_dir=args.graph_tmp_dir,
+        max_seq_len=args.max_seq_len,
+        cased_tokenization=args.cased_tokenization,
+        pooling=pooling,
+        normalize=normalize,
+        no_special_token=args.no_special_token,
+        no_position_embeddings=args.no_position_embeddings,
+        int8=args.int8,
+        device=device,
+        intra_op_threads=intra_op_threads,
+    )
+
+
+def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
+    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
+    if args.pooling_strategy != MODEL_POOLING:
+        spec = PoolingSpec.from_flags(args.pooling_layer, args.pooling_strategy, args.mask_cls_sep)
+        return spec, False
+    if args.mask_cls_sep:
+        raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
+                          "own pooling reads every token; drop one of them")
+    if list(args.pooling_layer) not in ([-2], [-1]):  # -2 is the flag's default
+        raise ConfigError(f"-pooling_layer {' '.join(map(str, args.pooling_layer))} does not "
+                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
+                          "model does; drop one of them")
+    native = model_native_embedding(args.model_dir or default_model_dir())
+    return native.pooling_spec(), native.normalize

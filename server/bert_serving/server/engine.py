@@ -1,9 +1,11 @@
-"""The engine: texts in, pooled sentence vectors out, in-process.
+"""The engine: token ids in, pooled sentence vectors out, in-process.
 
-This is the public entry point for the model side of the server. It resolves
-the model folder, converts (or finds in the cache) the ONNX graph, builds the
-tokenizer and the runner. Workers hold one engine each; tests and scripts use
-it directly.
+An engine is one runner over one prepared graph, with what it pads batches with.
+Serving workers get ids the ventilator tokenized, so theirs is built with a
+`Padder` alone (`Engine.from_graph(graph, options, padder=...)`); tests and
+scripts load one with its tokenizer and pass texts (`Engine.load`, `encode`).
+This module does not convert: `Engine.load` calls conversion (`convert.prepare`,
+which imports onnx) only when it is used, so a worker never loads it.
 
 Usage::
 
@@ -15,84 +17,65 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .convert.cache import GraphCache, default_cache_dir
-from .convert.prepare import ConversionOptions, prepare_graph
-from .convert.sources import TOKENIZER_JSON_NAME, detect_model_source
-from .default_model import default_model_dir
-from .errors import ConfigError
-from .graph_contract import PreparedGraph
+from .config import EngineOptions
+from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph
 from .hf_tokenizer import HfTokenizer
 from .native_embedding import l2_normalize
-from .pooling import PoolingSpec
-from .runtime import Device, OnnxRunner, parse_device
-from .tokenization import TextTokenizer, TokenBatch, WordPieceTokenizer
+from .runtime import OnnxRunner, parse_device
+from .tokenization import Padder, TextTokenizer, TokenBatch, WordPieceTokenizer
 
-__all__ = ["Engine", "EngineOptions", "build_tokenizer", "prepare_engine_graph"]
+__all__ = ["Engine", "EngineOptions", "build_tokenizer"]
+"""`EngineOptions` lives in `config`; it is named here too, where the engine's users look."""
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """The model-side options, with the original CLI's names and defaults."""
-
-    model_dir: Path | None = None  # None: the embedded MiniLM
-    tuned_model_dir: Path | None = None
-    ckpt_name: str = "bert_model.ckpt"
-    config_name: str = "bert_config.json"
-    graph_tmp_dir: Path | None = None  # None: the user cache folder
-    max_seq_len: int | None = 25  # None: pad to the longest text of each batch
-    cased_tokenization: bool = False
-    pooling: PoolingSpec = field(default_factory=PoolingSpec)
-    normalize: bool = False  # L2-normalize each vector (-pooling_strategy MODEL, Normalize module)
-    no_special_token: bool = False
-    no_position_embeddings: bool = False
-    int8: bool = False
-    device: str = "cpu"
-    intra_op_threads: int | None = None
-
-    def conversion(self, device: Device) -> ConversionOptions:
-        """The graph this engine needs on `device`: fp16 + fusions on GPU, int8 on request."""
-        on_gpu = device.kind == "cuda"
-        if self.int8 and on_gpu:
-            raise ConfigError("-int8 is a CPU option: on GPU the graph runs in fp16; drop -int8")
-        precision = "int8" if self.int8 else "fp16" if on_gpu else "fp32"
-        return ConversionOptions(
-            pooling=self.pooling,
-            use_position_embeddings=not self.no_position_embeddings,
-            precision=precision,
-            fuse_for_gpu=on_gpu,
-        )
-
-
 class Engine:
-    """A tokenizer and a runner over one prepared graph."""
+    """A runner over one prepared graph, what it pads with, and (in-process) its tokenizer."""
 
-    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer, runner: OnnxRunner,
-                 *, normalize: bool = False) -> None:
+    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer | None, runner: OnnxRunner,
+                 *, normalize: bool = False, padder: Padder | None = None) -> None:
+        if padder is None:
+            if tokenizer is None:
+                raise ValueError("an Engine needs a tokenizer or a padder")
+            padder = tokenizer.padder
         self.graph = graph
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
+        self.padder = padder
         self.runner = runner
         self.normalize = normalize
 
     @classmethod
     def load(cls, options: EngineOptions) -> Engine:
-        """Locate, convert (or find cached) and load the model."""
+        """Locate, convert (or find cached) and load the model, with its tokenizer."""
+        from .convert.prepare import prepare_engine_graph  # the converting process only
+
         return cls.from_graph(prepare_engine_graph(options), options)
 
     @classmethod
-    def from_graph(cls, graph: PreparedGraph, options: EngineOptions) -> Engine:
-        """Load a graph already prepared (workers get theirs from the server process)."""
+    def from_graph(cls, graph: PreparedGraph, options: EngineOptions, *,
+                   padder: Padder | None = None) -> Engine:
+        """Load a graph already prepared (workers get theirs from the server process).
+
+        With `padder` (a worker's case) no tokenizer is built: the engine takes ids only.
+        """
         runner = OnnxRunner(
             graph.path, device=parse_device(options.device),
             intra_op_threads=options.intra_op_threads,
         )
-        return cls(graph, build_tokenizer(graph, options), runner, normalize=options.normalize)
+        tokenizer = None if padder is not None else build_tokenizer(graph, options)
+        return cls(graph, tokenizer, runner, normalize=options.normalize, padder=padder)
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        """The texts' tokenizer; an engine built with a padder alone (a worker's) has none."""
+        if self._tokenizer is None:
+            raise ValueError("this engine takes token ids only (built with a padder, as a "
+                             "worker's): load it with Engine.load to encode texts")
+        return self._tokenizer
 
     @property
     def output_width(self) -> int:
@@ -121,11 +104,11 @@ class Engine:
         would otherwise wait for. (On CPU the second was not measurable: the first
         single-text request took ~10 ms with or without.) Returns the (rows, seq) shapes.
         """
-        seq = self.tokenizer.max_len
+        seq = self.padder.max_len
         rows = max(1, min(max_batch_size, max_batch_tokens // seq))
         shapes = [(1, min(seq, 8)), (rows, seq)]
         for shape in shapes:
-            ids = np.full(shape, self.tokenizer.pad_id, dtype=np.int64)
+            ids = np.full(shape, self.padder.pad_id, dtype=np.int64)
             self.embed(TokenBatch(ids, np.ones_like(ids), np.zeros_like(ids)))
         return shapes
 
@@ -156,16 +139,3 @@ def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> TextTokeniz
         max_position_embeddings=graph.metadata.max_tokens,
         add_special_tokens=not options.no_special_token,
     )
-
-
-def prepare_engine_graph(options: EngineOptions) -> PreparedGraph:
-    """Locate the model and convert it (or find it in the cache) for the chosen device."""
-    model_dir = options.model_dir or default_model_dir()
-    source = detect_model_source(
-        model_dir,
-        ckpt_name=options.ckpt_name,
-        config_name=options.config_name,
-        tuned_model_dir=options.tuned_model_dir,
-    )
-    cache = GraphCache(options.graph_tmp_dir or default_cache_dir())
-    return prepare_graph(source, options.conversion(parse_device(options.device)), cache)

@@ -1,4 +1,4 @@
-"""The original bert-serving-start flags for the model side, and their parsing into options.
+"""The original bert-serving-start flags for the model side (`config` turns them into options).
 
 Shared by `bert-serving-export` and `bert-serving-start`, so both spell and
 default every model flag the same way. Single-dash spelling as the original
@@ -11,17 +11,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .default_model import default_model_dir
-from .engine import EngineOptions
-from .errors import ConfigError
-from .native_embedding import model_native_embedding
-from .pooling import PoolingSpec, PoolingStrategy
+from .pooling import PoolingStrategy
 
 __all__ = [
     "MODEL_POOLING",
     "add_flag",
     "add_model_flags",
-    "engine_options_from_args",
     "parse_max_seq_len",
 ]
 
@@ -85,41 +80,3 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(group, "int8", action="store_true",
           help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
                "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI")
-
-
-def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
-                             intra_op_threads: int | None = None) -> EngineOptions:
-    """The one place parsed model flags become an `EngineOptions`."""
-    pooling, normalize = _pooling_from_args(args)
-    return EngineOptions(
-        model_dir=args.model_dir,
-        tuned_model_dir=args.tuned_model_dir,
-        ckpt_name=args.ckpt_name,
-        config_name=args.config_name,
-        graph_tmp_dir=args.graph_tmp_dir,
-        max_seq_len=args.max_seq_len,
-        cased_tokenization=args.cased_tokenization,
-        pooling=pooling,
-        normalize=normalize,
-        no_special_token=args.no_special_token,
-        no_position_embeddings=args.no_position_embeddings,
-        int8=args.int8,
-        device=device,
-        intra_op_threads=intra_op_threads,
-    )
-
-
-def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
-    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
-    if args.pooling_strategy != MODEL_POOLING:
-        spec = PoolingSpec.from_flags(args.pooling_layer, args.pooling_strategy, args.mask_cls_sep)
-        return spec, False
-    if args.mask_cls_sep:
-        raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
-                          "own pooling reads every token; drop one of them")
-    if list(args.pooling_layer) not in ([-2], [-1]):  # -2 is the flag's default
-        raise ConfigError(f"-pooling_layer {' '.join(map(str, args.pooling_layer))} does not "
-                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
-                          "model does; drop one of them")
-    native = model_native_embedding(args.model_dir or default_model_dir())
-    return native.pooling_spec(), native.normalize

@@ -21,10 +21,19 @@ from pathlib import Path
 from .model_head import ModelHead
 from .pooling import PoolingSpec, PoolingStrategy
 
-__all__ = ["INPUT_NAMES", "OUTPUT_NAME", "GraphMetadata", "PreparedGraph", "SpecialIds"]
+__all__ = [
+    "INPUT_NAMES",
+    "OUTPUT_NAME",
+    "TOKENIZER_JSON_NAME",
+    "GraphMetadata",
+    "PreparedGraph",
+    "SpecialIds",
+]
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "embeddings"
+TOKENIZER_JSON_NAME = "tokenizer.json"
+"""A `PreparedGraph.vocab_path` of this name is a Hugging Face tokenizer, else a vocab.txt."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from bert_serving.client import BertClient
 from .access import start_authenticator
 from .chunking import Reduction, reduction_for
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
-from .engine import build_tokenizer, prepare_engine_graph
+from .engine import build_tokenizer
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .http.served_model import native_embedding_notes, served_model
@@ -170,9 +170,15 @@ class BertServer:
         budget = batch_token_budget(self.config, self.devices[0])
         self.config = dataclasses.replace(self.config, max_batch_tokens=budget)
         engine = self.config.engine_for(self.devices[0], None)
+        # The one place serving converts; imported here so that importing this module
+        # (the CLI does, for --help too) does not load onnx and the checkpoint readers.
+        from .convert.prepare import prepare_engine_graph
+
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
         tokenizer = build_tokenizer(graph, engine)
+        padder = tokenizer.padder
+        self.padder = padder if self.config.show_tokens_to_client else padder.without_tokens()
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
         overlap = self.config.chunk_overlap if self.config.truncation == "chunk" else None
@@ -273,6 +279,7 @@ class BertServer:
             worker_id=f"worker-{index}-{generation}".encode(),
             engine=self.config.engine_for(device, threads_per_worker(self.config, device)),
             graph=self.graph,
+            padder=self.padder,
             ventilator_address=self.ventilator.backend_address,
             sink_address=self.sink.results_address,
             prefetch_size=self.config.prefetch_size,

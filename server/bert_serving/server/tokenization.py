@@ -66,6 +66,7 @@ from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
 __all__ = [
     "PAIR_SEPARATOR",
+    "Padder",
     "Piece",
     "RaggedTokens",
     "SpecialTemplate",
@@ -73,6 +74,7 @@ __all__ = [
     "TokenBatch",
     "TokenRow",
     "WordPieceTokenizer",
+    "read_vocab",
 ]
 
 PAIR_SEPARATOR = "|||"
@@ -175,6 +177,54 @@ class RaggedTokens:
         ids = np.concatenate([row.ids for row in rows]) if rows else np.empty(0, np.int32)
         firsts = np.fromiter((row.first_length for row in rows), dtype=np.int64, count=len(rows))
         return cls(ids.astype(np.int32, copy=False), lengths, firsts)
+
+
+class Padder:
+    """Rows of ids to one batch padded to its longest row: all a worker needs of a tokenizer.
+
+    The ventilator tokenizes; a worker only pads, so it gets the pad id and, for
+    -show_tokens_to_client, the id -> token table, not a tokenizer (WordPiece's
+    Unicode tables take ~0.4 s to build). Picklable: it crosses the spawn boundary.
+    """
+
+    def __init__(self, pad_id: int, max_len: int, token_of_id: np.ndarray | None = None) -> None:
+        self.pad_id = pad_id
+        self.max_len = max_len
+        """The longest row the tokenizer produces (what a worker's warm-up runs)."""
+        self._token_of_id = token_of_id
+        """An object array of token strings, indexed by id; None: tokens cannot be returned."""
+
+    def without_tokens(self) -> Padder:
+        """The same padder without the id -> token table (a smaller message to a worker)."""
+        return Padder(self.pad_id, self.max_len)
+
+    def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
+        """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
+        width = max(1, int(ragged.lengths.max(initial=0)))
+        columns = np.arange(width)
+        real = columns < ragged.lengths[:, None]
+        input_ids = np.full(real.shape, self.pad_id, dtype=np.int64)
+        input_ids[real] = ragged.ids
+        return TokenBatch(
+            input_ids=input_ids,
+            attention_mask=real.astype(np.int64),
+            token_type_ids=(real & (columns >= ragged.first_lengths[:, None])).astype(np.int64),
+            tokens=self._tokens(input_ids, ragged.lengths) if with_tokens else None,
+        )
+
+    def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
+        """Token strings of the real tokens per row, looked up from the ids.
+
+        (encode_batch_fast leaves Encoding.tokens empty, and the ids are what
+        the model sees anyway.)
+        """
+        if self._token_of_id is None:
+            raise ValueError("this padder has no id -> token table: build it with one to "
+                             "return tokens (-show_tokens_to_client)")
+        return [
+            self._token_of_id[row[:length]].tolist()
+            for row, length in zip(input_ids, total.tolist(), strict=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -307,8 +357,16 @@ def _text_tokenizer(vocab: dict[str, int], *, lowercase: bool) -> Tokenizer:
     return tokenizer
 
 
-def _load_vocab(path: Path) -> dict[str, int]:
-    """One token per line, id = line number, whitespace stripped (as Google's load_vocab)."""
+def read_vocab(path: Path) -> dict[str, int]:
+    """vocab.txt: one token per line, id = line number, white space stripped.
+
+    The one reader of vocab.txt: the tokenizer and conversion (the [CLS]/[SEP] ids
+    the graph masks for -mask_cls_sep) both use it, so they cannot disagree. It
+    strips as Google's `load_vocab` (the original server's) and transformers'
+    BertTokenizer do: a line ``"hello "`` is the token ``hello``, and a later line
+    wins over an earlier one of the same token. (transformers' slow legacy tokenizer
+    only drops the newline; no released BERT vocabulary has a token where it matters.)
+    """
     if not path.is_file():
         raise ModelNotFoundError(
             f"vocabulary file {path} not found: a BERT model folder needs the vocab.txt "
@@ -316,9 +374,14 @@ def _load_vocab(path: Path) -> dict[str, int]:
         )
     try:
         with path.open(encoding="utf-8") as lines:
-            vocab = {line.strip(): index for index, line in enumerate(lines)}
+            return {line.strip(): index for index, line in enumerate(lines)}
     except UnicodeDecodeError as error:
         raise UnsupportedModelError(f"vocabulary file {path} is not UTF-8 text: {error}") from None
+
+
+def _load_vocab(path: Path) -> dict[str, int]:
+    """`read_vocab`, refused unless it holds BERT's four special tokens."""
+    vocab = read_vocab(path)
     missing = [token for token in (_CLS, _SEP, _UNK, _PAD) if token not in vocab]
     if missing:
         raise UnsupportedModelError(
@@ -509,6 +572,7 @@ class TextTokenizer:
         self._token_of_id[:] = list(token_of_id)
         self._pad_id = pad_id
         self._unk_id = unk_id
+        self._padder = Padder(pad_id, self._max_len, self._token_of_id)
 
     @property
     def cls_id(self) -> int:
@@ -579,19 +643,14 @@ class TextTokenizer:
             ids[starts + layout.end_b + offset] = token
         return RaggedTokens(ids, layout.total, layout.type_0)
 
+    @property
+    def padder(self) -> Padder:
+        """What a worker pads with: the pad id, max_len and the id -> token table."""
+        return self._padder
+
     def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
-        """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
-        width = max(1, int(ragged.lengths.max(initial=0)))
-        columns = np.arange(width)
-        real = columns < ragged.lengths[:, None]
-        input_ids = np.full(real.shape, self.pad_id, dtype=np.int64)
-        input_ids[real] = ragged.ids
-        return TokenBatch(
-            input_ids=input_ids,
-            attention_mask=real.astype(np.int64),
-            token_type_ids=(real & (columns >= ragged.first_lengths[:, None])).astype(np.int64),
-            tokens=self._tokens(input_ids, ragged.lengths) if with_tokens else None,
-        )
+        """Rows of ids to one batch padded to its longest row."""
+        return self._padder.pad(ragged, with_tokens=with_tokens)
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation, specials included: for length-grouped batching."""
@@ -705,17 +764,6 @@ class TextTokenizer:
         total = end_b + suffix
         type_0 = np.where(is_pair.astype(bool) & template.second_is_type_1, start_b, total)
         return _Layout(keep_a, keep_b, end_a, start_b, end_b, total, type_0)
-
-    def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
-        """Token strings of the real tokens per row, looked up from the ids.
-
-        (encode_batch_fast leaves Encoding.tokens empty, and the ids are what
-        the model sees anyway.)
-        """
-        return [
-            self._token_of_id[row[:length]].tolist()
-            for row, length in zip(input_ids, total.tolist(), strict=True)
-        ]
 
 
 class WordPieceTokenizer(TextTokenizer):

@@ -30,7 +30,7 @@ from bert_serving.proto.internal import (
 from .engine import Engine, EngineOptions
 from .graph_contract import PreparedGraph
 from .pooling import PoolingStrategy
-from .tokenization import RaggedTokens, TokenBatch
+from .tokenization import Padder, RaggedTokens, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 
@@ -45,6 +45,7 @@ class WorkerSpec:
     worker_id: bytes
     engine: EngineOptions
     graph: PreparedGraph  # prepared once by the server: workers neither hash nor convert
+    padder: Padder  # the ventilator tokenizes: a worker only pads
     ventilator_address: str
     sink_address: str
     prefetch_size: int
@@ -70,7 +71,7 @@ class _Worker:
 
     def pad(self, batch: BatchMessage) -> TokenBatch:
         rows = RaggedTokens(batch.token_ids, batch.lengths, batch.first_lengths)
-        return self.engine.tokenizer.pad(rows, with_tokens=self.spec.show_tokens)
+        return self.engine.padder.pad(rows, with_tokens=self.spec.show_tokens)
 
     def receive(self) -> bool:
         """Take every batch that has arrived (waiting if none is pending); False on STOP."""
@@ -119,7 +120,7 @@ class _Worker:
 def run_worker(spec: WorkerSpec) -> None:
     """Process entry point (multiprocessing spawn target)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
-    engine = Engine.from_graph(spec.graph, spec.engine)
+    engine = Engine.from_graph(spec.graph, spec.engine, padder=spec.padder)
     started = time.perf_counter()
     shapes = engine.warm_up(spec.max_batch_tokens, spec.max_batch_size)
     log.info("warmed up on %s in %.2f s", " and ".join(f"{rows}x{seq}" for rows, seq in shapes),

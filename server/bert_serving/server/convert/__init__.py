@@ -1,7 +1,9 @@
 """Model conversion: checkpoints as users have them to a cached ONNX graph.
 
-Serving imports only `load_or_convert` from here; nothing in this package runs
-per request. The steps, each in its own module:
+Only the converting process imports this package: the server's start and
+`bert-serving-export` call `prepare.prepare_engine_graph`; workers, the CLI's
+parsing and `--help` never load it (nor onnx). It imports the serving side's
+`graph_contract`, never the other way round. The steps, each in its own module:
 
 - `sources`: what kind of model folder the user gave (Google TF, Hugging Face, ONNX)
 - `tf_bundle`, `hf_weights`, `torch_pickle`: read the weights, no TensorFlow or torch needed
@@ -9,5 +11,5 @@ per request. The steps, each in its own module:
 - `graph`: build the ONNX graph, pooling included
 - `optimize`: ORT transformer fusions, fp16, int8
 - `cache`: content-hashed, atomic, multi-process-safe graph cache
-- `export_cli`: `bert-serving-export`, the ahead-of-time conversion
+- `prepare`: the pipeline, from a model folder to a cached graph
 """

@@ -23,11 +23,15 @@ from pathlib import Path
 
 import onnx
 
+from ..config import EngineOptions
+from ..default_model import default_model_dir
 from ..errors import ConfigError, UnsupportedModelError
-from ..graph_contract import GraphMetadata, PreparedGraph, SpecialIds
+from ..graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
 from ..pooling import PoolingSpec
+from ..runtime import Device, parse_device
+from ..tokenization import read_vocab
 from .bert_config import BertConfig, read_bert_config
-from .cache import GraphCache, digest_files
+from .cache import GraphCache, default_cache_dir, digest_files
 from .graph import build_bert_graph
 from .hf_weights import read_hf_weights
 from .optimize import (
@@ -37,11 +41,17 @@ from .optimize import (
     convert_to_fp16,
     quantize_to_int8,
 )
-from .sources import TOKENIZER_JSON_NAME, ModelKind, ModelSource
+from .sources import ModelKind, ModelSource, detect_model_source
 from .tf_bundle import read_tensor_bundle
 from .weights import BertWeights, from_google_names, from_hf_state_dict
 
-__all__ = ["ConversionOptions", "prepare_graph", "read_vocab_special_ids"]
+__all__ = [
+    "ConversionOptions",
+    "conversion_options",
+    "prepare_engine_graph",
+    "prepare_graph",
+    "read_vocab_special_ids",
+]
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
@@ -80,12 +90,7 @@ def read_vocab_special_ids(vocab_path: Path) -> SpecialIds:
 
         template = read_special_template(vocab_path)
         return SpecialIds(template.cls_id, template.sep_id)
-    ids: dict[str, int] = {}
-    with vocab_path.open(encoding="utf-8") as file:
-        for index, line in enumerate(file):
-            token = line.rstrip("\n")
-            if token in ("[CLS]", "[SEP]"):
-                ids[token] = index
+    ids = read_vocab(vocab_path)
     missing = {"[CLS]", "[SEP]"} - ids.keys()
     if missing:
         raise UnsupportedModelError(
@@ -227,3 +232,30 @@ def prepare_graph(
     elapsed = time.perf_counter() - started
     progress(f"graph {'converted' if built else 'found in cache'} in {elapsed:.1f}s: {path}")
     return PreparedGraph(path, _read_onnx_metadata(path), source.vocab_path, built)
+
+
+def conversion_options(options: EngineOptions, device: Device) -> ConversionOptions:
+    """The graph an engine needs on `device`: fp16 + fusions on GPU, int8 on request."""
+    on_gpu = device.kind == "cuda"
+    if options.int8 and on_gpu:
+        raise ConfigError("-int8 is a CPU option: on GPU the graph runs in fp16; drop -int8")
+    precision = "int8" if options.int8 else "fp16" if on_gpu else "fp32"
+    return ConversionOptions(
+        pooling=options.pooling,
+        use_position_embeddings=not options.no_position_embeddings,
+        precision=precision,
+        fuse_for_gpu=on_gpu,
+    )
+
+
+def prepare_engine_graph(options: EngineOptions) -> PreparedGraph:
+    """Locate the model and convert it (or find it in the cache) for the chosen device."""
+    model_dir = options.model_dir or default_model_dir()
+    source = detect_model_source(
+        model_dir,
+        ckpt_name=options.ckpt_name,
+        config_name=options.config_name,
+        tuned_model_dir=options.tuned_model_dir,
+    )
+    cache = GraphCache(options.graph_tmp_dir or default_cache_dir())
+    return prepare_graph(source, conversion_options(options, parse_device(options.device)), cache)

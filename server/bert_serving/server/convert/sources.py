@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
+from ..graph_contract import TOKENIZER_JSON_NAME
 from .bert_config import model_family
 from .hf_weights import HF_WEIGHT_FILES, find_hf_weight_files
 
 __all__ = ["ModelKind", "ModelSource", "detect_model_source"]
 
 VOCAB_NAME = "vocab.txt"
-TOKENIZER_JSON_NAME = "tokenizer.json"
 ONNX_NAME = "model.onnx"
 
 
