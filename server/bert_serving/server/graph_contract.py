@@ -14,7 +14,6 @@ Usage::
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +101,6 @@ class GraphMetadata:
             )
         except (KeyError, ValueError):
             return None
-
-    def with_precision(self, precision: str) -> GraphMetadata:
-        return dataclasses.replace(self, precision=precision)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .tokenization import TokenBatch
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["ModelRunner", "OnnxRunner", "disabled_optimizers", "parse_device",
+__all__ = ["OnnxRunner", "disabled_optimizers", "parse_device",
            "preload_cuda_libraries", "select_providers", "session_options",
            "usable_gpu_count"]
 
@@ -43,14 +43,6 @@ disabled, the int8 forward pass was 1.12x faster (median of 6 interleaved rounds
 2-core AVX-512 VNNI). It fires on dynamically quantized graphs (our int8 before
 MatMulNBits, optimum's int8 exports a user may serve), not on our fp32 or MatMulNBits
 int8 graphs; GPU graphs keep the fused nodes the offline optimizer put there."""
-
-
-class ModelRunner(Protocol):
-    """What a worker needs from a model: one forward pass per batch."""
-
-    def embed(self, batch: TokenBatch) -> np.ndarray: ...
-
-    def health(self) -> bool: ...
 
 
 @dataclass(frozen=True)

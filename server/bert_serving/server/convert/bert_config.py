@@ -83,7 +83,7 @@ def read_bert_config(path: Path) -> BertConfig:
     family = FAMILY_OF_MODEL_TYPE[_checked_model_type(raw, path)]
     _check_positions(raw, path)
     try:
-        config = _distilbert_config(raw) if family == "distilbert" else _bert_config(raw, family)
+        config = _family_config(raw, family)
     except KeyError as missing:
         raise UnsupportedModelError(f"model config {path} lacks the key {missing}") from None
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -111,41 +111,31 @@ def _read_json(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _bert_config(raw: dict[str, Any], family: str) -> BertConfig:
-    """BERT's keys, which RoBERTa, XLM-R, CamemBERT and ELECTRA share."""
+def _family_config(raw: dict[str, Any], family: str) -> BertConfig:
+    """BERT's keys, which RoBERTa, XLM-R, CamemBERT and ELECTRA share, or DistilBERT's.
+
+    DistilBERT names its keys differently, has no token types, and its LayerNorms use
+    1e-12 whatever the config. Sinusoidal positions (`sinusoidal_pos_embds`) are saved
+    as a table like learned ones.
+    """
+    distil = family == "distilbert"
+
+    def key(bert: str, distilbert: str) -> str:
+        return distilbert if distil else bert
+
     return BertConfig(
         vocab_size=int(raw["vocab_size"]),
-        hidden_size=int(raw["hidden_size"]),
-        num_hidden_layers=int(raw["num_hidden_layers"]),
-        num_attention_heads=int(raw["num_attention_heads"]),
-        intermediate_size=int(raw["intermediate_size"]),
+        hidden_size=int(raw[key("hidden_size", "dim")]),
+        num_hidden_layers=int(raw[key("num_hidden_layers", "n_layers")]),
+        num_attention_heads=int(raw[key("num_attention_heads", "n_heads")]),
+        intermediate_size=int(raw[key("intermediate_size", "hidden_dim")]),
         max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
-        type_vocab_size=int(raw.get("type_vocab_size", 2)),
-        hidden_act=str(raw.get("hidden_act", "gelu")),
-        layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
+        type_vocab_size=0 if distil else int(raw.get("type_vocab_size", 2)),
+        hidden_act=str(raw.get(key("hidden_act", "activation"), "gelu")),
+        layer_norm_eps=1e-12 if distil else float(raw.get("layer_norm_eps", 1e-12)),
         family=family,
         embedding_size=int(raw.get("embedding_size") or 0) if family == "electra" else 0,
         pad_token_id=_pad_token_id(raw, default=1 if family == "roberta" else 0),
-    )
-
-
-def _distilbert_config(raw: dict[str, Any]) -> BertConfig:
-    """DistilBERT names its keys differently; its LayerNorms use 1e-12 whatever the config.
-
-    Sinusoidal positions (`sinusoidal_pos_embds`) are saved as a table like learned ones.
-    """
-    return BertConfig(
-        vocab_size=int(raw["vocab_size"]),
-        hidden_size=int(raw["dim"]),
-        num_hidden_layers=int(raw["n_layers"]),
-        num_attention_heads=int(raw["n_heads"]),
-        intermediate_size=int(raw["hidden_dim"]),
-        max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
-        type_vocab_size=0,
-        hidden_act=str(raw.get("activation", "gelu")),
-        layer_norm_eps=1e-12,
-        family="distilbert",
-        pad_token_id=_pad_token_id(raw, default=0),
     )
 
 

@@ -17,7 +17,7 @@ XLM-R's SentencePiece have no vocab.txt; DistilBERT and ELECTRA fall back to voc
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
@@ -48,11 +48,10 @@ class ModelSource:
     weight_files: tuple[Path, ...] = ()
     onnx_path: Path | None = None
     checkpoint_prefix: Path | None = None
-    extra_files: tuple[Path, ...] = field(default=())
 
     def content_files(self) -> tuple[Path, ...]:
         """Every file whose bytes decide the converted graph (hashed for the cache key)."""
-        files = [self.vocab_path, *self.weight_files, *self.extra_files]
+        files = [self.vocab_path, *self.weight_files]
         if self.config_path is not None:
             files.insert(0, self.config_path)
         if self.onnx_path is not None:
