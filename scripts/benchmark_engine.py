@@ -42,7 +42,7 @@ def server_batches(engine: Engine, texts: list[str]) -> list[tuple[list[int], To
     """The batches a CPU server's scheduler forms for one request of texts, with their rows."""
     defaults = ServerConfig()
     scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
-                               max_batch_tokens=batch_token_budget(defaults, "cpu"),
+                               max_batch_tokens=batch_token_budget(defaults, ["cpu"]),
                                priority_batch_size=defaults.priority_batch_size)
     scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts)))
     batches = []

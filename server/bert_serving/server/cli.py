@@ -21,17 +21,7 @@ log = logging.getLogger("bert_serving")
 
 def _config_table(config: ServerConfig) -> str:
     """The start banner: every setting, by flag name, as a person reads them."""
-    rows = config.as_wire_dict()
-    rows["pooling_strategy"] = config.engine.pooling.strategy.name
-    rows.update(
-        bind_ip=config.bind_ip,
-        http_max_body_bytes=config.http_max_body_bytes,
-        api_key="(set)" if config.api_key else None,
-        max_request_texts=config.max_request_texts,
-        max_queue_texts=config.max_queue_texts,
-        intra_op_threads=config.intra_op_threads,
-        job_timeout=config.job_timeout,
-    )
+    rows = config.as_banner_dict()
     width = max(len(k) for k in rows)
     return "\n".join(f"  {key:>{width}} = {value}" for key, value in rows.items())
 

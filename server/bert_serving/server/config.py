@@ -4,6 +4,10 @@ Every flag of the original `bert-serving-start`, single-dash spelled (double-das
 accepted), with its defaults; flags with no meaning on onnxruntime are accepted
 and said so once. Nothing else in the package reads argv or the environment.
 
+Each flag is declared once, on the field it sets (`flags.setting`): the parser,
+the parsing, SHOW_CONFIG's flag keys and the start banner are derived from the
+fields, in their order. To add a flag, add a field.
+
 Usage::
 
     config = parse_server_config(["-model_dir", "./bert", "-num_worker", "2"])
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +29,10 @@ from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_
 from .chunking import TRUNCATION_MODES, Truncation, reduction_for
 from .default_model import default_model_dir
 from .errors import ConfigError
-from .flags import MODEL_POOLING, add_flag, add_model_flags
+from .flags import MODEL_POOLING, as_is, flag, parse_max_seq_len, setting, setting_of
+from .graph_contract import PreparedGraph
 from .native_embedding import model_native_embedding
-from .pooling import PoolingSpec
+from .pooling import PoolingSpec, PoolingStrategy
 
 __all__ = [
     "CPU_BATCH_TOKENS",
@@ -34,31 +40,13 @@ __all__ = [
     "IGNORED_FLAGS",
     "EngineOptions",
     "ServerConfig",
+    "add_model_flags",
     "batch_token_budget",
     "build_parser",
     "engine_options_from_args",
     "parse_server_config",
+    "show_config",
 ]
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """The model-side options, with the original CLI's names and defaults."""
-
-    model_dir: Path | None = None  # None: the embedded MiniLM
-    tuned_model_dir: Path | None = None
-    ckpt_name: str = "bert_model.ckpt"
-    config_name: str = "bert_config.json"
-    graph_tmp_dir: Path | None = None  # None: the user cache folder
-    max_seq_len: int | None = 25  # None: pad to the longest text of each batch
-    cased_tokenization: bool = False
-    pooling: PoolingSpec = field(default_factory=PoolingSpec)
-    normalize: bool = False  # L2-normalize each vector (-pooling_strategy MODEL, Normalize module)
-    no_special_token: bool = False
-    no_position_embeddings: bool = False
-    int8: bool = False
-    device: str = "cpu"
-    intra_op_threads: int | None = None
-
 
 # Accepted for compatibility; onnxruntime has no use for them.
 IGNORED_FLAGS = {
@@ -67,101 +55,13 @@ IGNORED_FLAGS = {
     "fixed_embed_length": "token-level replies are padded to -max_seq_len when it is set",
 }
 
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything the server process needs to start."""
-
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    bind_ip: str = "127.0.0.1"
-    port: int = 5555
-    port_out: int = 5556
-    http_port: int | None = None
-    http_max_connect: int = 10
-    http_max_body_bytes: int = 10 * 1024 * 1024
-    cors: str = "*"
-    api_key: str | None = None
-    open_metrics: bool = False
-    access: AccessPolicy = field(default_factory=AccessPolicy)
-    num_worker: int = 1
-    max_batch_size: int = 256
-    max_batch_tokens: int | None = None  # None: by device, see `batch_token_budget`
-    priority_batch_size: int = 16
-    max_request_texts: int = 100_000
-    max_queue_texts: int = 1_000_000
-    max_text_bytes: int = 1 << 20
-    cpu: bool = False
-    fp16: bool = False
-    device_map: tuple[int, ...] = ()
-    prefetch_size: int = 2
-    intra_op_threads: int | None = None
-    show_tokens_to_client: bool = False
-    truncation: Truncation = "truncate"
-    chunk_overlap: int = 4
-    job_timeout: float = 600.0
-    verbose: bool = False
-    ignored_flags: tuple[str, ...] = ()
-    fault: str | None = None
-    """BERT_SERVING_INJECT_FAULT: `ventilator` or `sink` makes that loop die (tests only)."""
-
-    def engine_for(self, device: str, threads: int | None) -> EngineOptions:
-        return dataclasses.replace(self.engine, device=device, intra_op_threads=threads)
-
-    def as_wire_dict(self) -> dict[str, Any]:
-        """The original's SHOW_CONFIG keys (pooling_strategy as its integer enum)."""
-        engine = self.engine
-        return {
-            "model_dir": str(engine.model_dir) if engine.model_dir else None,
-            "tuned_model_dir": str(engine.tuned_model_dir) if engine.tuned_model_dir else None,
-            "ckpt_name": engine.ckpt_name,
-            "config_name": engine.config_name,
-            "graph_tmp_dir": str(engine.graph_tmp_dir) if engine.graph_tmp_dir else None,
-            "max_seq_len": engine.max_seq_len,
-            "cased_tokenization": engine.cased_tokenization,
-            "pooling_layer": list(engine.pooling.layers),
-            "pooling_strategy": int(engine.pooling.strategy),
-            "mask_cls_sep": engine.pooling.mask_cls_sep,
-            "normalize": engine.normalize,
-            "no_special_token": engine.no_special_token,
-            "no_position_embeddings": engine.no_position_embeddings,
-            "int8": engine.int8,
-            "show_tokens_to_client": self.show_tokens_to_client,
-            "truncation": self.truncation,
-            "port": self.port,
-            "port_out": self.port_out,
-            "http_port": self.http_port,
-            "http_max_connect": self.http_max_connect,
-            "cors": self.cors,
-            "num_worker": self.num_worker,
-            "max_batch_size": self.max_batch_size,
-            "max_batch_tokens": self.max_batch_tokens,
-            "max_text_bytes": self.max_text_bytes,
-            "allow_ip": [str(network) for network in self.access.allow],
-            "curve": self.access.curve_secret_key is not None,
-            "priority_batch_size": self.priority_batch_size,
-            "cpu": self.cpu,
-            "fp16": self.fp16,
-            "device_map": list(self.device_map),
-            "prefetch_size": self.prefetch_size,
-            "verbose": self.verbose,
-            "xla": False,
-            "gpu_memory_fraction": None,
-            "fixed_embed_length": False,
-        }
-
-
 # Measured on MiniLM, seq 4-128, 2 cores: 4096 padded tokens per batch ran 1.36x faster than
 # 16384 (batches stay in cache); GPUs need large batches to fill their cores.
 CPU_BATCH_TOKENS = 4096
 GPU_BATCH_TOKENS = 16384
 
 
-def batch_token_budget(config: ServerConfig, device: str) -> int:
-    """-max_batch_tokens if given, else the default for the device kind."""
-    if config.max_batch_tokens:
-        return config.max_batch_tokens
-    return CPU_BATCH_TOKENS if device == "cpu" else GPU_BATCH_TOKENS
-
+# -- how composite fields are read and shown ------------------------------------------------
 
 def _positive(value: str) -> int:
     number = int(value)
@@ -177,70 +77,333 @@ def _allow_ip(value: str) -> tuple[IpNetwork, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("serving")
-    add_flag(group, "port", "port_in", "port_data", dest="port", type=int, default=5555,
-          help="port clients push requests to")
-    add_flag(group, "port_out", "port_result", dest="port_out", type=int, default=5556,
-          help="port clients receive replies from")
-    add_flag(group, "bind_ip", default="127.0.0.1",
-          help="address to bind: 127.0.0.1 (this host only), * for all interfaces")
-    add_flag(group, "allow_ip", type=_allow_ip, default=(),
-          help="ZeroMQ: accept connections only from these addresses/CIDRs, comma separated "
-               "(e.g. 10.0.0.0/8,127.0.0.1)")
-    add_flag(group, "curve_secret_key", type=Path, default=None,
-          help="ZeroMQ: require CURVE with this secret key file (zmq.auth .key_secret)")
-    add_flag(group, "http_port", type=int, default=None, help="also serve HTTP on this port")
-    add_flag(group, "http_max_connect", type=_positive, default=10,
-          help="max concurrent in-flight HTTP requests; beyond it: 429 with Retry-After")
-    add_flag(group, "http_max_body_bytes", type=_positive, default=10 * 1024 * 1024,
-          help="larger HTTP request bodies get 413")
-    add_flag(group, "cors", default="*", help="HTTP CORS allowed origins, comma separated")
-    add_flag(group, "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
-          help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)")
-    add_flag(group, "open_metrics", action="store_true",
-          help="serve /metrics without the API key (for scrapers); /health, /ready always are")
-    add_flag(group, "num_worker", type=_positive, default=1, help="worker processes")
-    add_flag(group, "max_batch_size", type=_positive, default=256, help="max texts per batch")
-    add_flag(group, "max_batch_tokens", type=_positive, default=None,
-          help="max padded tokens per batch (texts x longest text); default: "
-               f"{CPU_BATCH_TOKENS} on CPU, {GPU_BATCH_TOKENS} on GPU")
-    add_flag(group, "priority_batch_size", type=int, default=16,
-          help="requests with at most this many texts are served first")
-    add_flag(group, "max_request_texts", type=_positive, default=100_000,
-          help="larger requests get an error reply")
-    add_flag(group, "max_queue_texts", type=_positive, default=1_000_000,
-          help="past this many waiting texts, requests get a 'server busy' error")
-    add_flag(group, "max_text_bytes", type=_positive, default=1 << 20,
-          help="longer texts (UTF-8 bytes) get an error reply before tokenizing")
-    add_flag(group, "prefetch_size", type=_positive, default=2,
-          help="batches handed to each worker ahead (at hand when the previous ends)")
-    add_flag(group, "show_tokens_to_client", action="store_true",
-          help="send each text's tokens with its vector")
-    add_flag(group, "truncation", choices=TRUNCATION_MODES, default="truncate",
-          help="texts over -max_seq_len: truncate (cut on the right), error (refused, "
-               "naming the text), chunk (windows of -max_seq_len, vectors joined)")
-    add_flag(group, "chunk_overlap", type=int, default=4,
-          help="-truncation chunk: tokens each window shares with the one before")
-    add_flag(group, "job_timeout", type=float, default=600.0,
-          help="seconds after which an unfinished request is dropped")
+def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
+    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
+    return _pooling(args.model_dir, tuple(args.pooling_layer), args.pooling_strategy,
+                    args.mask_cls_sep)
 
 
-def _add_device_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("devices")
-    add_flag(group, "cpu", action="store_true", help="run on CPU only")
-    add_flag(group, "device_map", type=int, nargs="+", default=[],
-          help="GPU ids the workers cycle over; default: every visible GPU")
-    add_flag(group, "fp16", action="store_true", help="reply with float16 vectors")
-    add_flag(group, "intra_op_threads", type=_positive, default=None,
-          help="onnxruntime threads per worker; default: CPU cores / workers on CPU, 1 on GPU")
-    add_flag(group, "xla", action="store_true", help="accepted, ignored (TensorFlow only)")
-    add_flag(group, "gpu_memory_fraction", type=float, default=None,
-          help="accepted, ignored (TensorFlow only)")
-    add_flag(group, "fixed_embed_length", action="store_true", help="accepted, ignored")
-    add_flag(group, "verbose", action="store_true", help="debug logging")
-    parser.add_argument("-version", "--version", action="version",
-                        version=f"bert-serving {__version__}")
+@functools.lru_cache(maxsize=8)
+def _pooling(model_dir: Path | None, layers: tuple[int, ...], strategy: str,
+             mask_cls_sep: bool) -> tuple[PoolingSpec, bool]:
+    """Cached: `pooling` and `normalize` are read from the same flags (and folder)."""
+    if strategy != MODEL_POOLING:
+        return PoolingSpec.from_flags(layers, strategy, mask_cls_sep), False
+    if mask_cls_sep:
+        raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
+                          "own pooling reads every token; drop one of them")
+    if list(layers) not in ([-2], [-1]):  # -2 is the flag's default
+        raise ConfigError(f"-pooling_layer {' '.join(map(str, layers))} does not "
+                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
+                          "model does; drop one of them")
+    native = model_native_embedding(model_dir or default_model_dir())
+    return native.pooling_spec(), native.normalize
+
+
+def _pooling_wire(_name: str, pooling: PoolingSpec) -> dict[str, Any]:
+    """The original's three keys, pooling_strategy as its integer enum."""
+    return {"pooling_layer": list(pooling.layers), "pooling_strategy": int(pooling.strategy),
+            "mask_cls_sep": pooling.mask_cls_sep}
+
+
+def _pooling_banner(name: str, pooling: PoolingSpec) -> dict[str, Any]:
+    return {**_pooling_wire(name, pooling), "pooling_strategy": pooling.strategy.name}
+
+
+def _access_from_args(args: argparse.Namespace) -> AccessPolicy:
+    key = args.curve_secret_key
+    return AccessPolicy(allow=args.allow_ip,
+                        curve_secret_key=load_curve_secret_key(key) if key else None)
+
+
+def _access_wire(_name: str, access: AccessPolicy) -> dict[str, Any]:
+    return {"allow_ip": [str(network) for network in access.allow],
+            "curve": access.curve_secret_key is not None}
+
+
+def _ignored(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(name for name in IGNORED_FLAGS if getattr(args, name) not in (False, None))
+
+
+def _ignored_wire(_name: str, _ignored_flags: tuple[str, ...]) -> dict[str, Any]:
+    """The TensorFlow-only flags, as the original's defaults (they change nothing here)."""
+    return {"xla": False, "gpu_memory_fraction": None, "fixed_embed_length": False}
+
+
+def _secret(name: str, value: Any) -> dict[str, Any]:
+    return {name: "(set)" if value else None}
+
+
+def _fault_from_environment(_args: argparse.Namespace) -> str | None:
+    return os.environ.get("BERT_SERVING_INJECT_FAULT") or None
+
+
+# -- the options --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The model-side options, with the original CLI's names and defaults."""
+
+    model_dir: Path | None = setting(None, group="model", flags=(flag(
+        "model_dir", type=Path, default=None,
+        help="model folder (Google BERT checkpoint, or Hugging Face BERT, RoBERTa, "
+             "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA) or .onnx file; "
+             "default: the embedded all-MiniLM-L6-v2"),))
+    tuned_model_dir: Path | None = setting(None, group="model", flags=(flag(
+        "tuned_model_dir", type=Path, default=None,
+        help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir"),))
+    ckpt_name: str = setting("bert_model.ckpt", group="model", flags=(flag(
+        "ckpt_name", default="bert_model.ckpt", help="checkpoint file name prefix"),))
+    config_name: str = setting("bert_config.json", group="model", flags=(flag(
+        "config_name", default="bert_config.json", help="Google config file name"),))
+    graph_tmp_dir: Path | None = setting(None, group="model", flags=(flag(
+        "graph_tmp_dir", type=Path, default=None,
+        help="where converted graphs are cached; default: ~/.cache/bert-serving"),))
+    max_seq_len: int | None = setting(25, group="model", flags=(flag(
+        "max_seq_len", type=parse_max_seq_len, default=25,
+        help="max tokens per text incl. [CLS]/[SEP]; NONE: the longest text of each batch"),))
+    """None: pad to the longest text of each batch."""
+    cased_tokenization: bool = setting(False, group="model", flags=(flag(
+        "cased_tokenization", action="store_true",
+        help="keep case and accents (for cased models)"),))
+    pooling: PoolingSpec = setting(
+        default_factory=PoolingSpec, group="model", flags=(
+            flag("pooling_layer", type=int, nargs="+", default=[-2],
+                 help="encoder layer(s) to pool: -1 the last, -2 the one below (default); "
+                      "several are concatenated"),
+            flag("pooling_strategy", default="REDUCE_MEAN",
+                 choices=[*PoolingStrategy.__members__, MODEL_POOLING],
+                 type=lambda s: s.strip().upper(),
+                 help="how token vectors become one vector; MODEL: the model's own embedding "
+                      "(last layer, its sentence-transformers pooling and normalization)"),
+            flag("mask_cls_sep", action="store_true",
+                 help="leave [CLS]/[SEP] out of pooling (they stay visible to attention)"),
+        ),
+        read=lambda args: _pooling_from_args(args)[0], wire=_pooling_wire, banner=_pooling_banner)
+    normalize: bool = setting(False, read=lambda args: _pooling_from_args(args)[1])
+    """L2-normalize each vector (-pooling_strategy MODEL, the model's Normalize module)."""
+    no_special_token: bool = setting(False, group="model", flags=(flag(
+        "no_special_token", action="store_true",
+        help="tokenized input only: do not add [CLS]/[SEP]"),))
+    no_position_embeddings: bool = setting(False, group="model", flags=(flag(
+        "no_position_embeddings", action="store_true", help="do not add position embeddings"),))
+    int8: bool = setting(False, group="model", flags=(flag(
+        "int8", action="store_true",
+        help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
+             "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI"),))
+    device: str = "cpu"
+    intra_op_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server process needs to start."""
+
+    engine: EngineOptions = setting(default_factory=EngineOptions, nested=EngineOptions)
+    port: int = setting(5555, group="serving", flags=(flag(
+        "port", "port_in", "port_data", dest="port", type=int, default=5555,
+        help="port clients push requests to"),))
+    port_out: int = setting(5556, group="serving", flags=(flag(
+        "port_out", "port_result", dest="port_out", type=int, default=5556,
+        help="port clients receive replies from"),))
+    bind_ip: str = setting("127.0.0.1", group="serving", wire=None, banner=as_is, flags=(flag(
+        "bind_ip", default="127.0.0.1",
+        help="address to bind: 127.0.0.1 (this host only), * for all interfaces"),))
+    access: AccessPolicy = setting(
+        default_factory=AccessPolicy, group="serving", read=_access_from_args, wire=_access_wire,
+        flags=(
+            flag("allow_ip", type=_allow_ip, default=(),
+                 help="ZeroMQ: accept connections only from these addresses/CIDRs, comma "
+                      "separated (e.g. 10.0.0.0/8,127.0.0.1)"),
+            flag("curve_secret_key", type=Path, default=None,
+                 help="ZeroMQ: require CURVE with this secret key file (zmq.auth .key_secret)"),
+        ))
+    http_port: int | None = setting(None, group="serving", flags=(flag(
+        "http_port", type=int, default=None, help="also serve HTTP on this port"),))
+    http_max_connect: int = setting(10, group="serving", flags=(flag(
+        "http_max_connect", type=_positive, default=10,
+        help="max concurrent in-flight HTTP requests; beyond it: 429 with Retry-After"),))
+    http_max_body_bytes: int = setting(
+        10 * 1024 * 1024, group="serving", wire=None, banner=as_is, flags=(flag(
+            "http_max_body_bytes", type=_positive, default=10 * 1024 * 1024,
+            help="larger HTTP request bodies get 413"),))
+    cors: str = setting("*", group="serving", flags=(flag(
+        "cors", default="*", help="HTTP CORS allowed origins, comma separated"),))
+    api_key: str | None = setting(None, group="serving", wire=None, banner=_secret, flags=(flag(
+        "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)"),))
+    open_metrics: bool = setting(False, group="serving", wire=None, flags=(flag(
+        "open_metrics", action="store_true",
+        help="serve /metrics without the API key (for scrapers); /health, /ready always are"),))
+    num_worker: int = setting(1, group="serving", flags=(flag(
+        "num_worker", type=_positive, default=1, help="worker processes"),))
+    max_batch_size: int = setting(256, group="serving", flags=(flag(
+        "max_batch_size", type=_positive, default=256, help="max texts per batch"),))
+    max_batch_tokens: int | None = setting(None, group="serving", flags=(flag(
+        "max_batch_tokens", type=_positive, default=None,
+        help="max padded tokens per batch (texts x longest text); default: "
+             f"{CPU_BATCH_TOKENS} on CPU, {GPU_BATCH_TOKENS} on GPU"),))
+    """None: by device; `BertServer.start` resolves it once (`batch_token_budget`)."""
+    priority_batch_size: int = setting(16, group="serving", flags=(flag(
+        "priority_batch_size", type=int, default=16,
+        help="requests with at most this many texts are served first"),))
+    max_request_texts: int = setting(100_000, group="serving", wire=None, banner=as_is, flags=(
+        flag("max_request_texts", type=_positive, default=100_000,
+             help="larger requests get an error reply"),))
+    max_queue_texts: int = setting(1_000_000, group="serving", wire=None, banner=as_is, flags=(
+        flag("max_queue_texts", type=_positive, default=1_000_000,
+             help="past this many waiting texts, requests get a 'server busy' error"),))
+    max_text_bytes: int = setting(1 << 20, group="serving", flags=(flag(
+        "max_text_bytes", type=_positive, default=1 << 20,
+        help="longer texts (UTF-8 bytes) get an error reply before tokenizing"),))
+    prefetch_size: int = setting(2, group="serving", flags=(flag(
+        "prefetch_size", type=_positive, default=2,
+        help="batches handed to each worker ahead (at hand when the previous ends)"),))
+    show_tokens_to_client: bool = setting(False, group="serving", flags=(flag(
+        "show_tokens_to_client", action="store_true",
+        help="send each text's tokens with its vector"),))
+    truncation: Truncation = setting("truncate", group="serving", flags=(flag(
+        "truncation", choices=TRUNCATION_MODES, default="truncate",
+        help="texts over -max_seq_len: truncate (cut on the right), error (refused, "
+             "naming the text), chunk (windows of -max_seq_len, vectors joined)"),))
+    chunk_overlap: int = setting(4, group="serving", wire=None, flags=(flag(
+        "chunk_overlap", type=int, default=4,
+        help="-truncation chunk: tokens each window shares with the one before"),))
+    job_timeout: float = setting(600.0, group="serving", wire=None, banner=as_is, flags=(flag(
+        "job_timeout", type=float, default=600.0,
+        help="seconds after which an unfinished request is dropped"),))
+    cpu: bool = setting(False, group="devices", flags=(flag(
+        "cpu", action="store_true", help="run on CPU only"),))
+    device_map: tuple[int, ...] = setting(
+        (), group="devices", read=lambda args: tuple(args.device_map), wire=None, banner=as_is,
+        flags=(flag("device_map", type=int, nargs="+", default=[],
+                    help="GPU ids the workers cycle over; default: every visible GPU"),))
+    """SHOW_CONFIG's device_map is each worker's device, as resolved (`show_config`)."""
+    fp16: bool = setting(False, group="devices", flags=(flag(
+        "fp16", action="store_true", help="reply with float16 vectors"),))
+    intra_op_threads: int | None = setting(
+        None, group="devices", wire=None, banner=as_is, flags=(flag(
+            "intra_op_threads", type=_positive, default=None,
+            help="onnxruntime threads per worker; default: CPU cores / workers on CPU, "
+                 "1 on GPU"),))
+    ignored_flags: tuple[str, ...] = setting(
+        (), group="devices", read=_ignored, wire=_ignored_wire, flags=(
+            flag("xla", action="store_true", help="accepted, ignored (TensorFlow only)"),
+            flag("gpu_memory_fraction", type=float, default=None,
+                 help="accepted, ignored (TensorFlow only)"),
+            flag("fixed_embed_length", action="store_true", help="accepted, ignored"),
+        ))
+    verbose: bool = setting(False, group="devices", flags=(flag(
+        "verbose", action="store_true", help="debug logging"),))
+    fault: str | None = setting(None, read=_fault_from_environment, wire=None)
+    """BERT_SERVING_INJECT_FAULT: `ventilator` or `sink` makes that loop die (tests only)."""
+
+    @property
+    def batch_tokens(self) -> int:
+        """-max_batch_tokens as `BertServer.start` resolved it for its devices."""
+        if self.max_batch_tokens is None:
+            raise ConfigError("max_batch_tokens is not resolved yet: BertServer.start resolves "
+                              "it for the workers' devices (batch_token_budget)")
+        return self.max_batch_tokens
+
+    def engine_for(self, device: str, threads: int | None) -> EngineOptions:
+        return dataclasses.replace(self.engine, device=device, intra_op_threads=threads)
+
+    def as_wire_dict(self) -> dict[str, Any]:
+        """The original's SHOW_CONFIG keys for the flags (pooling_strategy as its integer enum)."""
+        return _shown(self, banner=False)
+
+    def as_banner_dict(self) -> dict[str, Any]:
+        """Every setting by flag name, as a person reads them (the start banner)."""
+        return _shown(self, banner=True)
+
+
+def _shown(options: Any, *, banner: bool) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        how = setting_of(item)
+        value = getattr(options, item.name)
+        if how is not None and how.nested is not None:
+            rows.update(_shown(value, banner=banner))
+        elif how is not None:
+            rows.update(how.shown(item.name, value, banner=banner))
+    return rows
+
+
+def show_config(config: ServerConfig, devices: Sequence[str],
+                graph: PreparedGraph) -> dict[str, Any]:
+    """SHOW_CONFIG's fixed contents, built here only.
+
+    The flags under their original names, `device_map` as the device each worker got
+    (as the original reported its resolved map), and the graph being served. The
+    ventilator adds what changes (times, pending texts) when it answers.
+    """
+    metadata = graph.metadata
+    return {
+        **config.as_wire_dict(),
+        "device_map": list(devices),
+        "output_dim": metadata.output_width,
+        "graph_path": str(graph.path),
+        "graph_precision": metadata.precision,
+    }
+
+
+def batch_token_budget(config: ServerConfig, devices: Sequence[str]) -> int:
+    """-max_batch_tokens if given, else the default for these devices: decided once, at start.
+
+    One scheduler batches for every worker, so there is one budget: the GPU one when
+    the workers run on GPUs (`assign_devices` never mixes CPU and GPU workers).
+    """
+    if config.max_batch_tokens:
+        return config.max_batch_tokens
+    on_cpu = all(device == "cpu" for device in devices)
+    return CPU_BATCH_TOKENS if on_cpu else GPU_BATCH_TOKENS
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+def _add_flags(parser: argparse.ArgumentParser, options: type,
+               groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """Every flag of `options`' fields, in field order, under its group's heading."""
+    for item in dataclasses.fields(options):
+        how = setting_of(item)
+        if how is None:
+            continue
+        if how.nested is not None:
+            _add_flags(parser, how.nested, groups)
+            continue
+        for one in how.flags:
+            if how.group not in groups:
+                groups[how.group] = parser.add_argument_group(how.group)
+            one.add_to(groups[how.group])
+
+
+def _read(options: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields of `options` that the parsed flags (or the environment) set."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        how = setting_of(item)
+        if how is None:
+            continue
+        if how.nested is not None:
+            values[item.name] = how.nested(**_read(how.nested, args))
+        elif how.read is not None:
+            values[item.name] = how.read(args)
+        elif how.flags:
+            values[item.name] = getattr(args, how.flags[0].dest)
+    return values
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that decide which model is loaded and what the graph computes (start and export)."""
+    _add_flags(parser, EngineOptions, {})
+
+
+def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
+                             intra_op_threads: int | None = None) -> EngineOptions:
+    """The one place parsed model flags become an `EngineOptions`."""
+    return EngineOptions(**_read(EngineOptions, args), device=device,
+                         intra_op_threads=intra_op_threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,25 +412,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bert-serving-start",
         description="Serve BERT sentence embeddings over ZeroMQ (and HTTP) on onnxruntime.",
     )
-    add_model_flags(parser)
-    _add_serving_flags(parser)
-    _add_device_flags(parser)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    _add_flags(parser, ServerConfig, groups)
+    groups["devices"].add_argument("-version", "--version", action="version",
+                                   version=f"bert-serving {__version__}")
     return parser
-
-
-def _ignored(args: argparse.Namespace) -> tuple[str, ...]:
-    return tuple(name for name in IGNORED_FLAGS if getattr(args, name) not in (False, None))
 
 
 def _port_clash(args: argparse.Namespace) -> str | None:
     """Two of our own sockets on one port: say so, rather than "is another server running?"."""
     ports = {"-port": args.port, "-port_out": args.port_out, "-http_port": args.http_port}
     seen: dict[int, str] = {}
-    for flag, port in ports.items():
+    for flag_name, port in ports.items():
         if port is not None and port in seen:
-            return f"{seen[port]} and {flag} are both {port}: each needs its own port"
+            return f"{seen[port]} and {flag_name} are both {port}: each needs its own port"
         if port is not None:
-            seen[port] = flag
+            seen[port] = flag_name
     return None
 
 
@@ -281,84 +441,7 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
         parser.error(clash)
     # A flag the model folder or another flag cannot honour is a ConfigError, which
     # bert-serving-start prints as one line (argparse's usage would bury it).
-    return _config_from_args(args)
-
-
-def _config_from_args(args: argparse.Namespace) -> ServerConfig:
-    engine = engine_options_from_args(args)
-    if args.truncation == "chunk":
-        reduction_for(engine.pooling.strategy)  # refuses NONE
-    return ServerConfig(
-        engine=engine,
-        bind_ip=args.bind_ip,
-        port=args.port,
-        port_out=args.port_out,
-        http_port=args.http_port,
-        http_max_connect=args.http_max_connect,
-        http_max_body_bytes=args.http_max_body_bytes,
-        cors=args.cors,
-        api_key=args.api_key,
-        open_metrics=args.open_metrics,
-        access=AccessPolicy(
-            allow=args.allow_ip,
-            curve_secret_key=(load_curve_secret_key(args.curve_secret_key)
-                              if args.curve_secret_key else None),
-        ),
-        num_worker=args.num_worker,
-        max_batch_size=args.max_batch_size,
-        max_batch_tokens=args.max_batch_tokens,
-        priority_batch_size=args.priority_batch_size,
-        max_request_texts=args.max_request_texts,
-        max_queue_texts=args.max_queue_texts,
-        max_text_bytes=args.max_text_bytes,
-        cpu=args.cpu,
-        fp16=args.fp16,
-        device_map=tuple(args.device_map),
-        prefetch_size=args.prefetch_size,
-        intra_op_threads=args.intra_op_threads,
-        show_tokens_to_client=args.show_tokens_to_client,
-        truncation=args.truncation,
-        chunk_overlap=args.chunk_overlap,
-        job_timeout=args.job_timeout,
-        verbose=args.verbose,
-        ignored_flags=_ignored(args),
-        fault=os.environ.get("BERT_SERVING_INJECT_FAULT") or None,
-    )
-
-
-def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
-                             intra_op_threads: int | None = None) -> EngineOptions:
-    """The one place parsed model flags become an `EngineOptions`."""
-    pooling, normalize = _pooling_from_args(args)
-    return EngineOptions(
-        model_dir=args.model_dir,
-        tuned_model_dir=args.tuned_model_dir,
-        ckpt_name=args.ckpt_name,
-        config_name=args.config_name,
-        graph_tmp_dir=args.graph_tmp_dir,
-        max_seq_len=args.max_seq_len,
-        cased_tokenization=args.cased_tokenization,
-        pooling=pooling,
-        normalize=normalize,
-        no_special_token=args.no_special_token,
-        no_position_embeddings=args.no_position_embeddings,
-        int8=args.int8,
-        device=device,
-        intra_op_threads=intra_op_threads,
-    )
-
-
-def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
-    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
-    if args.pooling_strategy != MODEL_POOLING:
-        spec = PoolingSpec.from_flags(args.pooling_layer, args.pooling_strategy, args.mask_cls_sep)
-        return spec, False
-    if args.mask_cls_sep:
-        raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
-                          "own pooling reads every token; drop one of them")
-    if list(args.pooling_layer) not in ([-2], [-1]):  # -2 is the flag's default
-        raise ConfigError(f"-pooling_layer {' '.join(map(str, args.pooling_layer))} does not "
-                          "apply to -pooling_strategy MODEL, which pools the last layer as the "
-                          "model does; drop one of them")
-    native = model_native_embedding(args.model_dir or default_model_dir())
-    return native.pooling_spec(), native.normalize
+    config = ServerConfig(**_read(ServerConfig, args))
+    if config.truncation == "chunk":
+        reduction_for(config.engine.pooling.strategy)  # refuses NONE
+    return config

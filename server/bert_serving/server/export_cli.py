@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import engine_options_from_args
+from .config import add_model_flags, engine_options_from_args
 from .convert.prepare import prepare_engine_graph
 from .errors import BertServingError
-from .flags import add_model_flags
 
 __all__ = ["main"]
 

@@ -1,42 +1,59 @@
-"""The original bert-serving-start flags for the model side (`config` turns them into options).
+"""How a config field is set from the command line and shown: the `Setting` in its metadata.
 
-Shared by `bert-serving-export` and `bert-serving-start`, so both spell and
-default every model flag the same way. Single-dash spelling as the original
-(`-model_dir`); the double-dash spelling is accepted too.
+A flag is declared once, on the dataclass field it sets (`config.EngineOptions`,
+`config.ServerConfig`), with `setting(...)`; the parser, the parsing, the
+SHOW_CONFIG dict and the start banner are all derived from those fields, so adding
+a flag is one edit. Single-dash spelling as the original (`-model_dir`); the
+double-dash spelling is accepted too.
+
+Usage::
+
+    port: int = setting(5555, group="serving", flags=(flag("port", type=int, default=5555,
+                        help="port clients push requests to"),))
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .pooling import PoolingStrategy
-
 __all__ = [
     "MODEL_POOLING",
+    "Flag",
+    "Setting",
     "add_flag",
-    "add_model_flags",
+    "as_is",
+    "flag",
     "parse_max_seq_len",
+    "setting",
+    "setting_of",
 ]
 
 MODEL_POOLING = "MODEL"
 """-pooling_strategy MODEL: the model's own embedding, from its sentence-transformers modules."""
 
+Shown = Callable[[str, Any], dict[str, Any]]
+"""(field name, value) -> the keys and JSON values it shows as (SHOW_CONFIG, banner)."""
+
 
 def parse_max_seq_len(value: str) -> int | None:
-    """An int, or NONE for 'pad to the longest text of each batch'."""
+    """An int, or NONE for 'pad to the longest text of each batch'.
+
+    How short is too short is the tokenizer's decision, which knows the model's
+    special tokens (-no_special_token allows 1; a RoBERTa pair needs 4).
+    """
     if value.strip().upper() == "NONE":
         return None
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"-max_seq_len must be an integer or NONE, not {value!r}"
         ) from None
-    if number < 3:
-        raise argparse.ArgumentTypeError(f"-max_seq_len {number} leaves no room for [CLS]/[SEP]")
-    return number
 
 
 def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: str,
@@ -46,37 +63,73 @@ def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *names: 
     parser.add_argument(*spelled, **kwargs)
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags that decide which model is loaded and what the graph computes."""
-    group = parser.add_argument_group("model")
-    add_flag(group, "model_dir", type=Path, default=None,
-          help="model folder (Google BERT checkpoint, or Hugging Face BERT, RoBERTa, "
-               "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA) or .onnx file; "
-               "default: the embedded all-MiniLM-L6-v2")
-    add_flag(group, "tuned_model_dir", type=Path, default=None,
-          help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir")
-    add_flag(group, "ckpt_name", default="bert_model.ckpt", help="checkpoint file name prefix")
-    add_flag(group, "config_name", default="bert_config.json", help="Google config file name")
-    add_flag(group, "graph_tmp_dir", type=Path, default=None,
-          help="where converted graphs are cached; default: ~/.cache/bert-serving")
-    add_flag(group, "max_seq_len", type=parse_max_seq_len, default=25,
-          help="max tokens per text incl. [CLS]/[SEP]; NONE: the longest text of each batch")
-    add_flag(group, "cased_tokenization", action="store_true",
-          help="keep case and accents (for cased models)")
-    add_flag(group, "pooling_layer", type=int, nargs="+", default=[-2],
-          help="encoder layer(s) to pool: -1 the last, -2 the one below (default); "
-               "several are concatenated")
-    add_flag(group, "pooling_strategy", default="REDUCE_MEAN",
-          choices=[*PoolingStrategy.__members__, MODEL_POOLING],
-          type=lambda s: s.strip().upper(),
-          help="how token vectors become one vector; MODEL: the model's own embedding "
-               "(last layer, its sentence-transformers pooling and normalization)")
-    add_flag(group, "mask_cls_sep", action="store_true",
-          help="leave [CLS]/[SEP] out of pooling (they stay visible to attention)")
-    add_flag(group, "no_special_token", action="store_true",
-          help="tokenized input only: do not add [CLS]/[SEP]")
-    add_flag(group, "no_position_embeddings", action="store_true",
-          help="do not add position embeddings")
-    add_flag(group, "int8", action="store_true",
-          help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
-               "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI")
+@dataclass(frozen=True)
+class Flag:
+    """One flag: its names (the first one, or `dest`, names its value) and argparse keywords."""
+
+    names: tuple[str, ...]
+    options: Mapping[str, Any]
+
+    @property
+    def dest(self) -> str:
+        return str(self.options.get("dest", self.names[0]))
+
+    def add_to(self, parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+        add_flag(parser, *self.names, **self.options)
+
+
+def flag(*names: str, **options: Any) -> Flag:
+    """A flag, spelled and keyworded as for `argparse.add_argument` (without the dashes)."""
+    return Flag(names, options)
+
+
+def as_is(name: str, value: Any) -> dict[str, Any]:
+    """The field under its own name; paths as strings and tuples as lists, for JSON."""
+    if isinstance(value, Path):
+        value = str(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return {name: value}
+
+
+def _same_as_wire(name: str, value: Any) -> dict[str, Any]:
+    """A sentinel for `Setting.banner`: show in the banner what SHOW_CONFIG shows."""
+    raise AssertionError("never called")
+
+
+_SAME_AS_WIRE: Shown = _same_as_wire
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a field is set (its flags, or `read` from the parsed flags) and shown."""
+
+    group: str = ""
+    """The flags' heading in `-h` and the README: model, serving, devices."""
+    flags: tuple[Flag, ...] = ()
+    read: Callable[[argparse.Namespace], Any] | None = None
+    """The field's value from the parsed flags; None: the one flag's value as is."""
+    wire: Shown | None = as_is
+    """What SHOW_CONFIG shows of it; None: nothing (not one of the original's flags)."""
+    banner: Shown | None = _SAME_AS_WIRE
+    """What the start banner shows of it; by default what SHOW_CONFIG does."""
+    nested: type | None = None
+    """A dataclass of settings of its own (ServerConfig.engine is an EngineOptions)."""
+
+    def shown(self, name: str, value: Any, *, banner: bool) -> dict[str, Any]:
+        show = self.wire if not banner or self.banner is _SAME_AS_WIRE else self.banner
+        return show(name, value) if show is not None else {}
+
+
+def setting(default: Any = dataclasses.MISSING, *,
+            default_factory: Any = dataclasses.MISSING, **how: Any) -> Any:
+    """A dataclass field with its `Setting` (the keywords of `Setting`) in its metadata."""
+    metadata = {"setting": Setting(**how)}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def setting_of(item: dataclasses.Field[Any]) -> Setting | None:
+    found = item.metadata.get("setting")
+    return found if isinstance(found, Setting) else None

@@ -41,7 +41,7 @@ from bert_serving.client import BertClient
 
 from .access import start_authenticator
 from .chunking import Reduction, reduction_for
-from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget
+from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget, show_config
 from .engine import build_tokenizer
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
@@ -167,7 +167,7 @@ class BertServer:
             log.warning("-%s is accepted but has no effect: %s", name, IGNORED_FLAGS[name])
         gpu_count = 0 if self.config.cpu else usable_gpu_count()
         self.devices = assign_devices(self.config, gpu_count=gpu_count)
-        budget = batch_token_budget(self.config, self.devices[0])
+        budget = batch_token_budget(self.config, self.devices)  # decided once, for all workers
         self.config = dataclasses.replace(self.config, max_batch_tokens=budget)
         engine = self.config.engine_for(self.devices[0], None)
         # The one place serving converts; imported here so that importing this module
@@ -216,7 +216,8 @@ class BertServer:
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
-                server_info=self._server_info(), shutdown=self.shutdown_event,
+                server_info=show_config(self.config, self.devices, self.graph),
+                shutdown=self.shutdown_event,
             )
         except zmq.ZMQError as error:
             raise ServerStartError(
@@ -263,16 +264,6 @@ class BertServer:
         return BertClient(ip=ip, port=self.config.port, port_out=self.config.port_out,
                           check_length=False, curve_server_key=self.config.access.curve_public_key)
 
-    def _server_info(self) -> dict[str, Any]:
-        metadata = self.graph.metadata
-        return {
-            "device_map": self.devices,
-            "output_dim": metadata.output_width,
-            "graph_path": str(self.graph.path),
-            "graph_precision": metadata.precision,
-            "num_worker": self.config.num_worker,
-        }
-
     def _start_worker(self, index: int, generation: int = 0) -> None:
         device = self.devices[index]
         spec = WorkerSpec(
@@ -283,7 +274,7 @@ class BertServer:
             ventilator_address=self.ventilator.backend_address,
             sink_address=self.sink.results_address,
             prefetch_size=self.config.prefetch_size,
-            max_batch_tokens=batch_token_budget(self.config, device),
+            max_batch_tokens=self.config.batch_tokens,
             max_batch_size=self.config.max_batch_size,
             fp16_replies=self.config.fp16,
             show_tokens=self.config.show_tokens_to_client,

@@ -54,7 +54,7 @@ from bert_serving.proto.internal import (
 from . import __version__
 from .access import peer_address
 from .chunking import window_starts
-from .config import ServerConfig, batch_token_budget
+from .config import ServerConfig
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
@@ -101,7 +101,7 @@ class Ventilator:
         self.stats = ServerStatistics()
         self.scheduler = BatchScheduler(
             max_batch_size=config.max_batch_size,
-            max_batch_tokens=batch_token_budget(config, "cpu"),  # resolved by the server
+            max_batch_tokens=config.batch_tokens,
             priority_batch_size=config.priority_batch_size,
         )
         if config.truncation == "chunk":  # a bad -chunk_overlap fails the start, not a request
@@ -289,8 +289,7 @@ class Ventilator:
     def _config_body(self, client_id: bytes) -> dict[str, Any]:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         return {
-            **self.config.as_wire_dict(),
-            **self.server_info,
+            **self.server_info,  # config.show_config: the flags, devices and graph
             "server_version": PROTOCOL_VERSION,
             "bert_serving_version": __version__,
             "client": client_id.decode("utf-8", "replace"),
