@@ -29,8 +29,7 @@ from bert_serving.proto.internal import (
 
 from .convert.prepare import PreparedGraph
 from .engine import Engine, EngineOptions
-from .pooling import PoolingStrategy
-from .tokenization import RaggedTokens, TokenBatch
+from .tokenization import TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 
@@ -69,8 +68,7 @@ class _Worker:
         self.parent = os.getppid()
 
     def pad(self, batch: BatchMessage) -> TokenBatch:
-        rows = RaggedTokens(batch.token_ids, batch.lengths, batch.first_lengths)
-        return self.engine.tokenizer.pad(rows, with_tokens=self.spec.show_tokens)
+        return self.engine.tokenizer.pad(batch.tokens, with_tokens=self.spec.show_tokens)
 
     def receive(self) -> bool:
         """Take every batch that has arrived (waiting if none is pending); False on STOP."""
@@ -101,12 +99,7 @@ class _Worker:
         self.requests.send_multipart(encode_ready(1, [batch.batch_id]))
 
     def shape_output(self, vectors: np.ndarray) -> np.ndarray:
-        """Token-level output padded to max_seq_len, as the original; float16 under -fp16."""
-        options = self.spec.engine
-        if options.pooling.strategy is PoolingStrategy.NONE and options.max_seq_len:
-            missing = options.max_seq_len - vectors.shape[1]
-            if missing > 0:
-                vectors = np.pad(vectors, ((0, 0), (0, missing), (0, 0)))
+        """float16 under -fp16; token-level rows stay as long as the batch (the sink widens)."""
         return vectors.astype(np.float16) if self.spec.fp16_replies else vectors
 
     def serve(self) -> None:
