@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bert_serving.proto import (
     PROTOCOL_VERSION,
@@ -32,11 +35,13 @@ from bert_serving.proto.internal import (
     ControlMessage,
     JobKey,
     JobMessage,
+    MalformedFrame,
     PublishMessage,
     RaggedTokens,
     Segment,
     decode_batch,
     decode_control,
+    decode_ready,
     decode_result,
     decode_sink_control,
     encode_batch,
@@ -262,7 +267,7 @@ def test_the_sink_publishes_reply_frames_as_proto_built_them() -> None:
     assert isinstance(message, PublishMessage)
     assert (message.client_id, message.frames) == (CLIENT, reply)
     assert decode_sink_control(encode_control(Control.STOP)) is None
-    with pytest.raises(ValueError, match="not a sink message"):
+    with pytest.raises(MalformedFrame, match="not a sink message"):
         decode_sink_control([b"JSON", CLIENT, b"1", b"{}"])
 
 
@@ -273,8 +278,30 @@ def test_control_words_round_trip_with_their_subject(word: Control) -> None:
 
 
 def test_an_unknown_control_word_is_refused_not_taken_for_stop() -> None:
-    with pytest.raises(ValueError, match="not a control message"):
+    with pytest.raises(MalformedFrame, match="not a control message"):
         decode_control([b"SHUTDOWN"])
+
+
+_WORDS = [b"BATCH", b"READY", b"RESULT", b"FAILED", b"JOB", b"PUBLISH", *(w.value for w in Control)]
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["id", "segments", "dtype", "shape", "error", "key", "rows", "tokens",
+                         "token_counts", "credits", "done"]), inner, max_size=6),
+    max_leaves=12,
+)
+_FRAME = st.one_of(st.binary(max_size=40), st.sampled_from(_WORDS),
+                   _JSONISH.map(lambda value: json.dumps(value).encode()))
+
+
+@settings(max_examples=400, deadline=None)
+@given(frames=st.lists(_FRAME, max_size=6))
+def test_every_internal_decoder_is_total(frames: list[bytes]) -> None:
+    """Garbage on an internal socket is a MalformedFrame, never another exception."""
+    for decode in (decode_batch, decode_ready, decode_result, decode_sink_control,
+                   decode_control):
+        with contextlib.suppress(MalformedFrame):
+            decode(frames)
 
 
 @pytest.mark.parametrize("kind", list(ErrorKind))

@@ -28,10 +28,11 @@ Usage::
 from __future__ import annotations
 
 import enum
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +42,7 @@ __all__ = [
     "ControlMessage",
     "JobKey",
     "JobMessage",
+    "MalformedFrame",
     "PublishMessage",
     "RaggedTokens",
     "ReadyMessage",
@@ -63,6 +65,34 @@ __all__ = [
 
 BATCH, READY, RESULT, FAILED = b"BATCH", b"READY", b"RESULT", b"FAILED"
 JOB, PUBLISH = b"JOB", b"PUBLISH"
+
+_Decoded = TypeVar("_Decoded")
+
+
+class MalformedFrame(ValueError):
+    """Internal frames that are not the message asked for; every decoder here raises only this."""
+
+
+def _total(decode: Callable[[Sequence[bytes]], _Decoded]) -> Callable[[Sequence[bytes]], _Decoded]:
+    """Whatever bytes arrive, the decoder returns a message or raises MalformedFrame."""
+
+    @functools.wraps(decode)
+    def checked(frames: Sequence[bytes]) -> _Decoded:
+        try:
+            return decode(frames)
+        except MalformedFrame:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError) as error:
+            raise MalformedFrame(f"{decode.__name__}: {type(error).__name__}: "
+                                 f"{str(error)[:200]}") from None
+
+    return checked
+
+
+def _unexpected(what: str, frames: Sequence[bytes]) -> MalformedFrame:
+    first = bytes(frames[0])[:20] if frames else b""
+    return MalformedFrame(f"not {what}: {len(frames)} frames starting {first!r}")
 
 
 class Control(bytes, enum.Enum):
@@ -184,16 +214,17 @@ def encode_worker_stop(worker_id: bytes) -> list[bytes]:
     return [worker_id, Control.STOP.value]
 
 
+@_total
 def decode_batch(frames: Sequence[bytes]) -> BatchMessage | None:
     """A batch for this worker, or None for STOP (frames as the DEALER receives them)."""
     if frames[0] == Control.STOP.value:
         return None
     if frames[0] != BATCH or len(frames) != 5:
-        raise ValueError(f"not a batch: {len(frames)} frames starting {bytes(frames[0])[:20]!r}")
+        raise _unexpected("a batch", frames)
     header = json.loads(frames[1])
     ids, lengths, first_lengths = (np.frombuffer(f, dtype=np.int32) for f in frames[2:5])
     if len(lengths) != len(first_lengths) or int(lengths.sum()) != len(ids):
-        raise ValueError(f"batch {header['id']}: {len(lengths)} rows of {int(lengths.sum())} "
+        raise MalformedFrame(f"batch {header['id']}: {len(lengths)} rows of {int(lengths.sum())} "
                          f"tokens do not match {len(ids)} ids")
     return BatchMessage(int(header["id"]), _segments_from_json(header["segments"]),
                         RaggedTokens(ids, lengths, first_lengths))
@@ -209,10 +240,11 @@ def encode_ready(credits: int, done: Sequence[int] = ()) -> list[bytes]:
     return [READY, json.dumps({"credits": credits, "done": list(done)}).encode()]
 
 
+@_total
 def decode_ready(frames: Sequence[bytes]) -> ReadyMessage:
     """Frames after the ROUTER's identity frame."""
     if frames[0] != READY:
-        raise ValueError(f"not READY: {bytes(frames[0])[:20]!r}")
+        raise _unexpected("READY", frames)
     body = json.loads(frames[1])
     return ReadyMessage(int(body["credits"]), [int(x) for x in body["done"]])
 
@@ -247,13 +279,14 @@ def encode_failed(batch: BatchMessage, message: str) -> list[bytes]:
     return [FAILED, json.dumps(header).encode()]
 
 
+@_total
 def decode_result(frames: Sequence[bytes]) -> ResultMessage:
     header = json.loads(frames[1])
     segments = _segments_from_json(header["segments"])
     if frames[0] == FAILED:
         return ResultMessage(header["id"], segments, None, None, str(header["error"]))
     if frames[0] != RESULT or len(frames) != 4:
-        raise ValueError(f"not a result: {len(frames)} frames starting {bytes(frames[0])[:20]!r}")
+        raise _unexpected("a result", frames)
     vectors = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
     tokens = json.loads(frames[3]) if len(frames[3]) else None
     return ResultMessage(header["id"], segments, vectors, tokens)
@@ -305,6 +338,7 @@ def encode_publish(reply: Sequence[bytes]) -> list[bytes]:
     return [PUBLISH, *reply]
 
 
+@_total
 def decode_sink_control(frames: Sequence[bytes]) -> JobMessage | PublishMessage | None:
     """What the sink's control socket got: a job, a reply to publish, or None for STOP."""
     kind = frames[0]
@@ -314,7 +348,7 @@ def decode_sink_control(frames: Sequence[bytes]) -> JobMessage | PublishMessage 
         return PublishMessage(bytes(frames[1]), [bytes(f) for f in frames[1:]])
     if kind == Control.STOP.value:
         return None
-    raise ValueError(f"not a sink message: {len(frames)} frames starting {bytes(kind)[:20]!r}")
+    raise _unexpected("a sink message", frames)
 
 
 # -- control sockets ----------------------------------------------------------------------------
@@ -331,10 +365,10 @@ def encode_control(word: Control, subject: bytes | None = None) -> list[bytes]:
     return [word.value] if subject is None else [word.value, subject]
 
 
+@_total
 def decode_control(frames: Sequence[bytes]) -> ControlMessage:
-    """The word and subject of a control message; ValueError for anything else."""
+    """The word and subject of a control message; MalformedFrame for anything else."""
     word = next((w for w in Control if w.value == frames[0]), None)
     if word is None or len(frames) > 2:
-        raise ValueError(f"not a control message: {len(frames)} frames starting "
-                         f"{bytes(frames[0])[:20]!r}")
+        raise _unexpected("a control message", frames)
     return ControlMessage(word, bytes(frames[1]) if len(frames) == 2 else b"")

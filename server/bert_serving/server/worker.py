@@ -21,6 +21,7 @@ import zmq
 
 from bert_serving.proto.internal import (
     BatchMessage,
+    MalformedFrame,
     decode_batch,
     encode_failed,
     encode_ready,
@@ -77,7 +78,7 @@ class _Worker:
             frames = self.requests.recv_multipart()
             try:
                 batch = decode_batch(frames)
-            except Exception:  # a frame we cannot read must not end the worker
+            except MalformedFrame:  # a frame we cannot read must not end the worker
                 log.exception("unreadable message from the ventilator (%d frames) ignored",
                               len(frames))
                 continue
@@ -91,14 +92,14 @@ class _Worker:
         batch = self.pending.popleft()
         try:
             tokens = self.pad(batch)
-            vectors = self.shape_output(self.engine.embed(tokens))
+            vectors = self.reply_dtype(self.engine.embed(tokens))
             self.results.send_multipart(encode_result(batch, vectors, tokens.tokens), copy=False)
         except Exception as error:  # a bad batch must not kill the worker or hang its clients
             log.exception("batch %d failed", batch.batch_id)
             self.results.send_multipart(encode_failed(batch, f"{type(error).__name__}: {error}"))
         self.requests.send_multipart(encode_ready(1, [batch.batch_id]))
 
-    def shape_output(self, vectors: np.ndarray) -> np.ndarray:
+    def reply_dtype(self, vectors: np.ndarray) -> np.ndarray:
         """float16 under -fp16; token-level rows stay as long as the batch (the sink widens)."""
         return vectors.astype(np.float16) if self.spec.fp16_replies else vectors
 
