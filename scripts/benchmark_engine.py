@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import heldout_texts
 from timing import interleaved_medians
 
+from bert_serving.proto.internal import JobKey
 from bert_serving.server.config import ServerConfig, batch_token_budget
 from bert_serving.server.default_model import default_model_dir
 from bert_serving.server.engine import Engine, EngineOptions
@@ -44,10 +45,11 @@ def server_batches(engine: Engine, texts: list[str]) -> list[tuple[list[int], To
     scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
                                max_batch_tokens=batch_token_budget(defaults, ["cpu"]),
                                priority_batch_size=defaults.priority_batch_size)
-    scheduler.add(JobRows("all", texts, engine.tokenizer.lengths(texts)))
+    scheduler.add(JobRows(JobKey(b"all", 1), texts, engine.tokenizer.lengths(texts)))
     batches = []
     while (batch := scheduler.next_batch()) is not None:
-        batches.append((batch.segments[0].rows, engine.tokenize(batch.items)))
+        rows = batch.segments[0].rows
+        batches.append((rows, engine.tokenize([texts[row] for row in rows])))
     return batches
 
 

@@ -35,7 +35,8 @@ from reference import TransformersReference, heldout_texts
 from server_process import ServerProcess, free_port
 
 from bert_serving.client import BertClient, BertClientTimeout, ServerError
-from bert_serving.server.http.errors import problem_from, render
+from bert_serving.proto import ErrorKind
+from bert_serving.server.http.errors import SERVER_ERROR_STATUSES, problem_from, render
 
 TOLERANCE = 1e-5
 API_KEY = "test-key-Ω"
@@ -556,3 +557,19 @@ def test_error_map(error: Exception, status: int, kind: str) -> None:
     if status == 429:
         assert original.headers["Retry-After"] == "1"
 
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_every_server_error_kind_has_its_own_status(kind: ErrorKind) -> None:
+    """No kind falls through to another's status: each renders as itself, in every family."""
+    assert kind in SERVER_ERROR_STATUSES
+    problem = problem_from(ServerError("it went wrong", kind))
+    assert (problem.status, problem.kind) == (SERVER_ERROR_STATUSES[kind], kind.value)
+    # Refused texts and a full queue are the sender's to fix (4xx); the rest is the server's.
+    sender_fixes_it = kind in (ErrorKind.BAD_REQUEST, ErrorKind.SERVER_BUSY)
+    assert (problem.status < 500) == sender_fixes_it
+    for path in ("/encode", "/v1/embeddings", "/embed"):
+        response = render(problem, {"type": "http", "path": path})
+        assert response.status_code >= 400
+        if problem.status >= 500:
+            assert response.status_code >= 424  # TEI's backend error, or a 5xx

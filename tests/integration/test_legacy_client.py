@@ -16,6 +16,8 @@ import pytest
 from reference import TransformersReference, heldout_texts
 from server_process import ServerProcess
 
+from bert_serving.client import BertClient
+
 TOLERANCE = 1e-4
 SCRIPT = Path(__file__).with_name("legacy_client_script.py")
 
@@ -64,6 +66,18 @@ def test_legacy_config_status_and_errors(legacy_run: dict) -> None:
     assert legacy_run["bad"].startswith("TypeError")
     assert "texts[1]" in legacy_run["bad"]
 
+
+def test_the_token_counts_the_legacy_client_ignored_are_there_for_ours(
+        legacy_run: dict, server: ServerProcess, reference: TransformersReference) -> None:
+    """The same server, the same texts: its headers carry `token_counts` (an ext field)."""
+    texts = heldout_texts()
+    assert len(legacy_run["encode"]) == len(texts)  # the 1.10.0 client read those headers
+    with BertClient(port=server.port, port_out=server.port_out, check_length=False) as client:
+        vectors, counts = client.encode_with_token_counts(texts)
+    want = reference.features(texts, 25)["attention_mask"].sum(axis=1).tolist()
+    assert counts == want
+    np.testing.assert_allclose(vectors, np.asarray(legacy_run["encode"], np.float32),
+                               atol=TOLERANCE, rtol=0)
 
 
 def test_legacy_client_works_from_an_address_allow_ip_admits(

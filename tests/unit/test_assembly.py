@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bert_serving.server.assembly import JobAssembly, JobKey
+from bert_serving.proto.internal import JobKey
+from bert_serving.proto.rows import RowBuffer, RowShapeError
+from bert_serving.server.assembly import JobAssembly
 
 
 def test_rows_land_in_request_order_whatever_the_batch_order() -> None:
@@ -39,3 +42,30 @@ def test_token_level_rows_of_different_lengths_are_zero_padded() -> None:
     assert array.shape == (2, 5, 2)
     np.testing.assert_array_equal(array[0, 3:], 0)
     assert tokens == [["[CLS]", "[SEP]"], ["[CLS]", "long", "[SEP]"]]
+
+
+def test_token_level_rows_are_at_least_min_tokens_long() -> None:
+    """-max_seq_len N with pooling NONE: every reply is N tokens long, as the original's."""
+    job = JobAssembly(JobKey(b"c", 1), 2, min_tokens=6)
+    job.add([0, 1], np.ones((2, 3, 2), np.float32))
+    array, _ = job.result()
+    assert array.shape == (2, 6, 2)
+    np.testing.assert_array_equal(array[:, 3:], 0)
+    np.testing.assert_array_equal(array[:, :3], 1)
+
+
+def test_pooled_rows_ignore_min_tokens_and_must_agree_in_width() -> None:
+    rows = RowBuffer(3, min_tokens=6)
+    rows.write(slice(0, 2), np.ones((2, 4), np.float32))
+    assert rows.array.shape == (3, 4)
+    with pytest.raises(RowShapeError, match=r"rows of shape \[5\] after rows of shape \[4\]"):
+        rows.write(slice(2, 3), np.ones((1, 5), np.float32))
+
+
+def test_a_wider_token_chunk_widens_earlier_rows_and_a_narrower_one_is_padded() -> None:
+    rows = RowBuffer(3)
+    rows.write(slice(0, 1), np.full((1, 2, 2), 1, np.float32))
+    rows.write(slice(1, 2), np.full((1, 4, 2), 2, np.float32))
+    rows.write(slice(2, 3), np.full((1, 3, 2), 3, np.float32))
+    assert rows.array.shape == (3, 4, 2)
+    assert rows.array[:, :, 0].tolist() == [[1, 1, 0, 0], [2, 2, 2, 2], [3, 3, 3, 0]]

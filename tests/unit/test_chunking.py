@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_serving.proto.internal import JobMessage, decode_job, encode_job
-from bert_serving.server.assembly import JobAssembly, JobKey
+from bert_serving.proto.internal import JobKey, JobMessage, decode_sink_control, encode_job
+from bert_serving.server.assembly import JobAssembly
 from bert_serving.server.chunking import ChunkReducer, reduction_for, window_starts
 from bert_serving.server.errors import ConfigError
 from bert_serving.server.pooling import PoolingStrategy
@@ -78,25 +78,27 @@ def test_tokenizer_windows_are_the_full_text_cut_with_specials(minilm_dir: Path)
     long_text = " ".join(f"word{i}" for i in range(20))
     full = [p.id for p in tokenizer.pieces(long_text)]
     rows, per_text = tokenizer.tokenize_windows(["short", long_text, "a ||| b"], overlap=2)
-    windows = [row.ids.tolist() for row in rows.rows()]
+    windows = [rows.row(i).tolist() for i in range(len(rows))]
     cls, sep = tokenizer.cls_id, tokenizer.sep_id
     starts = window_starts(len(full), 6, 2)
     assert per_text == [1, len(starts), 1]
-    assert windows[0] == tokenizer.tokenize_rows(["short"]).rows()[0].ids.tolist()
+    assert windows[0] == tokenizer.tokenize_rows(["short"]).row(0).tolist()
     assert windows[1:-1] == [[cls, *full[s: s + 6], sep] for s in starts]
-    assert windows[-1] == tokenizer.tokenize_rows(["a ||| b"]).rows()[0].ids.tolist()
+    assert windows[-1] == tokenizer.tokenize_rows(["a ||| b"]).row(0).tolist()
     assert tokenizer.full_lengths(["short", long_text, "a ||| b"]) == [
         len(windows[0]), len(full) + 2, 5]
 
 
 def test_a_chunked_job_crosses_the_sink_as_one_row_per_text() -> None:
     """The ventilator's JOB message carries the layout; the sink's assembly folds on completion."""
-    job = JobMessage(b"client", 7, 3, True, windows=[2, 1], weights=[4, 2, 5])
-    again = decode_job(encode_job(job))
+    job = JobMessage(JobKey(b"client", 7), 3, True, [9, 5], windows=[2, 1], weights=[4, 2, 5])
+    again = decode_sink_control(encode_job(job))
     assert again == job
-    assert decode_job(encode_job(JobMessage(b"c", 1, 2, False))).windows is None
+    plain = decode_sink_control(encode_job(JobMessage(JobKey(b"c", 1), 2, False, [3, 3])))
+    assert isinstance(plain, JobMessage) and plain.windows is None
+    assert isinstance(again, JobMessage)
     assert again.windows is not None and again.weights is not None
-    assembly = JobAssembly(JobKey(b"client", 7), again.num_rows, want_tokens=True,
+    assembly = JobAssembly(again.key, again.num_rows, want_tokens=True,
                            chunks=ChunkReducer(again.windows, again.weights, "mean"))
     windows = np.array([[1.0, 0.0], [4.0, 3.0], [7.0, 7.0]], dtype=np.float32)
     assembly.add([2, 0], windows[[2, 0]], [["[CLS]", "c", "[SEP]"], ["[CLS]", "a", "[SEP]"]])

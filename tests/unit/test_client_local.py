@@ -416,6 +416,24 @@ def test_assembler_refuses_a_wrong_row_count() -> None:
         RowAssembler(total=3).put(0, 3, np.ones((2, 4)), None)
 
 
+def test_assembler_joins_token_counts_in_text_order_whatever_the_arrival_order() -> None:
+    rows = RowAssembler(total=3)
+    rows.put(2, 1, np.ones((1, 4)), None, [9])
+    rows.put(0, 2, np.ones((2, 4)), None, [3, 5])
+    assert rows.token_counts() == [3, 5, 9]
+    silent = RowAssembler(total=2)
+    silent.put(0, 1, np.ones((1, 4)), None, [3])
+    silent.put(1, 1, np.ones((1, 4)), None, None)  # a server that does not send them
+    assert silent.token_counts() is None
+
+
+def test_assembler_refuses_rows_of_another_width() -> None:
+    rows = RowAssembler(total=2)
+    rows.put(0, 1, np.ones((1, 4)), None)
+    with pytest.raises(ServerError, match=r"rows of shape \[5\] after rows of shape \[4\]"):
+        rows.put(1, 1, np.ones((1, 5)), None)
+
+
 def test_importing_the_client_imports_no_server_code() -> None:
     code = (
         "import sys, bert_serving.client\n"

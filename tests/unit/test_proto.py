@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bert_serving.proto import (
     PROTOCOL_VERSION,
     Command,
     EmbeddingReply,
+    ErrorKind,
     ErrorReply,
     JsonReply,
     MalformedRequest,
@@ -24,6 +28,29 @@ from bert_serving.proto import (
     encode_json_reply,
     encode_request,
     parse_request,
+)
+from bert_serving.proto.internal import (
+    BatchMessage,
+    Control,
+    ControlMessage,
+    JobKey,
+    JobMessage,
+    MalformedFrame,
+    PublishMessage,
+    RaggedTokens,
+    Segment,
+    decode_batch,
+    decode_control,
+    decode_ready,
+    decode_result,
+    decode_sink_control,
+    encode_batch,
+    encode_control,
+    encode_failed,
+    encode_job,
+    encode_publish,
+    encode_result,
+    encode_worker_stop,
 )
 
 CLIENT = b"0b7c5e0e-2a41-4d6b-9c55-8c1f0a6a3e11"
@@ -98,7 +125,8 @@ def test_embedding_reply_is_what_the_1_10_client_parses() -> None:
 
 
 def test_error_reply_round_trip() -> None:
-    frames = encode_error_reply(CLIENT, 4, "texts[1] is a int 5, not a string", "BadRequest")
+    frames = encode_error_reply(CLIENT, 4, "texts[1] is a int 5, not a string",
+                                ErrorKind.BAD_REQUEST)
     reply = decode_reply(frames)
     assert isinstance(reply, ErrorReply)
     assert reply.req_id == 4
@@ -188,28 +216,114 @@ def test_parse_request_refuses_empty_identity() -> None:
 
 
 def test_a_batch_crosses_to_the_worker_as_raw_token_ids() -> None:
-    from bert_serving.proto.internal import BatchMessage, decode_batch, encode_batch
-
-    sent = BatchMessage(7, [(b"\x01client", 3, [2, 0]), (b"other", 1, [5])],
-                        np.array([101, 7, 102, 101, 102, 101, 8, 9, 102], dtype=np.int64),
-                        np.array([3, 2, 4]), np.array([3, 2, 4]))
+    sent = BatchMessage(7, [Segment(JobKey(b"\x01client", 3), [2, 0]),
+                            Segment(JobKey(b"other", 1), [5])],
+                        RaggedTokens(np.array([101, 7, 102, 101, 102, 101, 8, 9, 102]),
+                                     np.array([3, 2, 4]), np.array([3, 2, 4])))
     frames = encode_batch(b"worker-1", sent)
     assert frames[0] == b"worker-1"
     got = decode_batch([bytes(frame) for frame in frames[1:]])  # as the DEALER receives them
     assert got is not None and got.batch_id == 7 and got.segments == sent.segments
-    for name in ("token_ids", "lengths", "first_lengths"):
-        assert getattr(got, name).dtype == np.int32
-        np.testing.assert_array_equal(getattr(got, name), getattr(sent, name))
+    for name in ("ids", "lengths", "first_lengths"):
+        assert getattr(got.tokens, name).dtype == np.int32
+        np.testing.assert_array_equal(getattr(got.tokens, name), getattr(sent.tokens, name))
     assert len(got) == 3
+    assert decode_batch([bytes(f) for f in encode_worker_stop(b"worker-1")[1:]]) is None
 
 
 def test_a_batch_whose_lengths_do_not_add_up_is_refused() -> None:
-    from bert_serving.proto.internal import BatchMessage, decode_batch, encode_batch
-
-    frames = encode_batch(b"w", BatchMessage(1, [], np.arange(5), np.array([2, 2]),
-                                             np.array([2, 2])))
+    frames = encode_batch(b"w", BatchMessage(1, [], RaggedTokens(np.arange(5), np.array([2, 2]),
+                                                                 np.array([2, 2]))))
     with pytest.raises(ValueError, match="2 rows of 4 tokens do not match 5 ids"):
         decode_batch([bytes(frame) for frame in frames[1:]])
+
+
+def test_ragged_rows_are_taken_and_joined_without_per_row_objects() -> None:
+    tokens = RaggedTokens(np.array([1, 2, 3, 4, 5, 6], np.int32), np.array([2, 1, 3]),
+                          np.array([2, 1, 1]))
+    taken = RaggedTokens.concatenate([tokens.take([2, 0]), tokens.take([1])])
+    assert taken.ids.tolist() == [4, 5, 6, 1, 2, 3]
+    assert taken.lengths.tolist() == [3, 2, 1] and taken.first_lengths.tolist() == [1, 2, 1]
+    assert [tokens.row(i).tolist() for i in range(3)] == [[1, 2], [3], [4, 5, 6]]
+
+
+def test_job_and_result_carry_one_job_key_and_the_token_counts() -> None:
+    key = JobKey(b"\xffid", 9)
+    job = JobMessage(key, 3, True, [4, 5, 6], windows=[1, 2], weights=[2, 3, 4])
+    assert decode_sink_control(encode_job(job)) == job
+    batch = BatchMessage(2, [Segment(key, [1, 0])],
+                         RaggedTokens(np.arange(4), np.array([2, 2]), np.array([2, 2])))
+    vectors = np.ones((2, 3), np.float32)
+    result = decode_result(encode_result(batch, vectors, [["a"], ["b"]]))
+    assert result.segments == [Segment(key, [1, 0])] and result.tokens == [["a"], ["b"]]
+    np.testing.assert_array_equal(result.vectors, vectors)
+    failed = decode_result(encode_failed(batch, "boom"))
+    assert (failed.segments, failed.vectors, failed.error) == ([Segment(key, [1, 0])], None, "boom")
+
+
+def test_the_sink_publishes_reply_frames_as_proto_built_them() -> None:
+    reply = encode_error_reply(CLIENT, 4, "no", ErrorKind.SERVER_BUSY)
+    message = decode_sink_control(encode_publish(reply))
+    assert isinstance(message, PublishMessage)
+    assert (message.client_id, message.frames) == (CLIENT, reply)
+    assert decode_sink_control(encode_control(Control.STOP)) is None
+    with pytest.raises(MalformedFrame, match="not a sink message"):
+        decode_sink_control([b"JSON", CLIENT, b"1", b"{}"])
+
+
+@pytest.mark.parametrize("word", list(Control))
+def test_control_words_round_trip_with_their_subject(word: Control) -> None:
+    assert decode_control(encode_control(word, b"w-1")) == ControlMessage(word, b"w-1")
+    assert decode_control(encode_control(word)) == ControlMessage(word)
+
+
+def test_an_unknown_control_word_is_refused_not_taken_for_stop() -> None:
+    with pytest.raises(MalformedFrame, match="not a control message"):
+        decode_control([b"SHUTDOWN"])
+
+
+_WORDS = [b"BATCH", b"READY", b"RESULT", b"FAILED", b"JOB", b"PUBLISH", *(w.value for w in Control)]
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["id", "segments", "dtype", "shape", "error", "key", "rows", "tokens",
+                         "token_counts", "credits", "done"]), inner, max_size=6),
+    max_leaves=12,
+)
+_FRAME = st.one_of(st.binary(max_size=40), st.sampled_from(_WORDS),
+                   _JSONISH.map(lambda value: json.dumps(value).encode()))
+
+
+@settings(max_examples=400, deadline=None)
+@given(frames=st.lists(_FRAME, max_size=6))
+def test_every_internal_decoder_is_total(frames: list[bytes]) -> None:
+    """Garbage on an internal socket is a MalformedFrame, never another exception."""
+    for decode in (decode_batch, decode_ready, decode_result, decode_sink_control,
+                   decode_control):
+        with contextlib.suppress(MalformedFrame):
+            decode(frames)
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_every_error_kind_survives_the_wire(kind: ErrorKind) -> None:
+    reply = decode_reply(encode_error_reply(CLIENT, 2, "why", kind))
+    assert isinstance(reply, ErrorReply) and reply.error.kind is kind
+
+
+def test_an_error_kind_this_client_does_not_know_reads_as_a_server_error() -> None:
+    frames = encode_error_reply(CLIENT, 2, "why")
+    frames[1] = frames[1].replace(b'"BadRequest"', b'"SomethingNew"')
+    reply = decode_reply(frames)
+    assert isinstance(reply, ErrorReply) and reply.error.kind is ErrorKind.SERVER_ERROR
+
+
+def test_token_counts_ride_in_the_embedding_header() -> None:
+    frames = encode_embedding_reply(CLIENT, 3, np.zeros((2, 4), np.float32), None, [5, 7])
+    assert json.loads(frames[1])["token_counts"] == [5, 7]
+    reply = decode_reply([bytes(f) for f in frames])
+    assert isinstance(reply, EmbeddingReply) and reply.token_counts == [5, 7]
+    plain = decode_reply([bytes(f) for f in encode_embedding_reply(CLIENT, 3, np.zeros((1, 2)))])
+    assert isinstance(plain, EmbeddingReply) and plain.token_counts is None
 
 
 # -- every parser is total (issue 12) ---------------------------------------------------------

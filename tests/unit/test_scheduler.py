@@ -6,11 +6,26 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bert_serving.server.scheduler import BatchScheduler, JobRows
+from bert_serving.proto.internal import JobKey
+from bert_serving.server.scheduler import Batch, BatchScheduler, JobRows
 
 
-def job(key: str, lengths: list[int]) -> JobRows:
-    return JobRows(key, [f"{key}-{i}" for i in range(len(lengths))], lengths)
+def job(name: str, lengths: list[int]) -> JobRows:
+    return JobRows(key(name), [f"{name}-{i}" for i in range(len(lengths))], lengths)
+
+
+def key(name: str) -> JobKey:
+    return JobKey(name.encode(), 1)
+
+
+def names(batch: Batch | None) -> list[str]:
+    assert batch is not None
+    return [segment.key.client_id.decode() for segment in batch.segments]
+
+
+def items(batch: Batch) -> list[str]:
+    """The rows a batch holds, taken from each job's payload as the ventilator does."""
+    return [payload[row] for payload, segment in batch.parts() for row in segment.rows]
 
 
 def drain(scheduler: BatchScheduler) -> list:
@@ -44,19 +59,16 @@ def test_rows_are_grouped_by_length() -> None:
 def test_small_request_jumps_the_queue() -> None:
     scheduler = BatchScheduler(max_batch_size=32, max_batch_tokens=10_000, priority_batch_size=16)
     scheduler.add(job("big", [10] * 20_000))
-    first = scheduler.next_batch()
-    assert first is not None and first.segments[0].key == "big"
+    assert names(scheduler.next_batch()) == ["big"]
     scheduler.add(job("small", [4]))
-    second = scheduler.next_batch()
-    assert second is not None and [s.key for s in second.segments] == ["small"]
+    assert names(scheduler.next_batch()) == ["small"]
 
 
 def test_large_jobs_take_turns() -> None:
     scheduler = BatchScheduler(max_batch_size=10, max_batch_tokens=10_000, priority_batch_size=0)
     scheduler.add(job("a", [5] * 100))
     scheduler.add(job("b", [5] * 100))
-    keys = [scheduler.next_batch().segments[0].key for _ in range(4)]  # type: ignore[union-attr]
-    assert keys == ["a", "b", "a", "b"]
+    assert [names(scheduler.next_batch())[0] for _ in range(4)] == ["a", "b", "a", "b"]
 
 
 def test_small_jobs_share_a_batch() -> None:
@@ -67,8 +79,8 @@ def test_small_jobs_share_a_batch() -> None:
     scheduler.add(job("t", [4]))
     scheduler.add(job("big", [5] * 40))
     first = scheduler.next_batch()
-    assert first is not None and [s.key for s in first.segments] == ["a", "b", "t"]
-    assert first.items == ["a-0", "a-1", "b-0", "t-0"]
+    assert names(first) == ["a", "b", "t"]
+    assert first is not None and items(first) == ["a-0", "a-1", "b-0", "t-0"]
 
 
 def test_requeued_batch_runs_next_unchanged() -> None:
@@ -97,11 +109,12 @@ def test_every_row_is_scheduled_exactly_once(
     seen: dict[str, list[int]] = {str(i): [] for i in range(len(jobs))}
     for batch in drain(scheduler):
         assert 1 <= len(batch) <= max_batch_size
-        items = iter(batch.items)
-        for segment in batch.segments:
+        assert len(items(batch)) == len(batch)
+        for payload, segment in batch.parts():
+            name = segment.key.client_id.decode()
             for row in segment.rows:
-                assert next(items) == f"{segment.key}-{row}"  # items line up with rows
-                seen[segment.key].append(row)
+                assert payload[row] == f"{name}-{row}"  # each segment points at its own job
+                seen[name].append(row)
     for index, lengths in enumerate(jobs):
         assert sorted(seen[str(index)]) == list(range(len(lengths)))
     assert scheduler.pending_texts == 0
@@ -113,8 +126,7 @@ def test_cancel_drops_a_gone_clients_waiting_rows_only() -> None:
     scheduler.add(job("gone-small", [5] * 3))
     scheduler.add(job("kept", [5] * 50))
     started = scheduler.next_batch()  # the small job goes first; handed out, it completes
-    assert started is not None and [s.key for s in started.segments] == ["gone-small"]
-    assert scheduler.cancel(lambda key: str(key).startswith("gone")) == 100
+    assert names(started) == ["gone-small"]
+    assert scheduler.cancel(lambda key: key.client_id.startswith(b"gone")) == 100
     assert scheduler.pending_texts == 50
-    keys = {s.key for batch in drain(scheduler) for s in batch.segments}
-    assert keys == {"kept"}
+    assert {name for batch in drain(scheduler) for name in names(batch)} == {"kept"}

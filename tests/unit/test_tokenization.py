@@ -564,8 +564,11 @@ def test_rows_picked_in_any_order_pad_to_those_rows_of_the_batch() -> None:
     """What the scheduler does: split a request into rows, regroup some of them elsewhere."""
     tokenizer = ours(True, 16, 512)
     texts = ["short", "a somewhat longer text than that", "pair ||| second part", "mid text"]
-    rows = tokenizer.tokenize_rows(texts).rows()
+    rows = tokenizer.tokenize_rows(texts)
     picked = [3, 0, 2]
-    regrouped = RaggedTokens.from_rows([rows[i] for i in picked])
+    regrouped = RaggedTokens.concatenate([rows.take(picked[:1]), rows.take(picked[1:])])
     assert_same_batch(tokenizer.pad(regrouped), tokenizer.encode([texts[i] for i in picked]))
-    assert RaggedTokens.from_rows([]).ids.shape == (0,)
+    assert_same_batch(tokenizer.pad(rows.take(picked)),
+                      tokenizer.encode([texts[i] for i in picked]))
+    assert RaggedTokens.concatenate([]).ids.shape == (0,)
+    assert rows.take([]).ids.shape == (0,)

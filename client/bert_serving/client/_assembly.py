@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bert_serving.proto import ServerError
+from bert_serving.proto import ErrorKind, ServerError
+from bert_serving.proto.rows import RowBuffer, RowShapeError
 
 __all__ = ["RowAssembler"]
 
@@ -23,61 +24,51 @@ __all__ = ["RowAssembler"]
 class RowAssembler:
     """Rows of `total` texts, filled chunk by chunk in any order.
 
-    The output is allocated when the first chunk shows the row shape and dtype.
     Token-level output (pooling NONE) can have a different sequence length per
-    chunk when the server runs with `-max_seq_len NONE`; the output then widens to
-    the longest and shorter rows are zero-padded.
+    chunk when the server runs with `-max_seq_len NONE`; `RowBuffer` widens the
+    output to the longest and zero-pads shorter rows.
     """
 
     def __init__(self, total: int) -> None:
         self._total = total
-        self._out: np.ndarray | None = None
+        self._rows = RowBuffer(total)
         self._filled = 0
         self._tokens: dict[int, list[list[str]]] = {}
+        self._token_counts: dict[int, list[int] | None] = {}
 
     def put(
-        self, start: int, count: int, array: np.ndarray, tokens: list[list[str]] | None
+        self, start: int, count: int, array: np.ndarray, tokens: list[list[str]] | None,
+        token_counts: list[int] | None = None,
     ) -> None:
         """Copy the rows of texts[start:start + count]."""
         if array.ndim < 1 or array.shape[0] != count:
             raise ServerError(
-                f"the server sent shape {list(array.shape)} for {count} texts", "BadReply"
+                f"the server sent shape {list(array.shape)} for {count} texts",
+                ErrorKind.BAD_REPLY,
             )
-        out = self._fit(array)
-        target = out[start : start + count]
-        if array.shape[1:] != target.shape[1:]:
-            target[...] = 0
-        target[(slice(None), *(slice(0, n) for n in array.shape[1:]))] = array
+        try:
+            self._rows.write(slice(start, start + count), array)
+        except RowShapeError as error:
+            raise ServerError(f"the server sent {error}", ErrorKind.BAD_REPLY) from None
         self._filled += count
         if tokens:
             self._tokens[start] = tokens
+        self._token_counts[start] = token_counts
 
     def result(self) -> tuple[np.ndarray, list[list[str]]]:
         """The full array and the token lists in text order (empty when none were sent)."""
-        if self._out is None or self._filled != self._total:
-            raise RuntimeError(f"only {self._filled} of {self._total} rows have arrived")
+        self._check_complete()
         tokens = [t for start in sorted(self._tokens) for t in self._tokens[start]]
-        return self._out, tokens
+        return self._rows.array, tokens
 
-    def _fit(self, array: np.ndarray) -> np.ndarray:
-        if self._out is None:
-            self._out = np.empty((self._total, *array.shape[1:]), dtype=array.dtype)
-        elif array.shape[1:] != self._out.shape[1:]:
-            self._out = self._widened(array)
-        return self._out
+    def token_counts(self) -> list[int] | None:
+        """Tokens the model read per text, in text order; None if a reply did not say."""
+        self._check_complete()
+        parts = [self._token_counts[start] for start in sorted(self._token_counts)]
+        if any(part is None for part in parts):
+            return None
+        return [n for part in parts if part is not None for n in part]
 
-    def _widened(self, array: np.ndarray) -> np.ndarray:
-        assert self._out is not None
-        if array.ndim != self._out.ndim:
-            raise ServerError(
-                f"the server sent rows of shape {list(array.shape[1:])} after "
-                f"{list(self._out.shape[1:])}",
-                "BadReply",
-            )
-        shape = [max(a, b) for a, b in zip(self._out.shape, array.shape, strict=True)]
-        shape[0] = self._total
-        if list(self._out.shape) == shape:
-            return self._out
-        wider = np.zeros(shape, dtype=self._out.dtype)
-        wider[tuple(slice(0, n) for n in self._out.shape)] = self._out
-        return wider
+    def _check_complete(self) -> None:
+        if self._filled != self._total:
+            raise RuntimeError(f"only {self._filled} of {self._total} rows have arrived")

@@ -35,6 +35,7 @@ from bert_serving.proto import (
     PROTOCOL_VERSION,
     Command,
     EmbeddingReply,
+    ErrorKind,
     ErrorReply,
     JsonReply,
     Reply,
@@ -210,7 +211,8 @@ class BertClient:
         if isinstance(reply, ErrorReply):
             raise reply.error
         if not isinstance(reply, JsonReply):
-            raise ServerError(f"the server answered {command.name} with embeddings", "BadReply")
+            raise ServerError(f"the server answered {command.name} with embeddings",
+                              ErrorKind.BAD_REPLY)
         return reply.body
 
     def _send(self, body: list[Any] | Command, *, detached: bool = False) -> int:
@@ -248,10 +250,31 @@ class BertClient:
         if not blocking:
             self._send(texts, detached=True)
             return None
-        vectors, tokens = self._encode_streamed(texts)
+        rows = self._encode_streamed(texts)
+        vectors, tokens = rows.result()
         return self._with_tokens(self._format(vectors), tokens, show_tokens)
 
-    def _encode_streamed(self, texts: list[Any]) -> tuple[np.ndarray, list[list[str]]]:
+    def encode_with_token_counts(
+        self, texts: list[str] | list[list[str]], is_tokenized: bool = False
+    ) -> tuple[np.ndarray, list[int]]:
+        """Encode like `encode`, and also say how many tokens the model read per text.
+
+        The counts ([CLS]/[SEP] included, after -max_seq_len truncation; every
+        window of a text under -truncation chunk) come in the reply header, so
+        nothing tokenizes twice. Always an array, whatever `output_fmt`.
+        Raises ServerError (BadReply) if the server does not send counts.
+        """
+        check_texts(texts, is_tokenized)
+        self._warn_about_length(texts, is_tokenized)
+        rows = self._encode_streamed(texts)
+        vectors, _ = rows.result()
+        counts = rows.token_counts()
+        if counts is None:
+            raise ServerError("the server sent no token counts (a bert-serving server older "
+                              "than this client?)", ErrorKind.BAD_REPLY)
+        return vectors, counts
+
+    def _encode_streamed(self, texts: list[Any]) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
         in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
@@ -266,11 +289,11 @@ class BertClient:
         finally:
             for req_id, _, _ in in_flight:
                 self._replies.forget(req_id)
-        return rows.result()
+        return rows
 
     def _collect(self, rows: RowAssembler, req_id: int, start: int, count: int) -> None:
         reply = _embeddings(self._replies.take(req_id, self._timeout_ms))
-        rows.put(start, count, reply.array, reply.tokens)
+        rows.put(start, count, reply.array, reply.tokens, reply.token_counts)
 
     def _with_tokens(self, vectors: Any, tokens: list[list[str]], show_tokens: bool) -> Any:
         if show_tokens and self.token_info_available:
@@ -388,7 +411,7 @@ def _embeddings(reply: Reply) -> EmbeddingReply:
     if isinstance(reply, ErrorReply):
         raise reply.error
     if not isinstance(reply, EmbeddingReply):
-        raise ServerError(f"expected embeddings for request {reply.req_id}", "BadReply")
+        raise ServerError(f"expected embeddings for request {reply.req_id}", ErrorKind.BAD_REPLY)
     return reply
 
 

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, NoReturn
 
+import numpy as np
+
 from ._client import BertClient, Response
 
 __all__ = ["ConcurrentBertClient"]
@@ -68,6 +70,13 @@ class ConcurrentBertClient:
             _no_fetch()
         with self._borrow() as client:
             return client.encode(texts, is_tokenized=is_tokenized, show_tokens=show_tokens)
+
+    def encode_with_token_counts(
+        self, texts: list[str] | list[list[str]], is_tokenized: bool = False
+    ) -> tuple[np.ndarray, list[int]]:
+        """BertClient.encode_with_token_counts on a borrowed client."""
+        with self._borrow() as client:
+            return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
 
     def encode_async(
         self,

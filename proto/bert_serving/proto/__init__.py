@@ -15,6 +15,10 @@ Replies::
     embeddings:     [identity, header_json, raw_bytes, req_id]
     error:          [identity, header_json, b"", req_id]   header["error"] set
 
+An embedding header may also carry `token_counts` (an *ext* field the 1.10.0
+client ignores): the tokens the model read per text, for usage reports. Every
+error reply names its `ErrorKind`. docs/protocol.md has the details.
+
 Every parser here is total: whatever bytes arrive, it returns a value or raises
 MalformedRequest / TextPayloadError with a message naming the problem. Frames are
 size-checked before they are parsed (`MAX_DIGITS`, `MAX_IDENTITY_BYTES`), JSON
@@ -47,6 +51,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Command",
     "EmbeddingReply",
+    "ErrorKind",
     "ErrorReply",
     "JsonReply",
     "MalformedRequest",
@@ -67,7 +72,6 @@ __all__ = [
 # What SHOW_CONFIG reports as `server_version`: the 1.10.0 client refuses any other.
 PROTOCOL_VERSION = "1.10.0"
 ERROR_DTYPE_PREFIX = "bert-serving error: "
-PAIR_SEPARATOR = "|||"
 MAX_DIGITS = 18
 """req_id and msg_len fit in 64 bits; longer digit strings are refused before int() runs."""
 MAX_IDENTITY_BYTES = 1024
@@ -80,6 +84,28 @@ class Command(bytes, enum.Enum):
     SHOW_CONFIG = b"SHOW_CONFIG"
     SHOW_STATUS = b"SHOW_STATUS"
     TERMINATION = b"TERMINATION"
+
+
+class ErrorKind(str, enum.Enum):
+    """What went wrong, in an error reply's `error.type`; the gateway maps each to a status."""
+
+    BAD_REQUEST = "BadRequest"
+    """The texts were refused: not a list of strings, empty, too many, too long, ..."""
+    MALFORMED_REQUEST = "MalformedRequest"
+    """The frames are not a request (count, digits): the client has a bug."""
+    SERVER_BUSY = "ServerBusy"
+    """The queue is full or the server is shutting down: retry later."""
+    SERVER_ERROR = "ServerError"
+    """The server failed while handling the request (a bug on its side)."""
+    ENCODING_FAILED = "EncodingFailed"
+    """The model run of a batch holding the request's texts failed."""
+    BAD_REPLY = "BadReply"
+    """Raised by a client: the server's reply could not be used."""
+
+    @classmethod
+    def parse(cls, value: Any) -> ErrorKind:
+        """The kind a reply names; one this client does not know is a SERVER_ERROR."""
+        return next((kind for kind in cls if kind.value == value), cls.SERVER_ERROR)
 
 
 class MalformedRequest(ValueError):
@@ -98,7 +124,9 @@ class TextPayloadError(ValueError):
 class ServerError(RuntimeError):
     """An error the server sent back for one request."""
 
-    def __init__(self, message: str, kind: str = "BadRequest", req_id: int = 0) -> None:
+    def __init__(
+        self, message: str, kind: ErrorKind = ErrorKind.BAD_REQUEST, req_id: int = 0
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.req_id = req_id
@@ -259,18 +287,25 @@ def encode_json_reply(client_id: bytes, req_id: int, body: dict[str, Any]) -> li
 
 
 def encode_embedding_reply(
-    client_id: bytes, req_id: int, array: np.ndarray, tokens: list[list[str]] | None = None
+    client_id: bytes, req_id: int, array: np.ndarray, tokens: list[list[str]] | None = None,
+    token_counts: Sequence[int] | None = None,
 ) -> list[bytes | memoryview]:
-    """Embeddings: a JSON header and the raw C-contiguous bytes."""
+    """Embeddings: a JSON header and the raw C-contiguous bytes.
+
+    `token_counts` (tokens read per text) goes in the header as an *ext* field.
+    """
     array = np.ascontiguousarray(array)
-    header = {"dtype": str(array.dtype), "shape": list(array.shape), "tokens": tokens or ""}
+    header: dict[str, Any] = {"dtype": str(array.dtype), "shape": list(array.shape),
+                              "tokens": tokens or ""}
+    if token_counts is not None:
+        header["token_counts"] = list(token_counts)
     # The array's own buffer goes out as-is: no copy until zmq sends it.
     return [client_id, json.dumps(header, ensure_ascii=False).encode("utf-8"),
             array.data, b"%d" % req_id]
 
 
 def encode_error_reply(
-    client_id: bytes, req_id: int, message: str, kind: str = "BadRequest"
+    client_id: bytes, req_id: int, message: str, kind: ErrorKind = ErrorKind.BAD_REQUEST
 ) -> list[bytes]:
     """An error on the embedding reply path that both clients surface, neither hangs on."""
     header = {
@@ -280,7 +315,7 @@ def encode_error_reply(
         "dtype": f"{ERROR_DTYPE_PREFIX}{message.replace(',', ';')}",
         "shape": [0],
         "tokens": "",
-        "error": {"type": kind, "message": message},
+        "error": {"type": kind.value, "message": message},
     }
     return [client_id, json.dumps(header, ensure_ascii=False).encode("utf-8"), b"",
             b"%d" % req_id]
@@ -297,6 +332,8 @@ class EmbeddingReply:
     req_id: int
     array: np.ndarray
     tokens: list[list[str]] | None
+    token_counts: list[int] | None = None
+    """Tokens the model read per text, when the server sends them (ours does)."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +353,9 @@ def decode_reply(frames: Sequence[bytes]) -> Reply:
     header = json.loads(frames[1])
     if "error" in header:
         error = header["error"]
-        return ErrorReply(req_id, ServerError(error["message"], error.get("type", ""), req_id))
+        kind = ErrorKind.parse(error.get("type"))
+        return ErrorReply(req_id, ServerError(error["message"], kind, req_id))
     array = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
-    return EmbeddingReply(req_id, array, header.get("tokens") or None)
+    counts = header.get("token_counts")
+    return EmbeddingReply(req_id, array, header.get("tokens") or None,
+                          [int(n) for n in counts] if isinstance(counts, list) else None)

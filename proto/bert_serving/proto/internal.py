@@ -1,78 +1,202 @@
-"""Frames between the server's own parts: ventilator, workers and sink.
+"""Frames between the server's own parts: supervisor, ventilator, workers and sink.
 
 Not for clients. JSON headers and raw array bytes, never pickle: the internal
-sockets listen on 127.0.0.1, where any local user could reach them.
+sockets listen on 127.0.0.1, where any local user could reach them. docs/protocol.md
+lists every frame; in short::
 
-    ventilator -> worker   [worker_id, b"BATCH", header, ids, lengths, first_lengths]
-                           | [worker_id, b"STOP"]
-    worker -> ventilator   [b"READY", {"credits": n, "done": [batch ids]}]
-    worker -> sink         [b"RESULT", header, raw, tokens_json]        | [b"FAILED", header]
-    ventilator -> sink     [b"JOB", header] | [b"JSON", id, req, body] | [b"ERROR", id, req, msg]
-    sink -> ventilator     [b"CLIENT_GONE", client_id]   (its queued texts need not run)
-                           | [b"CLIENT_BACK", client_id]  (it subscribed: serve it again)
+    ventilator -> worker   [worker_id, BATCH, header, ids, lengths, first_lengths]
+                           | [worker_id, STOP]
+    worker -> ventilator   [READY, {"credits": n, "done": [batch ids]}]
+    worker -> sink         [RESULT, header, raw, tokens_json] | [FAILED, header]
+    ventilator -> sink     [JOB, header] | [PUBLISH, *reply frames]
+    supervisor -> sink     [STOP]
+    supervisor -> vent.    [STOP] | [STOP_ACCEPTING] | [WORKER_DIED, worker_id]
+    sink -> ventilator     [CLIENT_GONE, client_id]   (its queued texts need not run)
+                           | [CLIENT_BACK, client_id]  (it subscribed: serve it again)
 
-A segment is `(client_id, req_id, rows)`: which rows of which request a batch holds.
-A batch travels as token ids, not texts: the ventilator tokenizes every text once
-(it needs the lengths to group rows), so workers only pad. The three arrays are
-raw int32: every row's ids concatenated, tokens per row, type-0 tokens per row.
+A request is named by one `JobKey` everywhere; a `Segment` is which rows of
+which job a batch holds. A batch travels as `RaggedTokens`, not texts: the
+ventilator tokenizes every text once (it needs the lengths to group rows), so
+workers only pad. Its three arrays go out as raw int32.
+
+Usage::
+
+    frames = encode_batch(b"worker-1", BatchMessage(7, [Segment(key, [2, 0])], tokens))
+    batch = decode_batch(frames[1:])     # what the worker's DEALER receives
 """
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = [
     "BatchMessage",
+    "Control",
+    "ControlMessage",
+    "JobKey",
     "JobMessage",
+    "MalformedFrame",
+    "PublishMessage",
+    "RaggedTokens",
     "ReadyMessage",
     "ResultMessage",
-    "WireSegment",
+    "Segment",
     "decode_batch",
-    "decode_job",
+    "decode_control",
     "decode_ready",
     "decode_result",
+    "decode_sink_control",
     "encode_batch",
-    "encode_client_back",
-    "encode_client_gone",
+    "encode_control",
     "encode_failed",
     "encode_job",
+    "encode_publish",
     "encode_ready",
     "encode_result",
+    "encode_worker_stop",
 ]
 
-BATCH, STOP, READY, RESULT, FAILED, JOB = b"BATCH", b"STOP", b"READY", b"RESULT", b"FAILED", b"JOB"
-JSON_REPLY, ERROR_REPLY = b"JSON", b"ERROR"
-CLIENT_GONE, CLIENT_BACK = b"CLIENT_GONE", b"CLIENT_BACK"
+BATCH, READY, RESULT, FAILED = b"BATCH", b"READY", b"RESULT", b"FAILED"
+JOB, PUBLISH = b"JOB", b"PUBLISH"
 
-WireSegment = tuple[bytes, int, list[int]]
-
-
-def _segments_to_json(segments: Sequence[WireSegment]) -> list[list[Any]]:
-    return [[client.hex(), req_id, rows] for client, req_id, rows in segments]
+_Decoded = TypeVar("_Decoded")
 
 
-def _segments_from_json(raw: list[list[Any]]) -> list[WireSegment]:
-    return [(bytes.fromhex(client), int(req_id), list(rows)) for client, req_id, rows in raw]
+class MalformedFrame(ValueError):
+    """Internal frames that are not the message asked for; every decoder here raises only this."""
+
+
+def _total(decode: Callable[[Sequence[bytes]], _Decoded]) -> Callable[[Sequence[bytes]], _Decoded]:
+    """Whatever bytes arrive, the decoder returns a message or raises MalformedFrame."""
+
+    @functools.wraps(decode)
+    def checked(frames: Sequence[bytes]) -> _Decoded:
+        try:
+            return decode(frames)
+        except MalformedFrame:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError) as error:
+            raise MalformedFrame(f"{decode.__name__}: {type(error).__name__}: "
+                                 f"{str(error)[:200]}") from None
+
+    return checked
+
+
+def _unexpected(what: str, frames: Sequence[bytes]) -> MalformedFrame:
+    first = bytes(frames[0])[:20] if frames else b""
+    return MalformedFrame(f"not {what}: {len(frames)} frames starting {first!r}")
+
+
+class Control(bytes, enum.Enum):
+    """One-word messages to a loop's control socket; the subject frame, if any, follows."""
+
+    STOP = b"STOP"
+    STOP_ACCEPTING = b"STOP_ACCEPTING"
+    WORKER_DIED = b"WORKER_DIED"
+    CLIENT_GONE = b"CLIENT_GONE"
+    CLIENT_BACK = b"CLIENT_BACK"
+
+
+@dataclass(frozen=True, order=True)
+class JobKey:
+    """A request is named by its client and that client's request id, in every part."""
+
+    client_id: bytes
+    req_id: int
+
+
+def _key_to_json(key: JobKey) -> list[Any]:
+    return [key.client_id.hex(), key.req_id]
+
+
+def _key_from_json(raw: Sequence[Any]) -> JobKey:
+    return JobKey(bytes.fromhex(raw[0]), int(raw[1]))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Rows of one job inside a batch, in the batch's order."""
+
+    key: JobKey
+    rows: list[int]
+
+
+def _segments_to_json(segments: Sequence[Segment]) -> list[list[Any]]:
+    return [[*_key_to_json(s.key), s.rows] for s in segments]
+
+
+def _segments_from_json(raw: list[list[Any]]) -> list[Segment]:
+    return [Segment(_key_from_json(s[:2]), [int(r) for r in s[2]]) for s in raw]
+
+
+@dataclass(frozen=True)
+class RaggedTokens:
+    """Rows of token ids without padding: a request's tokens, and the payload of a batch.
+
+    The ventilator must tokenize every text to group rows by length; sending the
+    ids on spares the worker a second tokenization of the same texts, which on a
+    GPU (forward pass nearly free) is a large share of the pipeline's CPU time.
+    """
+
+    ids: np.ndarray
+    """int32 [total tokens]: every row's ids, [CLS]/[SEP] included, concatenated in row order."""
+    lengths: np.ndarray
+    """int [rows]: tokens per row, specials included."""
+    first_lengths: np.ndarray
+    """int [rows]: leading tokens of type 0 ([CLS], the first text, its [SEP])."""
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def row(self, index: int) -> np.ndarray:
+        """The ids of one row (a view)."""
+        start = int(self.lengths[:index].sum())
+        return self.ids[start: start + int(self.lengths[index])]
+
+    def take(self, rows: Sequence[int]) -> RaggedTokens:
+        """These rows, in this order (one gather, no per-row objects)."""
+        index = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[index]
+        starts = (np.cumsum(self.lengths) - self.lengths)[index]
+        placed = np.cumsum(lengths) - lengths
+        total = int(lengths.sum())
+        positions = np.arange(total) + np.repeat(starts - placed, lengths)
+        return RaggedTokens(self.ids[positions], lengths, self.first_lengths[index])
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[RaggedTokens]) -> RaggedTokens:
+        """The rows of every part, one after the other."""
+        if not parts:
+            empty = np.empty(0, np.int64)
+            return cls(np.empty(0, np.int32), empty, empty)
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([p.ids for p in parts]).astype(np.int32, copy=False),
+                   np.concatenate([p.lengths for p in parts]),
+                   np.concatenate([p.first_lengths for p in parts]))
+
+
+# -- ventilator <-> worker ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class BatchMessage:
+    """One batch for a worker: where its rows go, and their token ids."""
+
     batch_id: int
-    segments: list[WireSegment]
-    token_ids: np.ndarray
-    """int32 [total tokens]: every row's ids, [CLS]/[SEP] included, in row order."""
-    lengths: np.ndarray
-    """int32 [rows]: tokens per row."""
-    first_lengths: np.ndarray
-    """int32 [rows]: leading tokens of type 0 per row (the first text of a pair)."""
+    segments: list[Segment]
+    tokens: RaggedTokens
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.tokens)
 
 
 def _int32_frame(values: np.ndarray) -> memoryview:
@@ -81,25 +205,29 @@ def _int32_frame(values: np.ndarray) -> memoryview:
 
 def encode_batch(worker_id: bytes, batch: BatchMessage) -> list[bytes | memoryview]:
     header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments)}
-    return [worker_id, BATCH, json.dumps(header).encode(), _int32_frame(batch.token_ids),
-            _int32_frame(batch.lengths), _int32_frame(batch.first_lengths)]
+    tokens = batch.tokens
+    return [worker_id, BATCH, json.dumps(header).encode(), _int32_frame(tokens.ids),
+            _int32_frame(tokens.lengths), _int32_frame(tokens.first_lengths)]
 
 
+def encode_worker_stop(worker_id: bytes) -> list[bytes]:
+    return [worker_id, Control.STOP.value]
+
+
+@_total
 def decode_batch(frames: Sequence[bytes]) -> BatchMessage | None:
     """A batch for this worker, or None for STOP (frames as the DEALER receives them)."""
-    if frames[0] == STOP:
+    if frames[0] == Control.STOP.value:
         return None
+    if frames[0] != BATCH or len(frames) != 5:
+        raise _unexpected("a batch", frames)
     header = json.loads(frames[1])
-    token_ids, lengths, first_lengths = (np.frombuffer(f, dtype=np.int32) for f in frames[2:5])
-    if len(lengths) != len(first_lengths) or int(lengths.sum()) != len(token_ids):
-        raise ValueError(f"batch {header['id']}: {len(lengths)} rows of {int(lengths.sum())} "
-                         f"tokens do not match {len(token_ids)} ids")
-    return BatchMessage(header["id"], _segments_from_json(header["segments"]), token_ids,
-                        lengths, first_lengths)
-
-
-def encode_stop(worker_id: bytes) -> list[bytes]:
-    return [worker_id, STOP]
+    ids, lengths, first_lengths = (np.frombuffer(f, dtype=np.int32) for f in frames[2:5])
+    if len(lengths) != len(first_lengths) or int(lengths.sum()) != len(ids):
+        raise MalformedFrame(f"batch {header['id']}: {len(lengths)} rows of {int(lengths.sum())} "
+                         f"tokens do not match {len(ids)} ids")
+    return BatchMessage(int(header["id"]), _segments_from_json(header["segments"]),
+                        RaggedTokens(ids, lengths, first_lengths))
 
 
 @dataclass(frozen=True)
@@ -112,16 +240,24 @@ def encode_ready(credits: int, done: Sequence[int] = ()) -> list[bytes]:
     return [READY, json.dumps({"credits": credits, "done": list(done)}).encode()]
 
 
+@_total
 def decode_ready(frames: Sequence[bytes]) -> ReadyMessage:
     """Frames after the ROUTER's identity frame."""
+    if frames[0] != READY:
+        raise _unexpected("READY", frames)
     body = json.loads(frames[1])
     return ReadyMessage(int(body["credits"]), [int(x) for x in body["done"]])
 
 
+# -- worker -> sink -----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ResultMessage:
+    """A batch's output rows (N, ...) in the batch's row order, or the error that stopped it."""
+
     batch_id: int
-    segments: list[WireSegment]
+    segments: list[Segment]
     vectors: np.ndarray | None
     tokens: list[list[str]] | None
     error: str | None = None
@@ -143,22 +279,31 @@ def encode_failed(batch: BatchMessage, message: str) -> list[bytes]:
     return [FAILED, json.dumps(header).encode()]
 
 
+@_total
 def decode_result(frames: Sequence[bytes]) -> ResultMessage:
     header = json.loads(frames[1])
     segments = _segments_from_json(header["segments"])
     if frames[0] == FAILED:
-        return ResultMessage(header["id"], segments, None, None, header["error"])
+        return ResultMessage(header["id"], segments, None, None, str(header["error"]))
+    if frames[0] != RESULT or len(frames) != 4:
+        raise _unexpected("a result", frames)
     vectors = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
     tokens = json.loads(frames[3]) if len(frames[3]) else None
     return ResultMessage(header["id"], segments, vectors, tokens)
 
 
+# -- ventilator -> sink -------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class JobMessage:
-    client_id: bytes
-    req_id: int
+    """A request the sink is to assemble: sent before any of its batches."""
+
+    key: JobKey
     num_rows: int
     want_tokens: bool
+    token_counts: list[int]
+    """Tokens the model reads per text ([CLS]/[SEP] included; all windows of a chunked text)."""
     windows: list[int] | None = None
     """-truncation chunk: windows per text (num_rows counts windows), else None."""
     weights: list[int] | None = None
@@ -166,34 +311,64 @@ class JobMessage:
 
 
 def encode_job(job: JobMessage) -> list[bytes]:
-    body: dict[str, Any] = {"client": job.client_id.hex(), "req_id": job.req_id,
-                            "rows": job.num_rows, "tokens": job.want_tokens}
+    body: dict[str, Any] = {"key": _key_to_json(job.key), "rows": job.num_rows,
+                            "tokens": job.want_tokens, "token_counts": job.token_counts}
     if job.windows is not None:
         body["windows"], body["weights"] = job.windows, job.weights
     return [JOB, json.dumps(body).encode()]
 
 
-def decode_job(frames: Sequence[bytes]) -> JobMessage:
+def _decode_job(frames: Sequence[bytes]) -> JobMessage:
     body = json.loads(frames[1])
-    return JobMessage(bytes.fromhex(body["client"]), int(body["req_id"]), int(body["rows"]),
-                      bool(body["tokens"]), body.get("windows"), body.get("weights"))
+    return JobMessage(_key_from_json(body["key"]), int(body["rows"]), bool(body["tokens"]),
+                      [int(n) for n in body["token_counts"]], body.get("windows"),
+                      body.get("weights"))
 
 
-def encode_json_for_client(client_id: bytes, req_id: int, body: dict[str, Any]) -> list[bytes]:
-    """Ask the sink to publish a config/status reply."""
-    return [JSON_REPLY, client_id, b"%d" % req_id, json.dumps(body, ensure_ascii=False).encode()]
+@dataclass(frozen=True)
+class PublishMessage:
+    """A finished public reply (built by `bert_serving.proto`) for the sink to publish."""
+
+    client_id: bytes
+    frames: list[bytes]
 
 
-def encode_client_gone(client_id: bytes) -> list[bytes]:
-    """Tell the ventilator a client unsubscribed: drop what it still has queued."""
-    return [CLIENT_GONE, client_id]
+def encode_publish(reply: Sequence[bytes]) -> list[bytes]:
+    """Ask the sink to publish `reply` (whose frame 0 is the client's identity) as it is."""
+    return [PUBLISH, *reply]
 
 
-def encode_client_back(client_id: bytes) -> list[bytes]:
-    """Tell the ventilator a client subscribed: requests it parked for that identity may run."""
-    return [CLIENT_BACK, client_id]
+@_total
+def decode_sink_control(frames: Sequence[bytes]) -> JobMessage | PublishMessage | None:
+    """What the sink's control socket got: a job, a reply to publish, or None for STOP."""
+    kind = frames[0]
+    if kind == JOB:
+        return _decode_job(frames)
+    if kind == PUBLISH and len(frames) >= 4:
+        return PublishMessage(bytes(frames[1]), [bytes(f) for f in frames[1:]])
+    if kind == Control.STOP.value:
+        return None
+    raise _unexpected("a sink message", frames)
 
 
-def encode_error_for_client(client_id: bytes, req_id: int, message: str, kind: str) -> list[bytes]:
-    """Ask the sink to publish an error reply."""
-    return [ERROR_REPLY, client_id, b"%d" % req_id, message.encode("utf-8"), kind.encode()]
+# -- control sockets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlMessage:
+    word: Control
+    subject: bytes = b""
+    """The worker or client the word is about, when it is about one."""
+
+
+def encode_control(word: Control, subject: bytes | None = None) -> list[bytes]:
+    return [word.value] if subject is None else [word.value, subject]
+
+
+@_total
+def decode_control(frames: Sequence[bytes]) -> ControlMessage:
+    """The word and subject of a control message; MalformedFrame for anything else."""
+    word = next((w for w in Control if w.value == frames[0]), None)
+    if word is None or len(frames) > 2:
+        raise _unexpected("a control message", frames)
+    return ControlMessage(word, bytes(frames[1]) if len(frames) == 2 else b"")

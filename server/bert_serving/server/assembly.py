@@ -6,7 +6,7 @@ once into one preallocated array, so the reply is never held twice.
 
 Usage::
 
-    job = JobAssembly(JobKey(b"client", 3), num_rows=5, want_tokens=False)
+    job = JobAssembly(JobKey(b"client", 3), num_rows=5, want_tokens=False)   # proto.internal
     job.add([4, 0], vectors)          # rows 4 and 0 of the request
     if job.complete: publish(job.result())
 """
@@ -14,34 +14,31 @@ Usage::
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from bert_serving.proto.internal import JobKey
+from bert_serving.proto.rows import RowBuffer
+
 from .chunking import ChunkReducer
 
-__all__ = ["JobAssembly", "JobKey"]
-
-
-@dataclass(frozen=True, order=True)
-class JobKey:
-    """A request is named by its client and that client's request id."""
-
-    client_id: bytes
-    req_id: int
+__all__ = ["JobAssembly"]
 
 
 class JobAssembly:
     """The rows of one request, filled in as batches finish."""
 
     def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False,
-                 chunks: ChunkReducer | None = None) -> None:
+                 chunks: ChunkReducer | None = None, token_counts: list[int] | None = None,
+                 min_tokens: int = 0) -> None:
         self.key = key
         self.chunks = chunks
         """-truncation chunk: rows are windows, folded into one per text by `result`."""
+        self.token_counts = token_counts
+        """Tokens the model read per text, for the reply header."""
         self.num_rows = num_rows
         self.created = time.monotonic()
-        self._array: np.ndarray | None = None
+        self._rows = RowBuffer(num_rows, min_tokens=min_tokens)
         self._filled = np.zeros(num_rows, dtype=bool)
         self._filled_count = 0
         self._tokens: list[list[str]] | None = (
@@ -60,35 +57,21 @@ class JobAssembly:
         fresh = ~self._filled[index]
         if not fresh.any():
             return
-        array = self._storage_for(vectors)
-        target, source = index[fresh], vectors[fresh]
-        if array.ndim == 3:  # token vectors: shorter batches are zero-padded on the right
-            array[target, : source.shape[1]] = source
-        else:
-            array[target] = source
-        self._filled[target] = True
+        self._rows.write(index[fresh], vectors[fresh])
+        self._filled[index[fresh]] = True
         self._filled_count += int(fresh.sum())
         if self._tokens is not None and tokens is not None:
             for row, row_tokens, is_fresh in zip(rows, tokens, fresh, strict=False):
                 if is_fresh:
                     self._tokens[row] = row_tokens
 
-    def _storage_for(self, vectors: np.ndarray) -> np.ndarray:
-        """The output array, allocated on the first batch, widened for longer token rows."""
-        if self._array is None:
-            self._array = np.zeros((self.num_rows, *vectors.shape[1:]), dtype=vectors.dtype)
-        elif vectors.ndim == 3 and vectors.shape[1] > self._array.shape[1]:
-            wider = np.zeros((self.num_rows, *vectors.shape[1:]), dtype=self._array.dtype)
-            wider[:, : self._array.shape[1]] = self._array
-            self._array = wider
-        return self._array
-
     def result(self) -> tuple[np.ndarray, list[list[str]] | None]:
-        assert self._array is not None and self.complete
+        assert self.complete
+        array = self._rows.array
         if self.chunks is None:
-            return self._array, self._tokens
+            return array, self._tokens
         tokens = self.chunks.join_tokens(self._tokens) if self._tokens is not None else None
-        return self.chunks.reduce(self._array), tokens
+        return self.chunks.reduce(array), tokens
 
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.monotonic()) - self.created

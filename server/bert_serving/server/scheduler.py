@@ -13,32 +13,36 @@ Pure logic, no sockets: the ventilator adds jobs and asks for the next batch.
 Usage::
 
     scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=16384)
-    scheduler.add(JobRows(key, rows, lengths))   # rows: a request's texts, or their tokens
+    scheduler.add(JobRows(key, tokens, tokens.lengths))   # a request's RaggedTokens
     batch = scheduler.next_batch()
+    payload = RaggedTokens.concatenate([p.take(s.rows) for p, s in batch.parts()])
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Batch", "BatchScheduler", "JobRows", "Segment"]
+from bert_serving.proto.internal import JobKey, Segment
+
+__all__ = ["Batch", "BatchScheduler", "JobRows"]
 
 
 @dataclass
 class JobRows:
     """The rows of one request waiting to run, with their token lengths.
 
-    The scheduler never looks inside a row; the server's rows are token ids
-    (`TokenRow`), tests use strings.
+    The scheduler never looks inside `payload`, and never copies it: a batch says
+    which rows of which job's payload it holds. The server's payload is the
+    request's `RaggedTokens`; tests use lists of strings.
     """
 
-    key: Hashable
-    items: Sequence[Any]
+    key: JobKey
+    payload: Any
     lengths: Sequence[int] | np.ndarray
     order: np.ndarray = field(init=False)  # row indices, shortest first
     next_row: int = field(init=False, default=0)
@@ -47,28 +51,29 @@ class JobRows:
         self.order = np.argsort(np.asarray(self.lengths), kind="stable")
 
     @property
+    def size(self) -> int:
+        return len(self.order)
+
+    @property
     def remaining(self) -> int:
         return len(self.order) - self.next_row
 
 
 @dataclass(frozen=True)
-class Segment:
-    """Rows of one job inside a batch."""
-
-    key: Hashable
-    rows: list[int]
-
-
-@dataclass(frozen=True)
 class Batch:
-    """Rows that run in one forward pass, and where each row's result goes."""
+    """Rows that run in one forward pass: `segments[i]` are rows of `payloads[i]`."""
 
     segments: list[Segment]
-    items: list[Any]
+    payloads: list[Any]
+    rows: int
     padded_tokens: int
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.rows
+
+    def parts(self) -> Iterator[tuple[Any, Segment]]:
+        """Each job's payload with the segment of its rows, in batch order."""
+        return zip(self.payloads, self.segments, strict=True)
 
 
 class _BatchFiller:
@@ -78,13 +83,14 @@ class _BatchFiller:
         self.max_rows = max_rows
         self.max_tokens = max_tokens
         self.segments: list[Segment] = []
-        self.items: list[Any] = []
+        self.payloads: list[Any] = []
+        self.rows = 0
         self.longest = 0
 
     def fits(self, length: int) -> bool:
-        if not self.items:
+        if not self.rows:
             return True  # one row always fits, however long
-        rows = len(self.items) + 1
+        rows = self.rows + 1
         return rows <= self.max_rows and rows * max(self.longest, length) <= self.max_tokens
 
     def take_from(self, job: JobRows) -> None:
@@ -95,14 +101,15 @@ class _BatchFiller:
             if not self.fits(length):
                 break
             rows.append(row)
-            self.items.append(job.items[row])
+            self.rows += 1
             self.longest = max(self.longest, length)
             job.next_row += 1
         if rows:
             self.segments.append(Segment(job.key, rows))
+            self.payloads.append(job.payload)
 
     def build(self) -> Batch:
-        return Batch(self.segments, self.items, len(self.items) * self.longest)
+        return Batch(self.segments, self.payloads, self.rows, self.rows * self.longest)
 
 
 class BatchScheduler:
@@ -121,9 +128,9 @@ class BatchScheduler:
         self.pending_texts = 0
 
     def add(self, job: JobRows) -> None:
-        small = len(job.items) <= self.priority_batch_size
+        small = job.size <= self.priority_batch_size
         (self._priority if small else self._normal).append(job)
-        self.pending_texts += len(job.items)
+        self.pending_texts += job.size
 
     def __bool__(self) -> bool:
         return bool(self._retry or self._priority or self._normal)
@@ -163,7 +170,7 @@ class BatchScheduler:
         self.pending_texts -= len(batch)
         return batch
 
-    def cancel(self, should_drop: Callable[[Hashable], bool]) -> int:
+    def cancel(self, should_drop: Callable[[JobKey], bool]) -> int:
         """Drop the waiting rows of jobs whose key matches (their client left); returns rows."""
         dropped = 0
         for queue in (self._priority, self._normal):

@@ -31,26 +31,25 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any
 
-import numpy as np
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from bert_serving.client import BertClient
+from bert_serving.proto.internal import Control, encode_control
 
 from .access import start_authenticator
 from .chunking import Reduction, reduction_for
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget, show_config
 from .engine import build_tokenizer
 from .errors import BertServingError, ConfigError
-from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
+from .http import GatewaySettings, HttpGateway, create_app
 from .http.served_model import native_embedding_notes, served_model
+from .pooling import PoolingStrategy
 from .runtime import usable_gpu_count
-from .sink import STOP as SINK_STOP
 from .sink import Sink
 from .tokenization import TextTokenizer
-from .ventilator import STOP_ACCEPTING, WORKER_DIED, Ventilator
+from .ventilator import Ventilator
 from .worker import WorkerSpec, run_worker
 
 __all__ = ["BertServer", "ServerStartError", "assign_devices", "threads_per_worker"]
@@ -96,24 +95,6 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
 
 
-def _token_counter(tokenizer: TextTokenizer, chunk_overlap: int | None) -> TokenCounter:
-    """Tokens per text as batching counts them, for the gateway's usage reports.
-
-    Under -truncation chunk (`chunk_overlap` set), a text's tokens are all its windows'.
-    """
-
-    def count_tokens(texts: Any, is_tokenized: bool) -> list[int]:
-        if is_tokenized:
-            return tokenizer.tokenize_rows(texts, is_tokenized=True).lengths.tolist()
-        if chunk_overlap is None:
-            return tokenizer.lengths(texts)
-        rows, per_text = tokenizer.tokenize_windows(texts, overlap=chunk_overlap)
-        starts = np.cumsum(per_text) - np.asarray(per_text)
-        return np.add.reduceat(rows.lengths, starts).tolist() if len(rows) else []
-
-    return count_tokens
-
-
 def threads_per_worker(config: ServerConfig, device: str) -> int:
     """-intra_op_threads if given; else the usable cores shared out on CPU, and 1 on a GPU.
 
@@ -154,7 +135,6 @@ class BertServer:
         self.shutdown_event = threading.Event()
         self.context = zmq.Context()
         self.workers: list[_WorkerProcess] = []
-        self.worker_restarts = 0
         self._spawn = multiprocessing.get_context("spawn")
         self.ready = False
         self.gateway: HttpGateway | None = None
@@ -181,8 +161,7 @@ class BertServer:
         self.padder = padder if self.config.show_tokens_to_client else padder.without_tokens()
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
-        overlap = self.config.chunk_overlap if self.config.truncation == "chunk" else None
-        self._start_gateway(_token_counter(tokenizer, overlap), tokenizer)
+        self._start_gateway(tokenizer)
         for index in range(self.config.num_worker):
             self._start_worker(index)
         self._wait_for_workers()
@@ -212,7 +191,8 @@ class BertServer:
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout,
                              access=self.config.access, fault=self.config.fault,
                              reduction=self._chunk_reduction(),
-                             normalize=self.config.engine.normalize)
+                             normalize=self.config.engine.normalize,
+                             min_tokens=self._token_rows())
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
@@ -231,12 +211,18 @@ class BertServer:
         self.sink_thread.start()
         self.ventilator_thread.start()
 
+    def _token_rows(self) -> int:
+        """Token-level replies are -max_seq_len long, as the original's (0: as long as needed)."""
+        engine = self.config.engine
+        token_level = engine.pooling.strategy is PoolingStrategy.NONE
+        return (engine.max_seq_len or 0) if token_level else 0
+
     def _chunk_reduction(self) -> Reduction:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
         return reduction_for(self.config.engine.pooling.strategy)
 
-    def _start_gateway(self, count_tokens: TokenCounter, tokenizer: TextTokenizer) -> None:
+    def _start_gateway(self, tokenizer: TextTokenizer) -> None:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
         if self.config.http_port is None:
             return
@@ -248,8 +234,8 @@ class BertServer:
         for note in native_embedding_notes(self.config):
             log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
-        app = create_app(settings, self._local_client, count_tokens=count_tokens,
-                         is_ready=self.is_ready, is_alive=self.is_alive,
+        app = create_app(settings, self._local_client, is_ready=self.is_ready,
+                         is_alive=self.is_alive,
                          model=served_model(self.config, tokenizer, self.graph.metadata.head))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
@@ -322,7 +308,7 @@ class BertServer:
                 continue
             log.warning("worker %s exited (code %s): restarting",
                         worker.spec.worker_id.decode(), worker.process.exitcode)
-            self._tell_ventilator([WORKER_DIED, worker.spec.worker_id])
+            self._tell_ventilator(encode_control(Control.WORKER_DIED, worker.spec.worker_id))
             now = time.monotonic()
             restarts = worker.restarts
             while restarts and restarts[0] < now - CRASH_LOOP_WINDOW_S:
@@ -333,7 +319,6 @@ class BertServer:
                 worker.given_up = True
                 continue
             restarts.append(now)
-            self.worker_restarts += 1
             self._start_worker(index, worker.generation + 1)
             self.workers[index].restarts = restarts
 
@@ -369,16 +354,16 @@ class BertServer:
             return
         if not broken:
             self._drain()
-        self._tell_ventilator([b"STOP"])
+        self._tell_ventilator(encode_control(Control.STOP))
         self.ventilator_thread.join(5)
-        self._tell(self.sink.control_address, [SINK_STOP])
+        self._tell(self.sink.control_address, encode_control(Control.STOP))
         self.sink_thread.join(5)
         self._end_workers(0 if broken else 5)
         self._close()
         log.info("bert-serving stopped")
 
     def _drain(self) -> None:
-        self._tell_ventilator([STOP_ACCEPTING])
+        self._tell_ventilator(encode_control(Control.STOP_ACCEPTING))
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while (self.ventilator.busy or self.sink.busy) and time.monotonic() < deadline:
             self._restart_dead_workers()

@@ -13,7 +13,6 @@ No message stops the loop: a handler that raises is logged and the loop goes on.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,27 +22,25 @@ from typing import Any
 import numpy as np
 import zmq
 
-from bert_serving.proto import encode_embedding_reply, encode_error_reply, encode_json_reply
+from bert_serving.proto import ErrorKind, encode_embedding_reply, encode_error_reply
 from bert_serving.proto.internal import (
-    ERROR_REPLY,
-    JOB,
-    JSON_REPLY,
+    Control,
+    JobKey,
     JobMessage,
+    PublishMessage,
     ResultMessage,
-    decode_job,
     decode_result,
-    encode_client_back,
-    encode_client_gone,
+    decode_sink_control,
+    encode_control,
 )
 
 from .access import AccessPolicy
-from .assembly import JobAssembly, JobKey
+from .assembly import JobAssembly
 from .chunking import ChunkReducer, Reduction
 
 __all__ = ["InjectedSinkFault", "Sink"]
 
 log = logging.getLogger(__name__)
-STOP = b"STOP"
 _POLL_MS = 100
 HOLD_FOR_SUBSCRIBER_S = 5.0
 
@@ -65,15 +62,15 @@ class Sink:
     def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
                  job_timeout: float, access: AccessPolicy | None = None,
                  fault: str | None = None, reduction: Reduction = "mean",
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, min_tokens: int = 0) -> None:
         self.job_timeout = job_timeout
+        self.min_tokens = min_tokens  # token-level replies are at least this long
         self.fault = fault
         self.reduction = reduction  # how -truncation chunk folds a text's windows
         self.normalize = normalize
         self.jobs: dict[JobKey, JobAssembly] = {}
         self.subscribed: set[bytes] = set()
         self.held: list[_HeldReply] = []
-        self.replies_sent = 0
         self.to_ventilator: zmq.Socket[bytes] | None = None
         self.out = context.socket(zmq.XPUB)
         self.out.setsockopt(zmq.XPUB_VERBOSE, 1)
@@ -132,7 +129,6 @@ class Sink:
     def _publish(self, client_id: bytes, frames: list[bytes | memoryview]) -> None:
         if client_id in self.subscribed:
             self.out.send_multipart(frames, copy=False)
-            self.replies_sent += 1
         else:
             self.held.append(_HeldReply(client_id, frames,
                                         time.monotonic() + HOLD_FOR_SUBSCRIBER_S))
@@ -143,7 +139,7 @@ class Sink:
         topic = bytes(message[1:])
         if message[0] == 1:
             self.subscribed.add(topic)
-            self._tell_ventilator(encode_client_back(topic))
+            self._tell_ventilator(encode_control(Control.CLIENT_BACK, topic))
             self._flush_held(lambda held: held.client_id == topic)
         elif message[0] == 0:
             self.subscribed.discard(topic)
@@ -154,7 +150,6 @@ class Sink:
         for held in self.held:
             if ready(held):
                 self.out.send_multipart(held.frames, copy=False)
-                self.replies_sent += 1
             else:
                 keep.append(held)
         self.held = keep
@@ -177,7 +172,7 @@ class Sink:
 
     def _drop_client(self, client_id: bytes) -> None:
         """The client is gone: its unfinished jobs would be published to nobody."""
-        self._tell_ventilator(encode_client_gone(client_id))
+        self._tell_ventilator(encode_control(Control.CLIENT_GONE, client_id))
         gone = [key for key in self.jobs if key.client_id == client_id]
         for key in gone:
             del self.jobs[key]
@@ -196,21 +191,16 @@ class Sink:
     # -- messages from the ventilator and workers -------------------------------------------
 
     def _on_control(self, frames: list[bytes]) -> bool:
-        kind = frames[0]
-        if kind == JOB:
-            job = decode_job(frames)
-            key = JobKey(job.client_id, job.req_id)
-            self.jobs[key] = JobAssembly(key, job.num_rows, want_tokens=job.want_tokens,
-                                         chunks=self._chunks(job))
-        elif kind == JSON_REPLY:
-            client, req_id, body = frames[1], int(frames[2]), json.loads(frames[3])
-            self._publish(client, encode_json_reply(client, req_id, body))
-        elif kind == ERROR_REPLY:
-            client, req_id = frames[1], int(frames[2])
-            message, error_kind = frames[3].decode("utf-8"), frames[4].decode()
-            self._publish(client, encode_error_reply(client, req_id, message, error_kind))
-        elif kind == STOP:
+        message = decode_sink_control(frames)
+        if message is None:
             return False
+        if isinstance(message, PublishMessage):
+            self._publish(message.client_id, list(message.frames))
+        else:
+            self.jobs[message.key] = JobAssembly(
+                message.key, message.num_rows, want_tokens=message.want_tokens,
+                chunks=self._chunks(message), token_counts=message.token_counts,
+                min_tokens=self.min_tokens)
         return True
 
     def _chunks(self, job: JobMessage) -> ChunkReducer | None:
@@ -220,12 +210,11 @@ class Sink:
 
     def _on_result(self, result: ResultMessage) -> None:
         offset = 0
-        for client_id, req_id, rows in result.segments:
-            key = JobKey(client_id, req_id)
-            job = self.jobs.get(key)
-            count = len(rows)
+        for segment in result.segments:
+            job = self.jobs.get(segment.key)
+            count = len(segment.rows)
             if job is not None:
-                self._add_rows(job, result, rows, offset, count)
+                self._add_rows(job, result, segment.rows, offset, count)
             offset += count
 
     def _add_rows(
@@ -235,7 +224,7 @@ class Sink:
             del self.jobs[job.key]
             self._publish(job.key.client_id, encode_error_reply(
                 job.key.client_id, job.key.req_id, f"encoding failed: {result.error}",
-                "EncodingFailed"))
+                ErrorKind.ENCODING_FAILED))
             return
         assert result.vectors is not None
         tokens = result.tokens[offset: offset + count] if result.tokens else None
@@ -245,5 +234,6 @@ class Sink:
             array, job_tokens = job.result()
             self._publish(job.key.client_id,
                           encode_embedding_reply(job.key.client_id, job.key.req_id,
-                                                 np.ascontiguousarray(array), job_tokens))
+                                                 np.ascontiguousarray(array), job_tokens,
+                                                 job.token_counts))
 

@@ -61,6 +61,8 @@ import numpy as np
 from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
+from bert_serving.proto.internal import RaggedTokens
+
 from .chunking import window_starts
 from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
@@ -72,7 +74,6 @@ __all__ = [
     "SpecialTemplate",
     "TextTokenizer",
     "TokenBatch",
-    "TokenRow",
     "WordPieceTokenizer",
     "read_vocab",
 ]
@@ -129,13 +130,6 @@ class TokenBatch:
         return int(self.attention_mask.sum())
 
 
-class TokenRow(NamedTuple):
-    """One text's ids ([CLS]/[SEP] included) and how many of them are of token type 0."""
-
-    ids: np.ndarray
-    first_length: int
-
-
 class Piece(NamedTuple):
     """One word piece of a text and where it came from (character offsets into the text)."""
 
@@ -143,40 +137,6 @@ class Piece(NamedTuple):
     token: str
     start: int
     stop: int
-
-
-@dataclass(frozen=True)
-class RaggedTokens:
-    """Rows of token ids without padding: what the ventilator hands a worker.
-
-    The ventilator must tokenize every text to group rows by length; sending the
-    ids on spares the worker a second tokenization of the same texts, which on a
-    GPU (forward pass nearly free) is a large share of the pipeline's CPU time.
-    """
-
-    ids: np.ndarray
-    """int32 [total tokens]: every row's ids, concatenated in row order."""
-    lengths: np.ndarray
-    """int64 [rows]: tokens per row, specials included."""
-    first_lengths: np.ndarray
-    """int64 [rows]: leading tokens of type 0 ([CLS], the first text, its [SEP])."""
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def rows(self) -> list[TokenRow]:
-        """One `TokenRow` per text (views, not copies), for the scheduler to pick from."""
-        split = np.split(self.ids, np.cumsum(self.lengths)[:-1]) if len(self) else []
-        return [TokenRow(ids, first) for ids, first in
-                zip(split, self.first_lengths.tolist(), strict=True)]
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[TokenRow]) -> RaggedTokens:
-        """The batch made of these rows, in this order."""
-        lengths = np.fromiter((len(row.ids) for row in rows), dtype=np.int64, count=len(rows))
-        ids = np.concatenate([row.ids for row in rows]) if rows else np.empty(0, np.int32)
-        firsts = np.fromiter((row.first_length for row in rows), dtype=np.int64, count=len(rows))
-        return cls(ids.astype(np.int32, copy=False), lengths, firsts)
 
 
 class Padder:
@@ -676,7 +636,7 @@ class TextTokenizer:
         A pair is one row, truncated as `tokenize_rows` does: which window of the
         second text would go with which of the first has no answer.
         """
-        rows: list[TokenRow] = []
+        rows: list[RaggedTokens] = []
         per_text: list[int] = []
         width = self._part_limit
         prefix = np.asarray(self._template.prefix, dtype=np.int32)
@@ -684,16 +644,17 @@ class TextTokenizer:
         for text in texts:
             _, second = _split_pair(text)
             if second is not None:
-                rows.extend(self.tokenize_rows([text]).rows())
+                rows.append(self.tokenize_rows([text]))
                 per_text.append(1)
                 continue
             ids = np.asarray(self._encode_long(text).ids, dtype=np.int32)
             starts = window_starts(len(ids), width, overlap)
             for start in starts:
                 window = np.concatenate([prefix, ids[start: start + width], suffix])
-                rows.append(TokenRow(window, len(window)))
+                length = np.array([len(window)], dtype=np.int64)
+                rows.append(RaggedTokens(window, length, length))
             per_text.append(len(starts))
-        return RaggedTokens.from_rows(rows), per_text
+        return RaggedTokens.concatenate(rows), per_text
 
     def pieces(self, text: str) -> list[Piece]:
         """The text's pieces, untruncated, without special tokens, with their offsets.

@@ -22,33 +22,38 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
+import numpy as np
 import zmq
 
 from bert_serving.proto import (
     MAX_IDENTITY_BYTES,
     PROTOCOL_VERSION,
     Command,
+    ErrorKind,
     MalformedRequest,
     Request,
     TextPayloadError,
     decode_texts,
+    encode_error_reply,
+    encode_json_reply,
     parse_request,
 )
 from bert_serving.proto.internal import (
-    CLIENT_BACK,
-    CLIENT_GONE,
     BatchMessage,
+    Control,
+    JobKey,
     JobMessage,
+    RaggedTokens,
+    decode_control,
     decode_ready,
     encode_batch,
-    encode_error_for_client,
     encode_job,
-    encode_json_for_client,
-    encode_stop,
+    encode_publish,
+    encode_worker_stop,
 )
 
 from . import __version__
@@ -58,13 +63,11 @@ from .config import ServerConfig
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
-from .tokenization import RaggedTokens, TextTokenizer
+from .tokenization import TextTokenizer
 
 __all__ = ["InjectedFault", "Ventilator"]
 
 log = logging.getLogger(__name__)
-WORKER_DIED = b"WORKER_DIED"
-STOP_ACCEPTING = b"STOP_ACCEPTING"
 _POLL_MS = 100
 
 
@@ -107,7 +110,6 @@ class Ventilator:
         if config.truncation == "chunk":  # a bad -chunk_overlap fails the start, not a request
             window_starts(0, tokenizer.window_width, config.chunk_overlap)
         self.workers: dict[bytes, _WorkerState] = {}
-        self.workers_seen = threading.Event()
         self.departed: DepartedClients[Request] = DepartedClients()
         self.accepting = True
         self._next_batch_id = 0
@@ -161,7 +163,8 @@ class Ventilator:
             client = _addressable(args[0]) if handle == self._on_frames else None
             if client is not None:
                 self._reply_error(client, 0, f"the server could not handle this request: "
-                                  f"{type(error).__name__}: {str(error)[:200]}", "ServerError")
+                                  f"{type(error).__name__}: {str(error)[:200]}",
+                                  ErrorKind.SERVER_ERROR)
             return True
 
     def _expire_departed(self) -> None:
@@ -177,25 +180,22 @@ class Ventilator:
     # -- supervisor messages ----------------------------------------------------------------
 
     def _on_control(self, frames: list[bytes]) -> bool:
-        if frames[0] == WORKER_DIED:
+        message = decode_control(frames)
+        if message.word is Control.WORKER_DIED:
             self.stats.on_worker_restart()
-            self._requeue_worker(frames[1])
-            return True
-        if frames[0] == CLIENT_GONE:
-            self._client_left(frames[1])
-            return True
-        if frames[0] == CLIENT_BACK:
-            for request in self.departed.returned(frames[1]):
+            self._requeue_worker(message.subject)
+        elif message.word is Control.CLIENT_GONE:
+            self._client_left(message.subject)
+        elif message.word is Control.CLIENT_BACK:
+            for request in self.departed.returned(message.subject):
                 self._on_texts(request)
-            return True
-        if frames[0] == STOP_ACCEPTING:
+        elif message.word is Control.STOP_ACCEPTING:
             self.accepting = False
-            return True
-        return False  # STOP
+        return message.word is not Control.STOP
 
     def _client_left(self, gone: bytes) -> None:
         self.departed.left(gone)
-        dropped = self.scheduler.cancel(lambda key: self._job_key(key)[0] == gone)
+        dropped = self.scheduler.cancel(lambda key: key.client_id == gone)
         if dropped:
             log.info("client %r left: %d queued texts dropped", gone[:40], dropped)
 
@@ -210,7 +210,7 @@ class Ventilator:
 
     def _stop_workers(self) -> None:
         for worker_id in self.workers:
-            self.backend.send_multipart(encode_stop(worker_id))
+            self.backend.send_multipart(encode_worker_stop(worker_id))
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -220,7 +220,6 @@ class Ventilator:
         state.credits += ready.credits
         for batch_id in ready.done:
             state.in_flight.pop(batch_id, None)
-        self.workers_seen.set()
 
     def _dispatch(self) -> None:
         while self.scheduler:
@@ -235,20 +234,17 @@ class Ventilator:
             state.credits -= 1
             state.in_flight[self._next_batch_id] = batch
             self.stats.on_batch(len(batch))
-            segments = [(*self._job_key(s.key), s.rows) for s in batch.segments]
-            tokens = RaggedTokens.from_rows(batch.items)
-            message = BatchMessage(self._next_batch_id, segments, tokens.ids, tokens.lengths,
-                                   tokens.first_lengths)
+            tokens = RaggedTokens.concatenate([payload.take(segment.rows)
+                                               for payload, segment in batch.parts()])
+            message = BatchMessage(self._next_batch_id, batch.segments, tokens)
             self.backend.send_multipart(encode_batch(worker_id, message))
-
-    @staticmethod
-    def _job_key(key: Hashable) -> tuple[bytes, int]:
-        return cast(tuple[bytes, int], key)  # the ventilator only adds such keys
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _reply_error(self, client_id: bytes, req_id: int, message: str, kind: str) -> None:
-        self.to_sink.send_multipart(encode_error_for_client(client_id, req_id, message, kind))
+    def _reply_error(self, client_id: bytes, req_id: int, message: str,
+                     kind: ErrorKind) -> None:
+        self.to_sink.send_multipart(encode_publish(
+            encode_error_reply(client_id, req_id, message, kind)))
 
     def _on_frames(self, frames: list[bytes], peer: str | None = None) -> None:
         try:
@@ -258,7 +254,7 @@ class Ventilator:
             log.warning("malformed request: %s", error)
             if error.client_id is not None:
                 self._reply_error(error.client_id, error.req_id, f"malformed request: {error}",
-                                  "MalformedRequest")
+                                  ErrorKind.MALFORMED_REQUEST)
             return
         if request.command is not None:
             self._on_command(request, peer)
@@ -284,7 +280,8 @@ class Ventilator:
                 "in_flight_batches": sum(len(w.in_flight) for w in self.workers.values()),
                 "departed_clients": len(self.departed),
             }
-        self.to_sink.send_multipart(encode_json_for_client(request.client_id, request.req_id, body))
+        self.to_sink.send_multipart(encode_publish(
+            encode_json_reply(request.client_id, request.req_id, body)))
 
     def _config_body(self, client_id: bytes) -> dict[str, Any]:
         now = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -307,7 +304,7 @@ class Ventilator:
     def _on_texts(self, request: Request) -> None:
         client, req_id = request.client_id, request.req_id
         if not self.accepting:
-            self._reply_error(client, req_id, "server is shutting down", "ServerBusy")
+            self._reply_error(client, req_id, "server is shutting down", ErrorKind.SERVER_BUSY)
             return
         try:
             texts, is_tokenized = decode_texts(request.payload,
@@ -316,20 +313,23 @@ class Ventilator:
             tokens, windows = self._tokenize(texts, is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
-            self._reply_error(client, req_id, str(error), "BadRequest")
+            self._reply_error(client, req_id, str(error), ErrorKind.BAD_REQUEST)
             return
         if self.scheduler.pending_texts + len(tokens) > self.config.max_queue_texts:
             self.stats.on_rejected()
             self._reply_error(client, req_id,
                               f"server busy: {self.scheduler.pending_texts} texts are waiting "
-                              f"(limit {self.config.max_queue_texts}); retry later", "ServerBusy")
+                              f"(limit {self.config.max_queue_texts}); retry later",
+                              ErrorKind.SERVER_BUSY)
             return
         self.stats.on_data_request(client, len(texts))
         self.stats.on_tokens(int(tokens.lengths.sum()))
-        job = JobMessage(client, req_id, len(tokens), self.config.show_tokens_to_client,
-                         windows, self._window_weights(tokens) if windows else None)
+        key = JobKey(client, req_id)
+        job = JobMessage(key, len(tokens), self.config.show_tokens_to_client,
+                         _tokens_per_text(tokens, windows), windows,
+                         self._window_weights(tokens) if windows else None)
         self.to_sink.send_multipart(encode_job(job))
-        self.scheduler.add(JobRows((client, req_id), tokens.rows(), tokens.lengths))
+        self.scheduler.add(JobRows(key, tokens, tokens.lengths))
 
     def _tokenize(self, texts: list[Any], is_tokenized: bool) -> tuple[RaggedTokens,
                                                                        list[int] | None]:
@@ -360,6 +360,14 @@ class Ventilator:
         """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep."""
         masked = self.tokenizer.single_specials if self.config.engine.pooling.mask_cls_sep else 0
         return [max(0, n - masked) for n in tokens.lengths.tolist()]
+
+
+def _tokens_per_text(tokens: RaggedTokens, windows: list[int] | None) -> list[int]:
+    """Tokens the model reads per text: a chunked text's are all its windows'."""
+    if windows is None:
+        return [int(n) for n in tokens.lengths.tolist()]
+    starts = np.cumsum(windows) - np.asarray(windows)
+    return [int(n) for n in np.add.reduceat(tokens.lengths, starts).tolist()]
 
 
 def _addressable(frames: list[bytes]) -> bytes | None:

@@ -21,6 +21,7 @@ import zmq
 
 from bert_serving.proto.internal import (
     BatchMessage,
+    MalformedFrame,
     decode_batch,
     encode_failed,
     encode_ready,
@@ -29,8 +30,7 @@ from bert_serving.proto.internal import (
 
 from .engine import Engine, EngineOptions
 from .graph_contract import PreparedGraph
-from .pooling import PoolingStrategy
-from .tokenization import Padder, RaggedTokens, TokenBatch
+from .tokenization import Padder, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 
@@ -70,8 +70,7 @@ class _Worker:
         self.parent = os.getppid()
 
     def pad(self, batch: BatchMessage) -> TokenBatch:
-        rows = RaggedTokens(batch.token_ids, batch.lengths, batch.first_lengths)
-        return self.engine.padder.pad(rows, with_tokens=self.spec.show_tokens)
+        return self.engine.padder.pad(batch.tokens, with_tokens=self.spec.show_tokens)
 
     def receive(self) -> bool:
         """Take every batch that has arrived (waiting if none is pending); False on STOP."""
@@ -80,7 +79,7 @@ class _Worker:
             frames = self.requests.recv_multipart()
             try:
                 batch = decode_batch(frames)
-            except Exception:  # a frame we cannot read must not end the worker
+            except MalformedFrame:  # a frame we cannot read must not end the worker
                 log.exception("unreadable message from the ventilator (%d frames) ignored",
                               len(frames))
                 continue
@@ -94,20 +93,15 @@ class _Worker:
         batch = self.pending.popleft()
         try:
             tokens = self.pad(batch)
-            vectors = self.shape_output(self.engine.embed(tokens))
+            vectors = self.reply_dtype(self.engine.embed(tokens))
             self.results.send_multipart(encode_result(batch, vectors, tokens.tokens), copy=False)
         except Exception as error:  # a bad batch must not kill the worker or hang its clients
             log.exception("batch %d failed", batch.batch_id)
             self.results.send_multipart(encode_failed(batch, f"{type(error).__name__}: {error}"))
         self.requests.send_multipart(encode_ready(1, [batch.batch_id]))
 
-    def shape_output(self, vectors: np.ndarray) -> np.ndarray:
-        """Token-level output padded to max_seq_len, as the original; float16 under -fp16."""
-        options = self.spec.engine
-        if options.pooling.strategy is PoolingStrategy.NONE and options.max_seq_len:
-            missing = options.max_seq_len - vectors.shape[1]
-            if missing > 0:
-                vectors = np.pad(vectors, ((0, 0), (0, missing), (0, 0)))
+    def reply_dtype(self, vectors: np.ndarray) -> np.ndarray:
+        """float16 under -fp16; token-level rows stay as long as the batch (the sink widens)."""
         return vectors.astype(np.float16) if self.spec.fp16_replies else vectors
 
     def serve(self) -> None:

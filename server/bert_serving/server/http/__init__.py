@@ -16,7 +16,7 @@ thread).
 
 Usage::
 
-    app = create_app(GatewaySettings.from_config(config), make_client, count_tokens=count)
+    app = create_app(GatewaySettings.from_config(config), make_client)
     HttpGateway(app, host="0.0.0.0", port=8125).start()
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from .app import create_app
 from .gateway import GatewayStartError, HttpGateway
-from .service import TokenCounter
 from .settings import GatewaySettings
 
-__all__ = ["GatewaySettings", "GatewayStartError", "HttpGateway", "TokenCounter", "create_app"]
+__all__ = ["GatewaySettings", "GatewayStartError", "HttpGateway", "create_app"]

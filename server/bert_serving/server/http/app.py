@@ -13,7 +13,7 @@ Middlewares, outermost first, and why in that order:
 Usage::
 
     app = create_app(settings, lambda: BertClient(port=5555, port_out=5556),
-                     count_tokens=server_count_tokens, is_ready=lambda: server.ready,
+                     is_ready=lambda: server.ready,
                      model=ServedModel(name="all-MiniLM-L6-v2", tools=tokenizer))
 """
 
@@ -37,7 +37,7 @@ from .limits import ConcurrencyLimitMiddleware
 from .metrics import GatewayMetrics, MetricsMiddleware
 from .preparation import ServedModel
 from .routes import bert_routes, openai_routes, probe_routes
-from .service import EmbeddingService, TokenCounter
+from .service import EmbeddingService
 from .settings import GatewaySettings
 from .tei_routes import tei_routes
 
@@ -60,7 +60,7 @@ def _always() -> bool:
 
 
 def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClient], *,
-               count_tokens: TokenCounter, is_ready: Callable[[], bool] = _always,
+               is_ready: Callable[[], bool] = _always,
                is_alive: Callable[[], bool] = _always,
                model: ServedModel | None = None) -> FastAPI:
     """The gateway app; `client_factory` is called once, in a thread, as the app starts.
@@ -72,7 +72,7 @@ def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClien
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in
     # the package (under /static-offline-docs), not from a CDN an offline host cannot reach.
     app = FastAPIOffline(title="bert-serving", version=__version__, description=_DESCRIPTION,
-                         lifespan=_lifespan(settings, client_factory, count_tokens, metrics))
+                         lifespan=_lifespan(settings, client_factory, metrics))
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.is_ready = is_ready
@@ -100,7 +100,6 @@ def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMe
 
 
 def _lifespan(settings: GatewaySettings, client_factory: Callable[[], BertClient],
-              count_tokens: TokenCounter,
               metrics: GatewayMetrics) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,7 +107,7 @@ def _lifespan(settings: GatewaySettings, client_factory: Callable[[], BertClient
         try:
             config = await anyio.to_thread.run_sync(lambda: client.server_config)
             app.state.service = EmbeddingService(
-                client, count_tokens, metrics, output_dim=int(config["output_dim"]),
+                client, metrics, output_dim=int(config["output_dim"]),
                 max_texts=settings.max_request_texts, max_concurrency=settings.max_connect,
             )
             yield

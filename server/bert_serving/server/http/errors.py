@@ -20,8 +20,14 @@ server side failed (502, 504) or a bug (500).
     TooManyRequests   429      -http_max_connect requests already in flight (Retry-After)
     ServerBusy        429      the server's queue is full, -max_queue_texts (Retry-After)
     BadReply          502      the server answered something unusable
+    EncodingFailed    502      the model run of a batch holding the texts failed
+    ServerError       502      the server failed handling the request (a bug there)
+    MalformedRequest  500      the server could not read the gateway's frames (a bug here)
     Timeout           504      the server did not answer in time
     InternalError     500      a bug in the gateway
+
+The kinds a server error can name are `bert_serving.proto.ErrorKind`; each has
+its row in `SERVER_ERROR_STATUSES` (a test iterates the enum).
 
 Usage::
 
@@ -44,10 +50,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
 from bert_serving.client import BertClientTimeout, ServerError
+from bert_serving.proto import ErrorKind
 
 from .schemas import UNION_TAGS
 
 __all__ = [
+    "SERVER_ERROR_STATUSES",
     "TEI_PATHS",
     "GatewayError",
     "Problem",
@@ -73,7 +81,19 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
 
 TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/tokenize", "/decode", "/info"})
 _TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded", "Empty": "empty",
-              "Timeout": "backend", "BadReply": "backend", "InternalError": "backend"}
+              "Timeout": "backend", "BadReply": "backend", "InternalError": "backend",
+              "EncodingFailed": "backend", "ServerError": "backend",
+              "MalformedRequest": "backend"}
+
+SERVER_ERROR_STATUSES: dict[ErrorKind, int] = {
+    ErrorKind.BAD_REQUEST: 422,
+    ErrorKind.SERVER_BUSY: 429,
+    ErrorKind.MALFORMED_REQUEST: 500,
+    ErrorKind.SERVER_ERROR: 502,
+    ErrorKind.ENCODING_FAILED: 502,
+    ErrorKind.BAD_REPLY: 502,
+}
+"""The HTTP status of each kind of error the server (or the client reading it) reports."""
 _TEI_STATUSES = {"validation": 422, "empty": 400, "overloaded": 429, "backend": 424}
 _TEI_KEEPS_STATUS = frozenset({401, 404, 405, 413, 500})
 
@@ -149,11 +169,13 @@ def problem_from(error: Exception) -> Problem:
 
 
 def _server_problem(error: ServerError) -> Problem:
-    if error.kind == "ServerBusy":
-        return Problem("ServerBusy", 429, str(error), retry_after=RETRY_AFTER_S)
-    if error.kind == "BadRequest":
-        return Problem("BadRequest", 422, f"texts: {error}", "texts")
-    return Problem("BadReply", 502, f"the bert-serving server answered badly: {error}")
+    kind = ErrorKind.parse(error.kind)
+    status = SERVER_ERROR_STATUSES[kind]
+    if kind is ErrorKind.SERVER_BUSY:
+        return Problem(kind.value, status, str(error), retry_after=RETRY_AFTER_S)
+    if kind is ErrorKind.BAD_REQUEST:
+        return Problem(kind.value, status, f"texts: {error}", "texts")
+    return Problem(kind.value, status, f"the bert-serving server failed: {error}")
 
 
 def _http_problem(error: HTTPException) -> Problem:

@@ -6,20 +6,20 @@ get batched together, as the same number of ZeroMQ clients would. A capacity
 limiter sized to -http_max_connect bounds those threads (anyio's default pool of
 40 would otherwise cap how many requests the server sees at once).
 
-Token counts come from `count_tokens`, handed in by the server: its own
-tokenizer's count after -max_seq_len truncation, [CLS]/[SEP] included, which is
-what the model reads (and what the server's `num_tokens` statistic adds up).
+Token counts come with the server's reply (`BertClient.encode_with_token_counts`):
+its tokenizer's count after -max_seq_len truncation, [CLS]/[SEP] included,
+which is what the model reads (and what the server's `num_tokens` statistic
+adds up). Nothing here tokenizes.
 
 Usage::
 
-    service = EmbeddingService(client, count_tokens, metrics, output_dim=384,
-                               max_texts=100_000, max_concurrency=10)
+    service = EmbeddingService(client, metrics, output_dim=384, max_texts=100_000,
+                               max_concurrency=10)
     encoded = await service.encode(["hello world"], is_tokenized=False)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +31,7 @@ from bert_serving.client import BertClient
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
-__all__ = ["EmbeddingService", "Encoded", "TokenCounter"]
-
-TokenCounter = Callable[[Sequence[Any], bool], list[int]]
-"""(texts, is_tokenized) -> tokens per text, as the server counts them."""
+__all__ = ["EmbeddingService", "Encoded"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +45,11 @@ class Encoded:
 class EmbeddingService:
     """Encodes through one shared BertClient; the gateway's only path to the server."""
 
-    def __init__(self, client: BertClient, count_tokens: TokenCounter, metrics: GatewayMetrics,
-                 *, output_dim: int, max_texts: int, max_concurrency: int) -> None:
+    def __init__(self, client: BertClient, metrics: GatewayMetrics, *, output_dim: int,
+                 max_texts: int, max_concurrency: int) -> None:
         self.client = client
         self.output_dim = output_dim
         self.metrics = metrics
-        self._count_tokens = count_tokens
         self._max_texts = max_texts
         self._threads = anyio.CapacityLimiter(max_concurrency)
 
@@ -71,11 +67,12 @@ class EmbeddingService:
 
     def _encode_blocking(self, texts: list[Any], is_tokenized: bool) -> Encoded:
         try:
-            vectors = self.client.encode(texts, is_tokenized=is_tokenized)
+            vectors, counts = self.client.encode_with_token_counts(texts,
+                                                                   is_tokenized=is_tokenized)
         except (TypeError, ValueError) as error:  # the client's own input checks
             raise GatewayError(invalid("texts", str(error))) from None
         # C order, as orjson writes arrays only in it (the client's rows already are).
-        return Encoded(np.ascontiguousarray(vectors), self._count_tokens(texts, is_tokenized))
+        return Encoded(np.ascontiguousarray(vectors), counts)
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.
