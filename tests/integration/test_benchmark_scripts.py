@@ -36,12 +36,23 @@ def test_benchmark_compare_prints_every_contender_and_the_accuracy_figures() -> 
 
 
 def test_benchmark_gpu_dry_run_on_cpu_covers_every_path() -> None:
-    out = run_script("benchmark_gpu.py", "--device", "cpu", "--quick", "--repeats", "1")
+    """Every GPU contender built and run on the CPU, the GPU's fp16 fused graph included,
+    and each one's vectors within cosine 0.999 of transformers fp32 (the script exits 1
+    otherwise; the figures are checked here too, so a silent skip cannot pass)."""
+    out = run_script("benchmark_gpu.py", "--dry-run")
     assert "onnxruntime 1." in out.splitlines()[0], out
+    assert re.search(r"^seq 32: graph fp16 on CPUExecutionProvider; bert-serving ready: .*"
+                     r"model=\S+bert-base ", out, re.M), out
+    names = ("onnxruntime raw", "onnxruntime IOBinding", "bert-serving server", "transformers")
     for batch in (1, 8):
-        for name in ("onnxruntime raw", "onnxruntime IOBinding", "bert-serving server",
-                     "transformers"):
+        for name in names:
             row = rf"^ +32 +{batch} {re.escape(name)} +{NUMBER} +{NUMBER} +{NUMBER}x$"
             assert re.search(row, out, re.M), out
+        checked = re.search(rf"^ +32 +{batch} worst row cosine to transformers fp32: (.*)$",
+                            out, re.M)
+        assert checked, out
+        cosines = dict(re.findall(rf"([a-zA-Z -]+?) ({NUMBER})(?:, |$)", checked.group(1)))
+        assert sorted(cosines) == sorted(names), checked.group(1)
+        assert all(float(cosine) >= 0.999 for cosine in cosines.values()), checked.group(1)
     assert re.search(rf"seq 32: single-sentence latency through the server p50 {NUMBER} ms",
                      out), out

@@ -34,7 +34,7 @@ import httpx
 import numpy as np
 import pytest
 from reference import TransformersReference, heldout_texts
-from server_process import free_port
+from server_process import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "deploy" / "containers.conf"
@@ -126,16 +126,17 @@ class Container:
         state = podman("inspect", "--format", "{{.State.Running}}", self.name, check=False)
         return state.stdout.strip() == "true"
 
+    def answers_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False  # the port is published before the gateway listens
+
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and self.running():
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass  # the port is published before the gateway listens
-            time.sleep(0.2)
-        pytest.fail(f"{self.name} never answered /ready:\n{self.logs()}")
+        wait_until(lambda: self.answers_ready() or not self.running(), START_TIMEOUT_S,
+                   lambda: f"{self.name} to answer /ready:\n{self.logs()}")
+        if not self.answers_ready():
+            pytest.fail(f"{self.name} stopped before it answered /ready:\n{self.logs()}")
 
     def terminate(self) -> int:
         """SIGTERM to the server (PID 1), then its exit status."""
@@ -189,9 +190,8 @@ def sigterm_during_a_request(container: Container) -> tuple[int, int]:
 
     sender = threading.Thread(target=send)
     sender.start()
-    deadline = time.monotonic() + 60
-    while in_flight(container) < 2 and time.monotonic() < deadline:  # it, and this scrape
-        time.sleep(0.02)
+    wait_until(lambda: in_flight(container) >= 2, 60,  # it, and this scrape
+               lambda: f"the request to reach the gateway:\n{container.logs()}")
     signalled = time.monotonic()
     status = container.terminate()
     sender.join(120)

