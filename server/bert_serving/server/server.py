@@ -46,6 +46,7 @@ from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .http.served_model import native_embedding_notes, served_model
+from .model_head import ModelHead
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
@@ -114,6 +115,13 @@ def _token_counter(tokenizer: TextTokenizer, chunk_overlap: int | None) -> Token
     return count_tokens
 
 
+def _check_head_flags(config: ServerConfig, head: ModelHead) -> None:
+    """Refuse flags that mean nothing for the served head, in one line."""
+    if head is ModelHead.CLASSIFIER and config.truncation == "chunk":
+        raise ConfigError("-truncation chunk joins windows' vectors, which a classifier's "
+                          "logits are not: use -truncation truncate or error with this model")
+
+
 def threads_per_worker(config: ServerConfig, device: str) -> int:
     """-intra_op_threads if given; else the usable cores shared out on CPU, and 1 on a GPU.
 
@@ -172,6 +180,7 @@ class BertServer:
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
+        _check_head_flags(self.config, graph.metadata.head)
         tokenizer = build_tokenizer(graph, engine)
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
@@ -243,7 +252,8 @@ class BertServer:
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, count_tokens=count_tokens,
                          is_ready=self.is_ready, is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata.head))
+                         model=served_model(self.config, tokenizer, self.graph.metadata.head,
+                                            self.graph.metadata.labels))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()
@@ -265,6 +275,8 @@ class BertServer:
             "graph_path": str(self.graph.path),
             "graph_precision": metadata.precision,
             "num_worker": self.config.num_worker,
+            "model_head": metadata.head.value,  # a classifier's encode answers its logits
+            "id2label": {str(i): label for i, label in enumerate(metadata.labels)},
         }
 
     def _start_worker(self, index: int, generation: int = 0) -> None:

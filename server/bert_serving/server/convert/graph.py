@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,9 @@ __all__ = [
     "OUTPUT_NAME",
     "GraphMetadata",
     "SpecialIds",
+    "assemble_graph",
     "build_bert_graph",
+    "encoder_states",
 ]
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -78,6 +81,8 @@ class GraphMetadata:
     """Position table rows no token uses (RoBERTa: pad_token_id + 1)."""
     head: ModelHead = ModelHead.EMBEDDING
     """What the graph outputs: pooled embeddings, classifier logits or sparse term weights."""
+    labels: tuple[str, ...] = ()
+    """A classifier's label names by logit index (config.json's id2label); () otherwise."""
 
     @property
     def max_tokens(self) -> int:
@@ -97,6 +102,7 @@ class GraphMetadata:
             "bert_serving.num_attention_heads": str(self.num_attention_heads),
             "bert_serving.position_offset": str(self.position_offset),
             "bert_serving.head": self.head.value,
+            "bert_serving.labels": json.dumps(list(self.labels)),
         }
 
     @staticmethod
@@ -118,6 +124,7 @@ class GraphMetadata:
                 int(props.get("bert_serving.num_attention_heads", "0")),
                 int(props.get("bert_serving.position_offset", "0")),
                 ModelHead(props.get("bert_serving.head", ModelHead.EMBEDDING.value)),
+                tuple(str(x) for x in json.loads(props.get("bert_serving.labels", "[]"))),
             )
         except (KeyError, ValueError):
             return None
@@ -347,35 +354,45 @@ def build_bert_graph(
 ) -> onnx.ModelProto:
     """The encoder up to the deepest pooled layer, with pooling, as an ONNX model."""
     depth = pooling.deepest_layer(config.num_hidden_layers)
-    weights.check_shapes(config, depth)
     g = _GraphBuilder()
-    hidden_states = [_embeddings(g, config, weights, use_position_embeddings)]
-    bias = _attention_bias(g)
-    for index in range(depth):
-        hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
+    hidden_states = encoder_states(g, config, weights, depth, use_position_embeddings)
     pooled = _pool(g, hidden_states, pooling, config, weights, special_ids)
-    g.nodes.append(helper.make_node("Identity", [pooled], [OUTPUT_NAME]))
-    return _assemble(g, config, pooling)
-
-
-def _assemble(g: _GraphBuilder, config: BertConfig, pooling: PoolingSpec) -> onnx.ModelProto:
     width = pooling.output_width(config.hidden_size)
-    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
-              for name in INPUT_NAMES]
     out_shape: list[str | int] = ["batch", width]
     if pooling.strategy is PoolingStrategy.NONE:
         out_shape = ["batch", "sequence", width]
-    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)
-    graph = helper.make_graph(g.nodes, "bert_serving", inputs, [output], g.initializers)
+    metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
+                             config.max_position_embeddings, width,
+                             num_attention_heads=config.num_attention_heads,
+                             position_offset=config.position_offset)
+    return assemble_graph(g, pooled, out_shape, metadata)
+
+
+def encoder_states(
+    g: _GraphBuilder, config: BertConfig, weights: BertWeights, depth: int, use_positions: bool
+) -> list[str]:
+    """The embeddings' output and each of the first `depth` layers' (shapes checked first)."""
+    weights.check_shapes(config, depth)
+    hidden_states = [_embeddings(g, config, weights, use_positions)]
+    bias = _attention_bias(g)
+    for index in range(depth):
+        hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
+    return hidden_states
+
+
+def assemble_graph(g: _GraphBuilder, output: str, out_shape: list[str | int],
+                   metadata: GraphMetadata) -> onnx.ModelProto:
+    """The model whose `OUTPUT_NAME` is `output`, with `metadata` in its props."""
+    g.nodes.append(helper.make_node("Identity", [output], [OUTPUT_NAME]))
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+              for name in INPUT_NAMES]
+    value = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)
+    graph = helper.make_graph(g.nodes, "bert_serving", inputs, [value], g.initializers)
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="bert-serving",
         ir_version=IR_VERSION,
     )
-    metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
-                             config.max_position_embeddings, width,
-                             num_attention_heads=config.num_attention_heads,
-                             position_offset=config.position_offset)
     helper.set_model_props(model, metadata.as_props())
     return model

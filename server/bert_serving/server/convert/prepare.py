@@ -24,10 +24,17 @@ from pathlib import Path
 import onnx
 
 from ..errors import ConfigError, UnsupportedModelError
+from ..model_head import ModelHead
 from ..pooling import PoolingSpec
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, digest_files
 from .graph import GraphMetadata, SpecialIds, build_bert_graph
+from .heads import (
+    ClassifierHead,
+    build_classifier_graph,
+    check_classifier_pooling,
+    read_classifier_head,
+)
 from .hf_weights import read_hf_weights
 from .optimize import (
     INT8_BLOCK_SIZE,
@@ -44,7 +51,7 @@ __all__ = ["ConversionOptions", "PreparedGraph", "prepare_graph", "read_vocab_sp
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"  # 6: classifier folders become logits graphs
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ def _config_from_metadata(metadata: GraphMetadata) -> BertConfig | None:
 
 
 def _check_onnx_pooling(path: Path, metadata: GraphMetadata, wanted: PoolingSpec) -> None:
+    if metadata.head is ModelHead.CLASSIFIER:
+        check_classifier_pooling(wanted)
+        return
     if metadata.pooling != wanted:
         have = metadata.pooling
         raise UnsupportedModelError(
@@ -158,6 +168,10 @@ def _build_fp32(
     assert source.config_path is not None
     config = read_bert_config(source.config_path)
     weights = _read_weights(source)
+    head = _classifier_head(source)
+    if head is not None:
+        return build_classifier_graph(config, weights, head, use_position_embeddings=(
+            options.use_position_embeddings)), config
     special = read_vocab_special_ids(source.vocab_path)
     model = build_bert_graph(
         config,
@@ -167,6 +181,13 @@ def _build_fp32(
         use_position_embeddings=options.use_position_embeddings,
     )
     return model, config
+
+
+def _classifier_head(source: ModelSource) -> ClassifierHead | None:
+    """The folder's sequence-classification head (Hugging Face folders only), if it has one."""
+    if source.kind is not ModelKind.HUGGING_FACE or source.config_path is None:
+        return None
+    return read_classifier_head(source.config_path)
 
 
 def _apply_precision(
@@ -218,6 +239,8 @@ def prepare_graph(
         ready = _ready_onnx_graph(source, options)
         if ready is not None:
             return ready
+    if _classifier_head(source) is not None:  # before any work: one line, not a conversion
+        check_classifier_pooling(options.pooling)
     started = time.perf_counter()
     progress(f"hashing {source.describe()} for the graph cache")
     key = _cache_key(source, options)

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, Prediction, Rank, pair_text
 
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
 __all__ = ["EmbeddingService", "Encoded", "TokenCounter"]
 
+_T = TypeVar("_T")
 TokenCounter = Callable[[Sequence[Any], bool], list[int]]
 """(texts, is_tokenized) -> tokens per text, as the server counts them."""
 
@@ -76,6 +77,34 @@ class EmbeddingService:
             raise GatewayError(invalid("texts", str(error))) from None
         # C order, as orjson writes arrays only in it (the client's rows already are).
         return Encoded(np.ascontiguousarray(vectors), self._count_tokens(texts, is_tokenized))
+
+    async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> list[Rank]:
+        """The client's `rerank`: (index, score) per text, best first."""
+        wire = [pair_text(query, text) for text in texts]
+        return await self._classify(wire, lambda: self.client.rerank(query, texts, raw_scores))
+
+    async def predict(self, items: list[list[str]], *,
+                      raw_scores: bool) -> list[list[Prediction]]:
+        """The client's `predict`: per input ([text] or [first, second]) its labels, best first."""
+        inputs: list[str | Sequence[str]] = [row[0] if len(row) == 1 else row for row in items]
+        wire = [row[0] if len(row) == 1 else pair_text(row[0], row[1]) for row in items]
+        return await self._classify(wire, lambda: self.client.predict(inputs, raw_scores))
+
+    async def _classify(self, wire: list[str], call: Callable[[], _T]) -> _T:
+        """Run a classifier call of the client in a thread; `wire`: its texts, as sent."""
+        if len(wire) > self._max_texts:
+            raise GatewayError(too_many_texts(len(wire), self._max_texts))
+
+        def blocking() -> tuple[_T, list[int]]:
+            try:
+                result = call()
+            except (TypeError, ValueError) as error:  # the client's own input checks
+                raise GatewayError(invalid("texts", str(error))) from None
+            return result, self._count_tokens(wire, False)
+
+        result, counts = await anyio.to_thread.run_sync(blocking, limiter=self._threads)
+        self.metrics.on_encoded(len(wire), sum(counts))
+        return result
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.
