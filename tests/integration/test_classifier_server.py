@@ -19,11 +19,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from make_random_classifier import LABELS, write_random_classifier
 from reference import ClassifierReference
 from server_process import ServerProcess
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, ConcurrentBertClient
 
 TOLERANCE = 1e-4
 QUERY = "what is a fox"
@@ -114,6 +116,10 @@ def test_client_rerank_matches_transformers(reranker: ServerProcess, reranker_di
         [f"{QUERY} ||| {text}" for text in DOCUMENTS])[:, 0])
     with client_of(reranker) as client:
         ranks = client.rerank(QUERY, DOCUMENTS)
+    with ConcurrentBertClient(2, port=reranker.port, port_out=reranker.port_out) as pool:
+        pooled = {rank.index: rank.score for rank in pool.rerank(QUERY, DOCUMENTS)}
+    for rank in ranks:
+        assert abs(pooled[rank.index] - rank.score) < TOLERANCE
     assert sorted(rank.index for rank in ranks) == list(range(len(DOCUMENTS)))
     for rank in ranks:
         assert abs(rank.score - expected[rank.index]) < TOLERANCE
@@ -277,3 +283,38 @@ def test_flags_that_do_not_apply_stop_the_start_with_one_line(
               if line.startswith("bert-serving-start:")]
     assert len(errors) == 1, done.stderr
     assert named in errors[0] and "classif" in errors[0]
+
+
+TEXTS = st.one_of(st.text(max_size=20), st.sampled_from(["", " ", "a ||| b", "word " * 80]))
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | TEXTS,
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+FLAGS = {"raw_scores": JSON | st.booleans(), "truncate": JSON | st.booleans(),
+         "return_text": JSON | st.booleans(), "truncation_direction": JSON | st.just("left")}
+PREDICT_INPUTS = st.one_of(TEXTS, st.lists(TEXTS, max_size=3),
+                           st.lists(st.lists(TEXTS, max_size=3), max_size=3), JSON)
+BODIES = st.one_of(
+    st.tuples(st.just("/rerank"), st.fixed_dictionaries(
+        {"query": TEXTS | JSON, "texts": st.lists(TEXTS, max_size=4) | JSON}, optional=FLAGS)),
+    st.tuples(st.just("/predict"), st.fixed_dictionaries({"inputs": PREDICT_INPUTS},
+                                                         optional=FLAGS)),
+    st.tuples(st.sampled_from(["/rerank", "/predict"]), JSON),
+)
+
+
+def test_fuzzed_classifier_bodies_never_get_a_5xx(reranker: ServerProcess) -> None:
+    with httpx.Client(base_url=reranker.http_url, timeout=60) as http:
+
+        @settings(max_examples=120, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+        @given(BODIES)
+        def check(case: tuple[str, object]) -> None:
+            path, body = case
+            reply = http.post(path, json=body)
+            assert reply.status_code < 500, (path, body, reply.text)
+            if reply.status_code != 200:
+                assert set(reply.json()) == {"error", "error_type"}, reply.text
+
+        check()
+        # and the server still answers
+        assert http.post("/rerank", json={"query": "q", "texts": ["t"]}).status_code == 200

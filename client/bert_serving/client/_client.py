@@ -292,7 +292,8 @@ class BertClient:
             config = self.server_config
             head = config.get("model_head", "embedding")
             if head != "classifier":
-                raise ValueError(f"this server serves a {head} model, not a sequence "
+                article = "an" if str(head)[:1] in "aeiou" else "a"
+                raise ValueError(f"this server serves {article} {head} model, not a sequence "
                                  "classifier: rerank and predict need one")
             id2label = config.get("id2label") or {}
             self._labels = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
