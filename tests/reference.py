@@ -238,7 +238,9 @@ class ClassifierReference(FamilyReference):
     def logits(self, texts: Sequence[str], *, max_seq_len: int | None = None) -> np.ndarray:
         import torch
 
-        features = self.features(texts, max_seq_len)
+        inputs = {k: torch.from_numpy(v) for k, v in self.features(texts, max_seq_len).items()}
+        if self.model.config.model_type == "distilbert":
+            del inputs["token_type_ids"]
         with torch.no_grad():
-            out = self.model(**{k: torch.from_numpy(v) for k, v in features.items()})
+            out = self.model(**inputs)
         return np.asarray(out.logits.numpy(), dtype=np.float64)

@@ -1,8 +1,9 @@
 """The classifier head's pure parts: reading the head, its graph, scores, request shapes, refusals.
 
 The graph is checked against transformers' AutoModelForSequenceClassification
-(tests/reference.py) within 1e-4 on both layouts (BERT's pooler -> classifier,
-XLM-R's dense -> tanh -> out_proj); the whole server is exercised in
+(tests/reference.py) within 1e-4 on every head layout (BERT's pooler -> classifier,
+XLM-R's dense -> tanh -> out_proj, ELECTRA's with GELU, DistilBERT's pre_classifier ->
+ReLU -> classifier); the whole server is exercised in
 tests/integration/test_classifier_server.py.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from make_random_classifier import LABELS, write_random_classifier
+from make_random_classifier import CLASSIFIER_KINDS, LABELS, write_random_classifier
 from reference import ClassifierReference
 
 from bert_serving.client._scores import pair_text, predictions, ranked, scores
@@ -37,7 +38,7 @@ TEXTS = ["hello world ||| the quick brown fox", "Short text.",
          "A man is playing a guitar on the street corner ||| le chat dort"]
 
 
-@pytest.fixture(scope="module", params=["bert", "xlm-roberta"])
+@pytest.fixture(scope="module", params=CLASSIFIER_KINDS)
 def classifier_dir(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> Path:
     kind = str(request.param)

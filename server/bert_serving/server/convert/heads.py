@@ -8,6 +8,9 @@ the sink carry them as any (N, width) rows. The two heads transformers uses:
     BERT:            logits = classifier(tanh(pooler.dense(h[CLS])))
     RoBERTa family:  logits = out_proj(tanh(dense(h[<s>])))
 
+    ELECTRA:         logits = out_proj(gelu(dense(h[CLS])))
+    DistilBERT:      logits = classifier(relu(pre_classifier(h[CLS])))
+
 (dropout is identity at inference). The label names (`id2label`, in logit
 order) are stored in the graph's metadata, so a server started from the
 exported `.onnx` alone knows them.
@@ -37,6 +40,7 @@ from ..pooling import PoolingSpec
 from .bert_config import BertConfig
 from .graph import (  # the builder's parts, shared with the embedding graphs
     GraphMetadata,
+    _activation,
     _dense,
     _first_token,
     _GraphBuilder,
@@ -58,6 +62,8 @@ CLASSIFIER_ARCHITECTURES = {
     "RobertaForSequenceClassification": "roberta",
     "XLMRobertaForSequenceClassification": "roberta",
     "CamembertForSequenceClassification": "roberta",
+    "ElectraForSequenceClassification": "electra",
+    "DistilBertForSequenceClassification": "distilbert",
 }
 """config.json `architectures` served as classifiers -> the head's layout."""
 
@@ -67,7 +73,7 @@ class ClassifierHead:
     """Which classification head a folder has, and its labels in logit order."""
 
     layout: str
-    """"bert" (pooler -> classifier) or "roberta" (dense -> tanh -> out_proj)."""
+    """A value of CLASSIFIER_ARCHITECTURES: which of the module docstring's heads."""
     labels: tuple[str, ...]
 
     @property
@@ -124,8 +130,7 @@ def build_classifier_graph(config: BertConfig, weights: BertWeights, head: Class
     states = encoder_states(g, config, weights, config.num_hidden_layers,
                             use_position_embeddings)
     first = _first_token(g, states[-1])
-    logits = _bert_head(g, first, weights) if head.layout == "bert" else _roberta_head(
-        g, first, weights)
+    logits = _head_logits(g, first, weights, head.layout)
     metadata = GraphMetadata(PoolingSpec(), config.hidden_size, config.num_hidden_layers,
                              config.max_position_embeddings, head.num_labels,
                              num_attention_heads=config.num_attention_heads,
@@ -134,18 +139,25 @@ def build_classifier_graph(config: BertConfig, weights: BertWeights, head: Class
     return assemble_graph(g, logits, ["batch", head.num_labels], metadata)
 
 
-def _bert_head(g: _GraphBuilder, first: str, weights: BertWeights) -> str:
-    pooled = g.op("Tanh", _dense(g, first, weights, POOLER))
-    return _dense(g, pooled, weights, CLASSIFIER)
+# layout -> (hidden Linear, its activation, output Linear), as transformers names them
+_HEADS = {
+    "bert": (POOLER, "tanh", CLASSIFIER),
+    "roberta": (f"{CLASSIFIER}/dense", "tanh", f"{CLASSIFIER}/out_proj"),
+    "electra": (f"{CLASSIFIER}/dense", "gelu", f"{CLASSIFIER}/out_proj"),
+    "distilbert": (f"pre_{CLASSIFIER}", "relu", CLASSIFIER),
+}
 
 
-def _roberta_head(g: _GraphBuilder, first: str, weights: BertWeights) -> str:
-    hidden = g.op("Tanh", _dense(g, first, weights, f"{CLASSIFIER}/dense"))
-    return _dense(g, hidden, weights, f"{CLASSIFIER}/out_proj")
+def _head_logits(g: _GraphBuilder, first: str, weights: BertWeights, layout: str) -> str:
+    hidden_name, activation, output_name = _HEADS[layout]
+    hidden = _dense(g, first, weights, hidden_name)
+    activated = g.op("Tanh", hidden) if activation == "tanh" else _activation(g, hidden,
+                                                                                activation)
+    return _dense(g, activated, weights, output_name)
 
 
 def _check_width(weights: BertWeights, head: ClassifierHead) -> None:
-    name = f"{CLASSIFIER}/kernel" if head.layout == "bert" else f"{CLASSIFIER}/out_proj/kernel"
+    name = f"{_HEADS[head.layout][2]}/kernel"
     width = int(weights[name].shape[1])
     if width != head.num_labels:
         raise UnsupportedModelError(

@@ -26,7 +26,8 @@ EMBEDDINGS_PROJECT = "bert/embeddings_project"
 POOLER = "bert/pooler/dense"
 CLASSIFIER = "classifier"
 """Sequence-classification heads keep their own names: `classifier/kernel` (BERT's Linear),
-`classifier/dense/...` and `classifier/out_proj/...` (the RoBERTa family's)."""
+`classifier/dense/...` and `classifier/out_proj/...` (the RoBERTa family's and ELECTRA's),
+`pre_classifier/...` then `classifier/...` (DistilBERT's)."""
 
 
 def layer_prefix(index: int) -> str:
@@ -127,7 +128,7 @@ def _google_name(hf_name: str) -> str | None:
     under `classifier/`.
     """
     path = _bert_dotted_name(hf_name).replace(".", "/")
-    if path.startswith(f"{CLASSIFIER}/"):
+    if path.startswith((f"{CLASSIFIER}/", f"pre_{CLASSIFIER}/")):
         head, _, leaf = path.rpartition("/")
         return f"{head}/{'kernel' if leaf == 'weight' else leaf}"
     if not path.startswith(("embeddings/", "embeddings_project/", "encoder/layer/",
