@@ -140,6 +140,8 @@ def test_cross_encoder_info_says_reranker(reranker: ServerProcess) -> None:
     info = httpx.get(reranker.http_url + "/info", timeout=30).json()
     assert info["model_type"] == {"reranker": {"id2label": {"0": "relevance"},
                                                "label2id": {"relevance": 0}}}
+    # -max_seq_len 128 is under the model's 256: the start says so
+    assert "reads up to 256 tokens but -max_seq_len 128 cuts" in reranker.output
 
 
 def test_zeromq_encode_on_a_classifier_answers_the_logits(reranker: ServerProcess,

@@ -115,11 +115,18 @@ def _token_counter(tokenizer: TextTokenizer, chunk_overlap: int | None) -> Token
     return count_tokens
 
 
-def _check_head_flags(config: ServerConfig, head: ModelHead) -> None:
-    """Refuse flags that mean nothing for the served head, in one line."""
-    if head is ModelHead.CLASSIFIER and config.truncation == "chunk":
+def _check_head_flags(config: ServerConfig, head: ModelHead, max_tokens: int) -> None:
+    """Refuse flags that mean nothing for the served head, in one line; note a short window."""
+    if head is not ModelHead.CLASSIFIER:
+        return
+    if config.truncation == "chunk":
         raise ConfigError("-truncation chunk joins windows' vectors, which a classifier's "
                           "logits are not: use -truncation truncate or error with this model")
+    max_len = config.engine.max_seq_len
+    if max_len is not None and max_len < max_tokens:
+        log.warning("this classifier reads up to %d tokens but -max_seq_len %d cuts each text "
+                    "or (query, text) pair there: start with -max_seq_len %d to score them "
+                    "whole", max_tokens, max_len, max_tokens)
 
 
 def threads_per_worker(config: ServerConfig, device: str) -> int:
@@ -180,7 +187,7 @@ class BertServer:
         engine = self.config.engine_for(self.devices[0], None)
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
-        _check_head_flags(self.config, graph.metadata.head)
+        _check_head_flags(self.config, graph.metadata.head, graph.metadata.max_tokens)
         tokenizer = build_tokenizer(graph, engine)
         self._bind(tokenizer)
         # Before the workers load, so a taken -http_port fails fast and /ready says 503 meanwhile.
