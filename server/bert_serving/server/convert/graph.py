@@ -9,7 +9,9 @@ No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
 batch and sequence axes) and outputs `embeddings`: [batch, width] pooled vectors,
 or [batch, seq, width] token vectors for pooling strategy NONE. Layers above the
-deepest one the pooling reads are not built at all.
+deepest one the pooling reads are not built at all. Sequence-classification graphs
+(convert/heads.py) reuse `encoder_states` and `assemble_graph` and output their
+logits under the same name.
 
 The node pattern follows what PyTorch exports for BERT, so onnxruntime's
 transformer optimizer recognises and fuses it (see `optimize`).

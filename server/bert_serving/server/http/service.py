@@ -80,14 +80,14 @@ class EmbeddingService:
 
     async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> list[Rank]:
         """The client's `rerank`: (index, score) per text, best first."""
-        wire = [pair_text(query, text) for text in texts]
+        wire = _wire([[query, text] for text in texts])
         return await self._classify(wire, lambda: self.client.rerank(query, texts, raw_scores))
 
     async def predict(self, items: list[list[str]], *,
                       raw_scores: bool) -> list[list[Prediction]]:
         """The client's `predict`: per input ([text] or [first, second]) its labels, best first."""
         inputs: list[str | Sequence[str]] = [row[0] if len(row) == 1 else row for row in items]
-        wire = [row[0] if len(row) == 1 else pair_text(row[0], row[1]) for row in items]
+        wire = _wire(items)
         return await self._classify(wire, lambda: self.client.predict(inputs, raw_scores))
 
     async def _classify(self, wire: list[str], call: Callable[[], _T]) -> _T:
@@ -129,3 +129,10 @@ class EmbeddingService:
         status["pending_request"] = sorted(status["pending_request"])
         return status
 
+
+def _wire(items: list[list[str]]) -> list[str]:
+    """Each [text] or [first, second] as the client sends it (the routes checked '|||')."""
+    try:
+        return [row[0] if len(row) == 1 else pair_text(row[0], row[1]) for row in items]
+    except (TypeError, ValueError) as error:
+        raise GatewayError(invalid("texts", str(error))) from None
