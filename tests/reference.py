@@ -218,3 +218,29 @@ def pad_features(encoded: Sequence[Any], *, pad_id: int) -> dict[str, np.ndarray
         for key in out:
             out[key][row, : len(e[key])] = e[key]
     return out
+
+
+class ClassifierReference(FamilyReference):
+    """A sequence-classification folder's logits, by AutoModelForSequenceClassification.
+
+    For scripts/make_random_classifier.py's BERT classifier and XLM-R cross-encoder;
+    pairs are written 'a ||| b' and tokenized by transformers as (a, b).
+    """
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        torch.set_num_threads(2)
+        return AutoModelForSequenceClassification.from_pretrained(str(self.model_dir)).eval()
+
+    def logits(self, texts: Sequence[str], *, max_seq_len: int | None = None) -> np.ndarray:
+        import torch
+
+        inputs = {k: torch.from_numpy(v) for k, v in self.features(texts, max_seq_len).items()}
+        if self.model.config.model_type == "distilbert":
+            del inputs["token_type_ids"]
+        with torch.no_grad():
+            out = self.model(**inputs)
+        return np.asarray(out.logits.numpy(), dtype=np.float64)

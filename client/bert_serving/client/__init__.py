@@ -7,7 +7,8 @@ Importing it warns, in one line, when a 1.10 `bert-serving-client` or
 Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
 `_receiver` (the reply demultiplexer that makes a client thread-safe),
 `_assembly` (chunked results into one array), `_input` (checks before sending),
-`_errors` (BertClientTimeout; ServerError comes from bert_serving.proto).
+`_errors` (BertClientTimeout; ServerError comes from bert_serving.proto),
+`_scores` (a classifier's logits as `rerank` rankings and `predict` labels).
 
 Usage::
 
@@ -27,6 +28,7 @@ from bert_serving.proto import PROTOCOL_VERSION
 from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Response
 from ._concurrent import ConcurrentBertClient
 from ._errors import BertClientTimeout, ServerError
+from ._scores import Prediction, Rank, pair_text, predictions, ranked
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -34,9 +36,14 @@ __all__ = [
     "BertClient",
     "BertClientTimeout",
     "ConcurrentBertClient",
+    "Prediction",
+    "Rank",
     "Response",
     "ServerError",
     "__version__",
+    "pair_text",
+    "predictions",
+    "ranked",
 ]
 
 # The protocol level this client speaks, as 1.10.0's `__version__` was.

@@ -24,7 +24,7 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -48,6 +48,7 @@ from ._async import BatchSender
 from ._errors import BertClientTimeout, ServerAddress
 from ._input import check_texts, longer_than
 from ._receiver import ReplyDemultiplexer
+from ._scores import Prediction, Rank, pair_text, predictions, ranked
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_TIMEOUT_MS", "BertClient", "Response"]
 
@@ -112,6 +113,7 @@ class BertClient:
         self._send_lock = threading.Lock()
         self._request_id = 0
         self._closed = False
+        self._labels: tuple[str, ...] | None = None  # a classifier's, read once
         self._connect()
         if ignore_all_checks or not (
             check_version or show_server_config or check_length or check_token_info
@@ -274,6 +276,57 @@ class BertClient:
                               "than this client?)", ErrorKind.BAD_REPLY)
         return vectors, counts
 
+    def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
+        """Score each text against `query` with the server's cross-encoder, best first.
+
+        Each (query, text) goes as the pair 'query ||| text', batched with every other
+        text; the score is sigmoid(logit), or the logit with `raw_scores`. Needs a server
+        serving a sequence-classification model with one logit. Returns Rank(index, score)
+        sorted by score, descending. Raises TypeError/ValueError, ServerError,
+        BertClientTimeout.
+        """
+        labels = self.classifier_labels()
+        if len(labels) != 1:
+            raise ValueError(f"rerank needs a cross-encoder (one logit); this server's "
+                             f"classifier has {len(labels)} labels: use predict")
+        if isinstance(texts, str) or not texts:
+            raise ValueError("texts must be a non-empty list of strings")
+        return ranked(self._logits([pair_text(query, text) for text in texts]),
+                      raw_scores=raw_scores)
+
+    def predict(self, texts_or_pairs: Sequence[str | Sequence[str]],
+                raw_scores: bool = False) -> list[list[Prediction]]:
+        """Each text's (or (first, second) pair's) labels with scores, best first.
+
+        Scores are the softmax over the classifier's logits (sigmoid for one logit), or
+        the logits with `raw_scores`; labels are the model's id2label. A string is sent
+        as it is (so 'a ||| b' is a pair, as in `encode`). Raises TypeError/ValueError,
+        ServerError, BertClientTimeout.
+        """
+        labels = self.classifier_labels()
+        if isinstance(texts_or_pairs, str) or not texts_or_pairs:
+            raise ValueError("texts_or_pairs must be a non-empty list of texts or pairs")
+        payload = [_predict_text(item) for item in texts_or_pairs]
+        return predictions(self._logits(payload), labels, raw_scores=raw_scores)
+
+    def classifier_labels(self) -> tuple[str, ...]:
+        """The served classifier's labels by logit index; ValueError for another model kind."""
+        if self._labels is None:
+            config = self.server_config
+            head = config.get("model_head", "embedding")
+            if head != "classifier":
+                article = "an" if str(head)[:1] in "aeiou" else "a"
+                raise ValueError(f"this server serves {article} {head} model, not a sequence "
+                                 "classifier: rerank and predict need one")
+            id2label = config.get("id2label") or {}
+            self._labels = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
+        return self._labels
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        check_texts(texts, False)
+        logits, _ = self._encode_streamed(texts).result()
+        return logits
+
     def _encode_streamed(self, texts: list[Any]) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
@@ -413,6 +466,15 @@ def _embeddings(reply: Reply) -> EmbeddingReply:
     if not isinstance(reply, EmbeddingReply):
         raise ServerError(f"expected embeddings for request {reply.req_id}", ErrorKind.BAD_REPLY)
     return reply
+
+
+def _predict_text(item: str | Sequence[str]) -> str:
+    """A text as it is; a [first, second] pair in its wire form."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (list, tuple)) and len(item) == 2:
+        return pair_text(item[0], item[1])
+    raise TypeError(f"each input must be a text or a [first, second] pair, not {item!r:.60}")
 
 
 def _identity_bytes(identity: str | bytes | None) -> bytes:

@@ -14,7 +14,7 @@ Usage::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, NoReturn
@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ._client import BertClient, Response
+from ._scores import Prediction, Rank
 
 __all__ = ["ConcurrentBertClient"]
 
@@ -77,6 +78,16 @@ class ConcurrentBertClient:
         """BertClient.encode_with_token_counts on a borrowed client."""
         with self._borrow() as client:
             return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
+    def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
+        """BertClient.rerank on a borrowed client."""
+        with self._borrow() as client:
+            return client.rerank(query, texts, raw_scores)
+
+    def predict(self, texts_or_pairs: Sequence[str | Sequence[str]],
+                raw_scores: bool = False) -> list[list[Prediction]]:
+        """BertClient.predict on a borrowed client."""
+        with self._borrow() as client:
+            return client.predict(texts_or_pairs, raw_scores)
 
     def encode_async(
         self,

@@ -345,6 +345,8 @@ def show_config(config: ServerConfig, devices: Sequence[str],
         "output_dim": metadata.output_width,
         "graph_path": str(graph.path),
         "graph_precision": metadata.precision,
+        "model_head": metadata.head.value,  # a classifier's encode answers its logits
+        "id2label": {str(i): label for i, label in enumerate(metadata.labels)},
     }
 
 

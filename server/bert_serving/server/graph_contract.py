@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class GraphMetadata:
     """Position table rows no token uses (RoBERTa: pad_token_id + 1)."""
     head: ModelHead = ModelHead.EMBEDDING
     """What the graph outputs: pooled embeddings, classifier logits or sparse term weights."""
+    labels: tuple[str, ...] = ()
+    """A classifier's label names by logit index (config.json's id2label); () otherwise."""
 
     @property
     def max_tokens(self) -> int:
@@ -77,6 +80,7 @@ class GraphMetadata:
             "bert_serving.num_attention_heads": str(self.num_attention_heads),
             "bert_serving.position_offset": str(self.position_offset),
             "bert_serving.head": self.head.value,
+            "bert_serving.labels": json.dumps(list(self.labels)),
         }
 
     @staticmethod
@@ -98,8 +102,9 @@ class GraphMetadata:
                 int(props.get("bert_serving.num_attention_heads", "0")),
                 int(props.get("bert_serving.position_offset", "0")),
                 ModelHead(props.get("bert_serving.head", ModelHead.EMBEDDING.value)),
+                tuple(str(x) for x in json.loads(props.get("bert_serving.labels", "[]"))),
             )
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, TypeError):  # TypeError: labels that are not a list
             return None
 
 

@@ -45,6 +45,7 @@ from .engine import build_tokenizer
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, create_app
 from .http.served_model import native_embedding_notes, served_model
+from .model_head import ModelHead
 from .pooling import PoolingStrategy
 from .runtime import usable_gpu_count
 from .sink import Sink
@@ -93,6 +94,20 @@ def assign_devices(config: ServerConfig, *, gpu_count: int) -> list[str]:
     if config.num_worker > len(gpus):
         log.info("%d workers share %d GPU(s)", config.num_worker, len(gpus))
     return [f"cuda:{gpus[i % len(gpus)]}" for i in range(config.num_worker)]
+
+
+def _check_head_flags(config: ServerConfig, head: ModelHead, max_tokens: int) -> None:
+    """Refuse flags that mean nothing for the served head, in one line; note a short window."""
+    if head is not ModelHead.CLASSIFIER:
+        return
+    if config.truncation == "chunk":
+        raise ConfigError("-truncation chunk joins windows' vectors, which a classifier's "
+                          "logits are not: use -truncation truncate or error with this model")
+    max_len = config.engine.max_seq_len
+    if max_len is not None and max_len < max_tokens:
+        log.warning("this classifier reads up to %d tokens but -max_seq_len %d cuts each text "
+                    "or (query, text) pair there: start with -max_seq_len %d to score them "
+                    "whole", max_tokens, max_len, max_tokens)
 
 
 def threads_per_worker(config: ServerConfig, device: str) -> int:
@@ -156,6 +171,7 @@ class BertServer:
 
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
+        _check_head_flags(self.config, graph.metadata.head, graph.metadata.max_tokens)
         tokenizer = build_tokenizer(graph, engine)
         padder = tokenizer.padder
         self.padder = padder if self.config.show_tokens_to_client else padder.without_tokens()
@@ -236,7 +252,8 @@ class BertServer:
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, is_ready=self.is_ready,
                          is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata.head))
+                         model=served_model(self.config, tokenizer, self.graph.metadata.head,
+                                            self.graph.metadata.labels))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()

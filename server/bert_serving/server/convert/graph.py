@@ -9,7 +9,9 @@ No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
 batch and sequence axes) and outputs `embeddings`: [batch, width] pooled vectors,
 or [batch, seq, width] token vectors for pooling strategy NONE. Layers above the
-deepest one the pooling reads are not built at all.
+deepest one the pooling reads are not built at all. Sequence-classification graphs
+(convert/heads.py) reuse `encoder_states` and `assemble_graph` and output their
+logits under the same name.
 
 The node pattern follows what PyTorch exports for BERT, so onnxruntime's
 transformer optimizer recognises and fuses it (see `optimize`).
@@ -34,7 +36,7 @@ from ..pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
 
-__all__ = ["OPSET", "build_bert_graph"]
+__all__ = ["OPSET", "assemble_graph", "build_bert_graph", "encoder_states"]
 
 OPSET = 17  # LayerNormalization is a standard op from 17 on
 IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
@@ -265,35 +267,45 @@ def build_bert_graph(
 ) -> onnx.ModelProto:
     """The encoder up to the deepest pooled layer, with pooling, as an ONNX model."""
     depth = pooling.deepest_layer(config.num_hidden_layers)
-    weights.check_shapes(config, depth)
     g = _GraphBuilder()
-    hidden_states = [_embeddings(g, config, weights, use_position_embeddings)]
-    bias = _attention_bias(g)
-    for index in range(depth):
-        hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
+    hidden_states = encoder_states(g, config, weights, depth, use_position_embeddings)
     pooled = _pool(g, hidden_states, pooling, config, weights, special_ids)
-    g.nodes.append(helper.make_node("Identity", [pooled], [OUTPUT_NAME]))
-    return _assemble(g, config, pooling)
-
-
-def _assemble(g: _GraphBuilder, config: BertConfig, pooling: PoolingSpec) -> onnx.ModelProto:
     width = pooling.output_width(config.hidden_size)
-    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
-              for name in INPUT_NAMES]
     out_shape: list[str | int] = ["batch", width]
     if pooling.strategy is PoolingStrategy.NONE:
         out_shape = ["batch", "sequence", width]
-    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)
-    graph = helper.make_graph(g.nodes, "bert_serving", inputs, [output], g.initializers)
+    metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
+                             config.max_position_embeddings, width,
+                             num_attention_heads=config.num_attention_heads,
+                             position_offset=config.position_offset)
+    return assemble_graph(g, pooled, out_shape, metadata)
+
+
+def encoder_states(
+    g: _GraphBuilder, config: BertConfig, weights: BertWeights, depth: int, use_positions: bool
+) -> list[str]:
+    """The embeddings' output and each of the first `depth` layers' (shapes checked first)."""
+    weights.check_shapes(config, depth)
+    hidden_states = [_embeddings(g, config, weights, use_positions)]
+    bias = _attention_bias(g)
+    for index in range(depth):
+        hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
+    return hidden_states
+
+
+def assemble_graph(g: _GraphBuilder, output: str, out_shape: list[str | int],
+                   metadata: GraphMetadata) -> onnx.ModelProto:
+    """The model whose `OUTPUT_NAME` is `output`, with `metadata` in its props."""
+    g.nodes.append(helper.make_node("Identity", [output], [OUTPUT_NAME]))
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+              for name in INPUT_NAMES]
+    value = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape)
+    graph = helper.make_graph(g.nodes, "bert_serving", inputs, [value], g.initializers)
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="bert-serving",
         ir_version=IR_VERSION,
     )
-    metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
-                             config.max_position_embeddings, width,
-                             num_attention_heads=config.num_attention_heads,
-                             position_offset=config.position_offset)
     helper.set_model_props(model, metadata.as_props())
     return model

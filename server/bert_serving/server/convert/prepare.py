@@ -27,12 +27,19 @@ from ..config import EngineOptions
 from ..default_model import default_model_dir
 from ..errors import ConfigError, UnsupportedModelError
 from ..graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
+from ..model_head import ModelHead
 from ..pooling import PoolingSpec
 from ..runtime import Device, parse_device
 from ..tokenization import read_vocab
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, default_cache_dir, digest_files
 from .graph import build_bert_graph
+from .heads import (
+    ClassifierHead,
+    build_classifier_graph,
+    check_classifier_pooling,
+    read_classifier_head,
+)
 from .hf_weights import read_hf_weights
 from .optimize import (
     INT8_BLOCK_SIZE,
@@ -55,7 +62,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"  # 6: classifier folders become logits graphs
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,9 @@ def _config_from_metadata(metadata: GraphMetadata) -> BertConfig | None:
 
 
 def _check_onnx_pooling(path: Path, metadata: GraphMetadata, wanted: PoolingSpec) -> None:
+    if metadata.head is ModelHead.CLASSIFIER:
+        check_classifier_pooling(wanted)
+        return
     if metadata.pooling != wanted:
         have = metadata.pooling
         raise UnsupportedModelError(
@@ -154,6 +164,10 @@ def _build_fp32(
     assert source.config_path is not None
     config = read_bert_config(source.config_path)
     weights = _read_weights(source)
+    head = _classifier_head(source)
+    if head is not None:
+        return build_classifier_graph(config, weights, head, use_position_embeddings=(
+            options.use_position_embeddings)), config
     special = read_vocab_special_ids(source.vocab_path)
     model = build_bert_graph(
         config,
@@ -163,6 +177,13 @@ def _build_fp32(
         use_position_embeddings=options.use_position_embeddings,
     )
     return model, config
+
+
+def _classifier_head(source: ModelSource) -> ClassifierHead | None:
+    """The folder's sequence-classification head (Hugging Face folders only), if it has one."""
+    if source.kind is not ModelKind.HUGGING_FACE or source.config_path is None:
+        return None
+    return read_classifier_head(source.config_path)
 
 
 def _apply_precision(
@@ -214,6 +235,8 @@ def prepare_graph(
         ready = _ready_onnx_graph(source, options)
         if ready is not None:
             return ready
+    if _classifier_head(source) is not None:  # before any work: one line, not a conversion
+        check_classifier_pooling(options.pooling)
     started = time.perf_counter()
     progress(f"hashing {source.describe()} for the graph cache")
     key = _cache_key(source, options)

@@ -18,12 +18,16 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from .bert_config import BertConfig
 
-__all__ = ["BertWeights", "from_google_names", "from_hf_state_dict"]
+__all__ = ["CLASSIFIER", "BertWeights", "from_google_names", "from_hf_state_dict"]
 
 EMBEDDINGS = "bert/embeddings"
 EMBEDDINGS_PROJECT = "bert/embeddings_project"
 """ELECTRA's Linear from its embedding width to the hidden size."""
 POOLER = "bert/pooler/dense"
+CLASSIFIER = "classifier"
+"""Sequence-classification heads keep their own names: `classifier/kernel` (BERT's Linear),
+`classifier/dense/...` and `classifier/out_proj/...` (the RoBERTa family's and ELECTRA's),
+`pre_classifier/...` then `classifier/...` (DistilBERT's)."""
 
 
 def layer_prefix(index: int) -> str:
@@ -120,9 +124,13 @@ def _google_name(hf_name: str) -> str | None:
     """`encoder.layer.0.attention.self.query.weight` -> `bert/encoder/layer_0/.../kernel`.
 
     Returns None for tensors that are not part of the encoder (position_ids
-    buffers, masked-LM heads, ...).
+    buffers, masked-LM heads, ...); a sequence-classification head keeps its names
+    under `classifier/`.
     """
     path = _bert_dotted_name(hf_name).replace(".", "/")
+    if path.startswith((f"{CLASSIFIER}/", f"pre_{CLASSIFIER}/")):
+        head, _, leaf = path.rpartition("/")
+        return f"{head}/{'kernel' if leaf == 'weight' else leaf}"
     if not path.startswith(("embeddings/", "embeddings_project/", "encoder/layer/",
                             "pooler/dense/")):
         return None

@@ -32,6 +32,7 @@ from bert_serving.client import BertClient
 from .. import __version__
 from .auth import ApiKeyMiddleware
 from .bodies import RequestBodyMiddleware
+from .classifier_routes import classifier_routes
 from .errors import install_error_handlers
 from .limits import ConcurrencyLimitMiddleware
 from .metrics import GatewayMetrics, MetricsMiddleware
@@ -43,13 +44,13 @@ from .tei_routes import tei_routes
 
 __all__ = ["create_app"]
 
-_ROUTERS = (bert_routes, openai_routes, tei_routes, probe_routes)
+_ROUTERS = (bert_routes, openai_routes, tei_routes, classifier_routes, probe_routes)
 
 _DESCRIPTION = """\
 Sentence embeddings from a bert-serving server over HTTP: the original
 bert-as-service routes (`/encode`, `/status/*`), OpenAI's `/v1/embeddings`, and
 text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/tokenize`,
-`/decode`, `/info`).
+`/decode`, `/info`, and `/rerank`, `/predict` on a classifier or cross-encoder).
 With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under
 `-open_metrics`) needs `Authorization: Bearer <key>`.
 """

@@ -13,6 +13,7 @@ server side failed (502, 504) or a bug (500).
     InvalidJSON       400      the body is not JSON
     ValidationError   422      the body does not fit the schema (400 under /v1, as OpenAI)
     BadRequest        422      the server refused the texts (400 under /v1)
+    WrongModelKind    400      a route for another kind of model (422 on TEI's routes)
     Unauthorized      401      -api_key is set and the bearer token is missing or wrong
     NotFound          404      no such route (405 MethodNotAllowed: wrong method)
     TooManyTexts      413      more texts than -max_request_texts
@@ -79,7 +80,8 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  429: "rate_limit_error"}
 
 
-TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/tokenize", "/decode", "/info"})
+TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/tokenize", "/decode", "/info",
+                       "/rerank", "/predict"})
 _TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded", "Empty": "empty",
               "Timeout": "backend", "BadReply": "backend", "InternalError": "backend",
               "EncodingFailed": "backend", "ServerError": "backend",

@@ -58,6 +58,8 @@ class TextTools(Protocol):
 
     def pieces(self, text: str) -> list[Piece]: ...
 
+    def full_lengths(self, texts: Sequence[str]) -> list[int]: ...
+
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str: ...
 
 
@@ -85,6 +87,8 @@ class ServedModel:
     """The server's -truncation: what a request that does not say gets."""
     head: ModelHead = ModelHead.EMBEDDING
     """What the served graph outputs; routes for another head refuse (see `model_head`)."""
+    labels: tuple[str, ...] = ()
+    """A classifier's label names by logit index (id2label); () for other heads."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

@@ -25,6 +25,8 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ..model_head import ModelHead
+from .heads import require_head
 from .metrics import CONTENT_TYPE, GatewayMetrics
 from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
 from .schemas import (
@@ -109,6 +111,7 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     put before each text, as sentence-transformers does.
     """
     model = cast(ServedModel, request.app.state.model)
+    require_head(model, ModelHead.EMBEDDING)
     prompt = prompt_for(model, None)
     payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",

@@ -44,9 +44,10 @@ def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
 
 
 def served_model(config: ServerConfig, tokenizer: TextTools,
-                 head: ModelHead = ModelHead.EMBEDDING) -> ServedModel:
+                 head: ModelHead = ModelHead.EMBEDDING,
+                 labels: tuple[str, ...] = ()) -> ServedModel:
     """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer
-    and the head of the graph it serves."""
+    and the head (and a classifier's labels) of the graph it serves."""
     native = _folder_native(config)
     strategy = config.engine.pooling.strategy
     return ServedModel(
@@ -62,6 +63,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         tools=tokenizer,
         truncation=config.truncation,
         head=head,
+        labels=labels,
     )
 
 

@@ -20,18 +20,21 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, Prediction, Rank, pair_text, predictions, ranked
 
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
 __all__ = ["EmbeddingService", "Encoded"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,28 @@ class EmbeddingService:
         # C order, as orjson writes arrays only in it (the client's rows already are).
         return Encoded(np.ascontiguousarray(vectors), counts)
 
+    async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> list[Rank]:
+        """The client's `rerank`: (index, score) per text, best first."""
+        wire = _wire([[query, text] for text in texts])
+        return await self._classify(wire, lambda logits: ranked(logits, raw_scores=raw_scores))
+
+    async def predict(self, items: list[list[str]], *,
+                      raw_scores: bool) -> list[list[Prediction]]:
+        """The client's `predict`: per input ([text] or [first, second]) its labels, best first."""
+        wire = _wire(items)
+        labels = await anyio.to_thread.run_sync(self.client.classifier_labels)
+        return await self._classify(
+            wire, lambda logits: predictions(logits, labels, raw_scores=raw_scores))
+
+    async def _classify(self, wire: list[str], score: Callable[[np.ndarray], _T]) -> _T:
+        """The classifier's logits for `wire` (texts as sent), scored as the client scores them.
+
+        The logits come with their token counts (`encode_with_token_counts`), so the
+        usage metrics need no second tokenization, as for embeddings.
+        """
+        encoded = await self.encode(wire, is_tokenized=False)
+        return score(encoded.vectors)
+
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.
 
@@ -97,3 +122,10 @@ class EmbeddingService:
         status["pending_request"] = sorted(status["pending_request"])
         return status
 
+
+def _wire(items: list[list[str]]) -> list[str]:
+    """Each [text] or [first, second] as the client sends it (the routes checked '|||')."""
+    try:
+        return [row[0] if len(row) == 1 else pair_text(row[0], row[1]) for row in items]
+    except (TypeError, ValueError) as error:
+        raise GatewayError(invalid("texts", str(error))) from None

@@ -23,7 +23,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from .. import __version__
+from ..model_head import ModelHead
 from .errors import GatewayError, Problem
+from .heads import require_head
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
 from .routes import Service, Settings, json_reply
 from .service import Encoded
@@ -55,6 +57,7 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
 @tei_routes.post("/embed", response_model=list[list[float]])
 async def embed(body: EmbedRequest, service: Service, model: Model) -> Response:
     """TEI's pooled embeddings: one vector per input, in order."""
+    require_head(model, ModelHead.EMBEDDING)
     if model.token_level:
         raise GatewayError(Problem(
             "ValidationError", 422, "this server returns token vectors (-pooling_strategy "
@@ -73,6 +76,7 @@ async def root(body: EmbedRequest, service: Service, model: Model) -> Response:
 @tei_routes.post("/embed_all", response_model=list[list[list[float]]])
 async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Response:
     """Every token's vector ([CLS]/[SEP] included) per input; needs -pooling_strategy NONE."""
+    require_head(model, ModelHead.EMBEDDING)
     if not model.token_level:
         raise GatewayError(Problem(
             "ValidationError", 422, "/embed_all needs token vectors: start the server with "
@@ -112,7 +116,7 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "model_sha": None,
         "model_dtype": model.dtype,
         "served_model_name": model.name,
-        "model_type": {"embedding": {"pooling": model.pooling}},
+        "model_type": _model_type(model),
         "native_embedding": model.native,
         "prompts": model.prompts,
         "max_concurrent_requests": settings.max_connect,
@@ -126,6 +130,18 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "sha": None,
         "docker_label": None,
     }
+
+
+def _model_type(model: ServedModel) -> dict[str, Any]:
+    """TEI's ModelType: a cross-encoder (one logit) is a reranker, more labels a classifier."""
+    if model.head is ModelHead.CLASSIFIER:
+        id2label = {str(i): label for i, label in enumerate(model.labels)}
+        kind = "reranker" if len(model.labels) == 1 else "classifier"
+        return {kind: {"id2label": id2label,
+                       "label2id": {label: i for i, label in enumerate(model.labels)}}}
+    if model.head is not ModelHead.EMBEDDING:
+        return {model.head.value: {}}
+    return {"embedding": {"pooling": model.pooling}}
 
 
 def _tools(model: ServedModel) -> TextTools:

@@ -1,0 +1,166 @@
+"""Sequence-classification heads: a folder's classifier or cross-encoder as a logits graph.
+
+A Hugging Face folder whose config.json names one of `CLASSIFIER_ARCHITECTURES`
+is served as a classifier: the graph runs every encoder layer and outputs the
+logits, shape (N, num_labels), under the usual output name, so the worker and
+the sink carry them as any (N, width) rows. The two heads transformers uses:
+
+    BERT:            logits = classifier(tanh(pooler.dense(h[CLS])))
+    RoBERTa family:  logits = out_proj(tanh(dense(h[<s>])))
+
+    ELECTRA:         logits = out_proj(gelu(dense(h[CLS])))
+    DistilBERT:      logits = classifier(relu(pre_classifier(h[CLS])))
+
+(dropout is identity at inference). The label names (`id2label`, in logit
+order) are stored in the graph's metadata, so a server started from the
+exported `.onnx` alone knows them.
+
+Pooling flags do not apply: a classifier has one fixed head. A server started
+on one with a non-default -pooling_strategy/-pooling_layer/-mask_cls_sep is
+refused (`check_classifier_pooling`) rather than silently serving something
+other than what was asked.
+
+Usage::
+
+    head = read_classifier_head(folder / "config.json")   # None: not a classifier
+    model = build_classifier_graph(config, weights, head)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from ..errors import ConfigError, UnsupportedModelError
+from ..graph_contract import GraphMetadata
+from ..model_head import ModelHead
+from ..pooling import PoolingSpec
+from .bert_config import BertConfig
+from .graph import (  # the builder's parts, shared with the embedding graphs
+    _activation,
+    _dense,
+    _first_token,
+    _GraphBuilder,
+    assemble_graph,
+    encoder_states,
+)
+from .weights import CLASSIFIER, POOLER, BertWeights
+
+__all__ = [
+    "CLASSIFIER_ARCHITECTURES",
+    "ClassifierHead",
+    "build_classifier_graph",
+    "check_classifier_pooling",
+    "read_classifier_head",
+]
+
+CLASSIFIER_ARCHITECTURES = {
+    "BertForSequenceClassification": "bert",
+    "RobertaForSequenceClassification": "roberta",
+    "XLMRobertaForSequenceClassification": "roberta",
+    "CamembertForSequenceClassification": "roberta",
+    "ElectraForSequenceClassification": "electra",
+    "DistilBertForSequenceClassification": "distilbert",
+}
+"""config.json `architectures` served as classifiers -> the head's layout."""
+
+
+@dataclass(frozen=True)
+class ClassifierHead:
+    """Which classification head a folder has, and its labels in logit order."""
+
+    layout: str
+    """A value of CLASSIFIER_ARCHITECTURES: which of the module docstring's heads."""
+    labels: tuple[str, ...]
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+
+def read_classifier_head(config_path: Path) -> ClassifierHead | None:
+    """The head a config.json declares, or None when it is not a served classifier."""
+    raw = json.loads(config_path.read_text(encoding="utf-8"))
+    architectures = raw.get("architectures") or []
+    layouts = [CLASSIFIER_ARCHITECTURES[a] for a in architectures if a in CLASSIFIER_ARCHITECTURES]
+    if not layouts:
+        return None
+    return ClassifierHead(layouts[0], _labels(raw, config_path))
+
+
+def _labels(raw: dict[str, object], path: Path) -> tuple[str, ...]:
+    """id2label by id; transformers' LABEL_i names when the config has no id2label."""
+    id2label = raw.get("id2label")
+    count = raw.get("num_labels")
+    if isinstance(id2label, dict) and id2label:
+        try:
+            by_id = {int(key): str(value) for key, value in id2label.items()}
+        except ValueError:
+            raise UnsupportedModelError(f"{path}: id2label keys must be label ids") from None
+        if sorted(by_id) != list(range(len(by_id))):
+            raise UnsupportedModelError(
+                f"{path}: id2label ids {sorted(by_id)} are not 0 to {len(by_id) - 1}")
+        return tuple(by_id[i] for i in range(len(by_id)))
+    number = int(count) if isinstance(count, int) else 2  # transformers' default
+    return tuple(f"LABEL_{i}" for i in range(number))
+
+
+def check_classifier_pooling(pooling: PoolingSpec) -> None:
+    """Refuse pooling flags on a classifier: its head reads the first token, always."""
+    default = PoolingSpec()
+    given = [f"-pooling_strategy {pooling.strategy.name}"] * (pooling.strategy != default.strategy)
+    given += [f"-pooling_layer {' '.join(map(str, pooling.layers))}"] * (
+        pooling.layers != default.layers)
+    given += ["-mask_cls_sep"] * pooling.mask_cls_sep
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: pooling flags do not apply to a sequence-classification "
+            "model, which outputs its classifier's logits (its head reads the first token): "
+            "drop them")
+
+
+def build_classifier_graph(config: BertConfig, weights: BertWeights, head: ClassifierHead, *,
+                           use_position_embeddings: bool = True) -> onnx.ModelProto:
+    """Every encoder layer, then the head on the first token: logits (batch, num_labels)."""
+    _check_width(weights, head)
+    g = _GraphBuilder()
+    states = encoder_states(g, config, weights, config.num_hidden_layers,
+                            use_position_embeddings)
+    first = _first_token(g, states[-1])
+    logits = _head_logits(g, first, weights, head.layout)
+    metadata = GraphMetadata(PoolingSpec(), config.hidden_size, config.num_hidden_layers,
+                             config.max_position_embeddings, head.num_labels,
+                             num_attention_heads=config.num_attention_heads,
+                             position_offset=config.position_offset,
+                             head=ModelHead.CLASSIFIER, labels=head.labels)
+    return assemble_graph(g, logits, ["batch", head.num_labels], metadata)
+
+
+# layout -> (hidden Linear, its activation, output Linear), as transformers names them
+_HEADS = {
+    "bert": (POOLER, "tanh", CLASSIFIER),
+    "roberta": (f"{CLASSIFIER}/dense", "tanh", f"{CLASSIFIER}/out_proj"),
+    "electra": (f"{CLASSIFIER}/dense", "gelu", f"{CLASSIFIER}/out_proj"),
+    "distilbert": (f"pre_{CLASSIFIER}", "relu", CLASSIFIER),
+}
+
+
+def _head_logits(g: _GraphBuilder, first: str, weights: BertWeights, layout: str) -> str:
+    hidden_name, activation, output_name = _HEADS[layout]
+    hidden = _dense(g, first, weights, hidden_name)
+    activated = g.op("Tanh", hidden) if activation == "tanh" else _activation(g, hidden,
+                                                                                activation)
+    return _dense(g, activated, weights, output_name)
+
+
+def _check_width(weights: BertWeights, head: ClassifierHead) -> None:
+    name = f"{_HEADS[head.layout][2]}/kernel"
+    width = int(weights[name].shape[1])
+    if width != head.num_labels:
+        raise UnsupportedModelError(
+            f"{weights.source}: the classifier outputs {width} logits but config.json names "
+            f"{head.num_labels} labels (id2label): do the config and the weights belong "
+            "together?")

@@ -1,0 +1,105 @@
+"""text-embeddings-inference's `/rerank` and `/predict`, over the client's `rerank`/`predict`.
+
+They answer only when the server serves a sequence-classification model
+(`require_head`); `/rerank` also needs a cross-encoder, one logit. Scores are
+the client's: sigmoid of the single logit for `/rerank` (and for `/predict` on
+a cross-encoder), softmax over the labels for `/predict` on a classifier, the
+logits with `raw_scores`, as TEI's. Pairs go to the server as 'first ||| second'
+and are batched by length with every other text, so a text holding '|||'
+cannot be sent (422, naming it). Errors come back in TEI's shape.
+
+Usage::
+
+    curl localhost:8125/rerank -d '{"query": "What is Deep Learning?", "texts": ["a", "b"]}'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from bert_serving.client import Prediction
+
+from ..model_head import ModelHead
+from ..tokenization import PAIR_SEPARATOR
+from .classifier_schemas import PredictRequest, RerankRequest
+from .errors import GatewayError, Problem
+from .heads import require_head
+from .preparation import ServedModel
+from .routes import Service, json_reply
+from .tei_routes import Model
+from .tei_schemas import TEIErrorReply
+
+__all__ = ["classifier_routes"]
+
+classifier_routes = APIRouter(tags=["text-embeddings-inference"], responses={
+    "4XX": {"model": TEIErrorReply, "description": "bad request, or a model of another kind"},
+    "5XX": {"model": TEIErrorReply, "description": "the server failed or did not answer"}})
+
+
+@classifier_routes.post("/rerank", response_model=list[dict[str, Any]])
+async def rerank(body: RerankRequest, service: Service, model: Model) -> Response:
+    """Each text's score against the query, best first: `[{"index", "score", "text"?}]`."""
+    require_head(model, ModelHead.CLASSIFIER)
+    if len(model.labels) != 1:
+        raise GatewayError(Problem(
+            "WrongModelKind", 400, f"/rerank needs a cross-encoder (one logit); this server's "
+            f"classifier has {len(model.labels)} labels ({', '.join(model.labels)}): use /predict"))
+    texts = body.checked_texts
+    _check_separators([[body.query]], "query")
+    _check_separators([[text] for text in texts], "texts")
+    await _check_lengths(model, [f"{body.query} {PAIR_SEPARATOR} {t}" for t in texts],
+                         body.truncate, "texts")
+    ranks = await service.rerank(body.query, texts, raw_scores=body.raw_scores)
+    return await json_reply(lambda: [
+        {"index": rank.index, "score": rank.score,
+         **({"text": texts[rank.index]} if body.return_text else {})} for rank in ranks])
+
+
+_Labels = list[dict[str, Any]]
+
+
+@classifier_routes.post("/predict", response_model=_Labels | list[_Labels])
+async def predict(body: PredictRequest, service: Service, model: Model) -> Response:
+    """Each input's labels with scores, best first (a list of those per input for a batch)."""
+    require_head(model, ModelHead.CLASSIFIER)
+    items = body.items
+    _check_separators(items, "inputs")
+    wire = [f" {PAIR_SEPARATOR} ".join(row) for row in items]
+    await _check_lengths(model, wire, body.truncate, "inputs")
+    rows = await service.predict(items, raw_scores=body.raw_scores)
+    answers = [_labels(row) for row in rows]
+    return await json_reply(lambda: answers if body.is_batch else answers[0])
+
+
+def _labels(row: list[Prediction]) -> list[dict[str, Any]]:
+    return [{"label": p.label, "score": p.score} for p in row]
+
+
+def _check_separators(rows: list[list[str]], field: str) -> None:
+    """A '|||' inside a text would split it into a pair on the wire: refuse it, naming it."""
+    for index, row in enumerate(rows):
+        if any(PAIR_SEPARATOR in text for text in row):
+            where = field if field == "query" else f"{field}[{index}]"
+            raise GatewayError(Problem(
+                "ValidationError", 422, f"{where}: holds {PAIR_SEPARATOR!r}, which bert-serving "
+                "reads as the split of a sentence pair: remove it", field))
+
+
+async def _check_lengths(model: ServedModel, wire: list[str], truncate: bool | None,
+                         field: str) -> None:
+    """truncate: false refuses inputs over -max_seq_len (the server would cut them)."""
+    tools = model.tools
+    if truncate is not False or tools is None or model.truncation != "truncate":
+        return  # the server cuts them, or (-truncation error) refuses them itself
+    lengths = await anyio.to_thread.run_sync(lambda: tools.full_lengths(wire))
+    for index, count in enumerate(lengths):
+        if count > tools.max_len:
+            raise GatewayError(Problem(
+                "ValidationError", 422, f"{field}[{index}]: has {count} tokens (special tokens "
+                f"included), more than this server's limit of {tools.max_len} "
+                "(-max_seq_len): send truncate: true, or start the server with a larger "
+                "-max_seq_len", field))

@@ -1,0 +1,45 @@
+"""Which routes a served model answers: one server, one model, one kind of output.
+
+Every route that computes something names the heads it serves and calls
+`require_head` first; a request for another kind is answered 400 (422 in
+TEI's shape on TEI's routes, OpenAI's 400 under /v1) with a message naming the
+kind that is loaded and the routes that kind does answer. `/encode` (the
+original route, like the ZeroMQ `encode`) answers every head with the graph's
+rows: pooled vectors, a classifier's logits, or sparse term weights.
+
+Usage::
+
+    require_head(model, ModelHead.EMBEDDING)     # first line of /embed
+"""
+
+from __future__ import annotations
+
+from ..model_head import ModelHead
+from .errors import GatewayError, Problem
+from .preparation import ServedModel
+
+__all__ = ["ROUTES_OF_HEAD", "require_head"]
+
+ROUTES_OF_HEAD = {
+    ModelHead.EMBEDDING: "/embed, /embed_all, /v1/embeddings and /encode",
+    ModelHead.CLASSIFIER: "/predict, /rerank and /encode (its logits)",
+    ModelHead.SPARSE: "/embed_sparse and /encode",
+}
+"""What each kind of model answers, for the refusal's message."""
+
+_DESCRIPTIONS = {
+    ModelHead.EMBEDDING: "an embedding model",
+    ModelHead.CLASSIFIER: "a sequence-classification model (classifier or cross-encoder)",
+    ModelHead.SPARSE: "a sparse (SPLADE) model",
+}
+
+
+def require_head(model: ServedModel, *heads: ModelHead) -> None:
+    """Refuse, naming the loaded kind, unless the served model's head is one of `heads`."""
+    if model.head in heads:
+        return
+    wanted = " or ".join(_DESCRIPTIONS[head] for head in heads)
+    raise GatewayError(Problem(
+        "WrongModelKind", 400,
+        f"this route needs {wanted}, but this server serves {_DESCRIPTIONS[model.head]} "
+        f"({model.name}), which answers {ROUTES_OF_HEAD[model.head]}"))

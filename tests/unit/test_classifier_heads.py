@@ -1,0 +1,189 @@
+"""The classifier head's pure parts: reading the head, its graph, scores, request shapes, refusals.
+
+The graph is checked against transformers' AutoModelForSequenceClassification
+(tests/reference.py) within 1e-4 on every head layout (BERT's pooler -> classifier,
+XLM-R's dense -> tanh -> out_proj, ELECTRA's with GELU, DistilBERT's pre_classifier ->
+ReLU -> classifier); the whole server is exercised in
+tests/integration/test_classifier_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from make_random_classifier import CLASSIFIER_KINDS, LABELS, write_random_classifier
+from reference import ClassifierReference
+
+from bert_serving.client._scores import pair_text, predictions, ranked, scores
+from bert_serving.server.convert.cache import GraphCache
+from bert_serving.server.convert.graph import GraphMetadata
+from bert_serving.server.convert.heads import check_classifier_pooling, read_classifier_head
+from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
+from bert_serving.server.convert.sources import detect_model_source
+from bert_serving.server.errors import ConfigError, UnsupportedModelError
+from bert_serving.server.http.classifier_schemas import PredictRequest
+from bert_serving.server.http.errors import GatewayError
+from bert_serving.server.http.heads import require_head
+from bert_serving.server.http.preparation import ServedModel
+from bert_serving.server.model_head import ModelHead
+from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+
+TOLERANCE = 1e-4
+TEXTS = ["hello world ||| the quick brown fox", "Short text.",
+         "A man is playing a guitar on the street corner ||| le chat dort"]
+
+
+@pytest.fixture(scope="module", params=CLASSIFIER_KINDS)
+def classifier_dir(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+    kind = str(request.param)
+    return write_random_classifier(kind, tmp_path_factory.mktemp(f"classifier-{kind}"))
+
+
+def features_for(folder: Path, texts: list[str]) -> dict[str, np.ndarray]:
+    return ClassifierReference(folder).features(texts, None)
+
+
+# -- conversion -------------------------------------------------------------------------------
+
+
+def test_classifier_graph_outputs_transformers_logits(classifier_dir: Path,
+                                                      graph_cache: Path) -> None:
+    graph = prepare_graph(detect_model_source(classifier_dir), ConversionOptions(),
+                          GraphCache(graph_cache))
+    labels = json.loads((classifier_dir / "config.json").read_text())["id2label"]
+    assert graph.metadata.head is ModelHead.CLASSIFIER
+    assert graph.metadata.labels == tuple(labels[str(i)] for i in range(len(labels)))
+    assert graph.metadata.output_width == len(labels)
+    session = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, features_for(classifier_dir, TEXTS))[0]
+    np.testing.assert_allclose(got, ClassifierReference(classifier_dir).logits(TEXTS),
+                               atol=TOLERANCE, rtol=0)
+
+
+def test_an_exported_classifier_keeps_its_labels_and_refuses_pooling(
+        classifier_dir: Path, graph_cache: Path, tmp_path: Path) -> None:
+    """A server started from the .onnx alone knows the labels, and the pooling rule holds."""
+    graph = prepare_graph(detect_model_source(classifier_dir), ConversionOptions(),
+                          GraphCache(graph_cache))
+    shutil.copy(graph.path, tmp_path / "model.onnx")
+    for name in ("vocab.txt", "tokenizer.json"):
+        if (classifier_dir / name).is_file():
+            shutil.copy(classifier_dir / name, tmp_path / name)
+    source = detect_model_source(tmp_path)
+    ready = prepare_graph(source, ConversionOptions(), GraphCache(graph_cache))
+    assert ready.metadata.labels == graph.metadata.labels
+    with pytest.raises(ConfigError, match="-pooling_strategy REDUCE_MAX"):
+        prepare_graph(source, ConversionOptions(pooling=PoolingSpec(
+            strategy=PoolingStrategy.REDUCE_MAX)), GraphCache(graph_cache))
+
+
+def test_labels_that_disagree_with_the_weights_are_refused(tmp_path: Path,
+                                                           graph_cache: Path) -> None:
+    folder = write_random_classifier("bert", tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {"0": "no", "1": "yes"}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedModelError, match="3 logits but config.json names 2 labels"):
+        prepare_graph(detect_model_source(folder), ConversionOptions(), GraphCache(graph_cache))
+
+
+def test_read_classifier_head(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+
+    def head_of(config: dict[str, object]) -> object:
+        path.write_text(json.dumps(config))
+        return read_classifier_head(path)
+
+    assert head_of({"architectures": ["BertModel"]}) is None
+    assert head_of({}) is None
+    head = head_of({"architectures": ["XLMRobertaForSequenceClassification"],
+                    "id2label": {"1": "b", "0": "a"}})
+    assert head is not None and head.layout == "roberta" and head.labels == ("a", "b")
+    unnamed = head_of({"architectures": ["BertForSequenceClassification"], "num_labels": 3})
+    assert unnamed is not None and unnamed.labels == ("LABEL_0", "LABEL_1", "LABEL_2")
+    with pytest.raises(UnsupportedModelError, match="not 0 to 1"):
+        head_of({"architectures": ["BertForSequenceClassification"],
+                 "id2label": {"0": "a", "2": "b"}})
+
+
+def test_pooling_flags_on_a_classifier_are_named() -> None:
+    check_classifier_pooling(PoolingSpec())
+    with pytest.raises(ConfigError, match=r"^-pooling_layer -1, -mask_cls_sep: pooling flags"):
+        check_classifier_pooling(PoolingSpec(layers=(-1,), mask_cls_sep=True))
+
+
+def test_labels_survive_the_graph_props() -> None:
+    metadata = GraphMetadata(PoolingSpec(), 32, 2, 256, 2, head=ModelHead.CLASSIFIER,
+                             labels=("négatif", "a,b"))
+    assert GraphMetadata.from_props(metadata.as_props()) == metadata
+    props = metadata.as_props()
+    del props["bert_serving.labels"]  # graphs made before labels were recorded
+    restored = GraphMetadata.from_props(props)
+    assert restored is not None and restored.labels == ()
+
+
+# -- scores, as the client computes them --------------------------------------------------------
+
+
+def test_scores_are_sigmoid_softmax_or_raw() -> None:
+    one = np.array([[0.0], [2.0]], np.float32)
+    np.testing.assert_allclose(scores(one, raw_scores=False)[:, 0], [0.5, 1 / (1 + np.exp(-2))])
+    many = np.array([[1.0, 2.0, 3.0]], np.float32)
+    soft = scores(many, raw_scores=False)
+    np.testing.assert_allclose(soft, np.exp([[1, 2, 3]]) / np.exp([1, 2, 3]).sum())
+    np.testing.assert_array_equal(scores(many, raw_scores=True), many)
+
+
+def test_ranked_is_best_first_and_ties_keep_order() -> None:
+    logits = np.array([[0.1], [3.0], [0.1], [-1.0]], np.float32)
+    assert [rank.index for rank in ranked(logits, raw_scores=True)] == [1, 0, 2, 3]
+
+
+def test_predictions_sort_labels_by_score() -> None:
+    rows = predictions(np.array([[0.0, 5.0, 1.0]]), ("a", "b", "c"), raw_scores=False)
+    assert [p.label for p in rows[0]] == ["b", "c", "a"]
+    assert abs(sum(p.score for p in rows[0]) - 1.0) < 1e-9
+
+
+def test_pair_text_refuses_what_the_wire_cannot_carry() -> None:
+    assert pair_text("q", "t") == "q ||| t"
+    with pytest.raises(ValueError, match="'a ||| b' holds '|||'"):
+        pair_text("q", "a ||| b")
+    with pytest.raises(TypeError, match="not int"):
+        pair_text("q", 3)  # type: ignore[arg-type]
+
+
+# -- the routes' pure parts ---------------------------------------------------------------------
+
+
+def test_predict_inputs_follow_tei_shapes() -> None:
+    def items(inputs: object) -> list[list[str]]:
+        return PredictRequest.model_validate({"inputs": inputs}).items
+
+    assert items("hi") == [["hi"]]
+    assert items(["a", "b"]) == [["a", "b"]]
+    assert items([["a"], ["b", "c"]]) == [["a"], ["b", "c"]]
+    assert not PredictRequest.model_validate({"inputs": ["a", "b"]}).is_batch
+    assert PredictRequest.model_validate({"inputs": [["a"]]}).is_batch
+    for bad, named in ((["a", "b", "c"], "inputs: has 3 texts"),
+                       ([["a"], []], r"inputs\[1\]: has 0 texts"), ([], "cannot be empty")):
+        with pytest.raises(GatewayError, match=named):
+            items(bad)
+
+
+def test_require_head_names_the_loaded_kind() -> None:
+    model = ServedModel(name="tiny", head=ModelHead.CLASSIFIER, labels=LABELS["bert"])
+    require_head(model, ModelHead.CLASSIFIER)
+    with pytest.raises(GatewayError) as caught:
+        require_head(model, ModelHead.EMBEDDING)
+    problem = caught.value.problem
+    assert problem.status == 400 and problem.kind == "WrongModelKind"
+    assert "needs an embedding model" in problem.message
+    assert "serves a sequence-classification model" in problem.message
+    assert "/predict" in problem.message
