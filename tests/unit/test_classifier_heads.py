@@ -21,7 +21,7 @@ from reference import ClassifierReference
 
 from bert_serving.client._scores import pair_text, predictions, ranked, scores
 from bert_serving.server.convert.cache import GraphCache
-from bert_serving.server.convert.graph import GraphMetadata
+from bert_serving.server.graph_contract import GraphMetadata
 from bert_serving.server.convert.heads import check_classifier_pooling, read_classifier_head
 from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
