@@ -25,6 +25,7 @@ from .chunking import TRUNCATION_MODES, Truncation, reduction_for
 from .engine import EngineOptions
 from .errors import ConfigError
 from .flags import add_flag, add_model_flags, engine_options_from_args
+from .model_head import ModelHead
 
 __all__ = [
     "CPU_BATCH_TOKENS",
@@ -263,6 +264,9 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
 def _config_from_args(args: argparse.Namespace) -> ServerConfig:
     engine = engine_options_from_args(args)
     if args.truncation == "chunk":
+        if engine.head is ModelHead.SPARSE:
+            raise ConfigError("-truncation chunk is not supported with -head sparse yet: use "
+                              "truncate or error")
         reduction_for(engine.pooling.strategy)  # refuses NONE
     return ServerConfig(
         engine=engine,

@@ -26,6 +26,7 @@ from .convert.sources import TOKENIZER_JSON_NAME, detect_model_source
 from .default_model import default_model_dir
 from .errors import ConfigError
 from .hf_tokenizer import HfTokenizer
+from .model_head import ModelHead
 from .native_embedding import l2_normalize
 from .pooling import PoolingSpec
 from .runtime import Device, OnnxRunner, parse_device
@@ -52,6 +53,7 @@ class EngineOptions:
     no_special_token: bool = False
     no_position_embeddings: bool = False
     int8: bool = False
+    head: ModelHead | None = None  # None: what the folder is (-head auto)
     device: str = "cpu"
     intra_op_threads: int | None = None
 
@@ -66,6 +68,7 @@ class EngineOptions:
             use_position_embeddings=not self.no_position_embeddings,
             precision=precision,
             fuse_for_gpu=on_gpu,
+            head=self.head or ModelHead.EMBEDDING,
         )
 
 

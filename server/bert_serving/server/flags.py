@@ -14,10 +14,12 @@ from typing import Any
 from .default_model import default_model_dir
 from .engine import EngineOptions
 from .errors import ConfigError
+from .model_head import ModelHead
 from .native_embedding import model_native_embedding
 from .pooling import PoolingSpec, PoolingStrategy
 
 __all__ = [
+    "HEAD_CHOICES",
     "MODEL_POOLING",
     "add_flag",
     "add_model_flags",
@@ -27,6 +29,8 @@ __all__ = [
 
 MODEL_POOLING = "MODEL"
 """-pooling_strategy MODEL: the model's own embedding, from its sentence-transformers modules."""
+HEAD_CHOICES = ("auto", ModelHead.SPARSE.value)
+"""-head: auto (what the folder is) or sparse (SPLADE from a BertForMaskedLM folder)."""
 
 
 def parse_max_seq_len(value: str) -> int | None:
@@ -82,6 +86,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
           help="tokenized input only: do not add [CLS]/[SEP]")
     add_flag(group, "no_position_embeddings", action="store_true",
           help="do not add position embeddings")
+    add_flag(group, "head", choices=HEAD_CHOICES, default="auto",
+          help="what the graph outputs: auto (a .onnx graph's own kind, else embeddings); "
+               "sparse: SPLADE term weights from a BertForMaskedLM folder (-pooling flags do "
+               "not apply), served by /embed_sparse and BertClient.encode_sparse")
     add_flag(group, "int8", action="store_true",
           help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
                "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI")
@@ -90,6 +98,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
                              intra_op_threads: int | None = None) -> EngineOptions:
     """The one place parsed model flags become an `EngineOptions`."""
+    head = _head_from_args(args)
     pooling, normalize = _pooling_from_args(args)
     return EngineOptions(
         model_dir=args.model_dir,
@@ -104,9 +113,24 @@ def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
         no_special_token=args.no_special_token,
         no_position_embeddings=args.no_position_embeddings,
         int8=args.int8,
+        head=head,
         device=device,
         intra_op_threads=intra_op_threads,
     )
+
+
+def _head_from_args(args: argparse.Namespace) -> ModelHead | None:
+    """None for auto; sparse refuses the pooling flags, which SPLADE's own pooling replaces."""
+    if args.head != ModelHead.SPARSE.value:
+        return None
+    given = [flag for flag, is_set in (
+        ("-pooling_strategy", args.pooling_strategy != "REDUCE_MEAN"),
+        ("-pooling_layer", list(args.pooling_layer) != [-2]),
+        ("-mask_cls_sep", args.mask_cls_sep)) if is_set]
+    if given:
+        raise ConfigError(f"{', '.join(given)} does not apply to -head sparse, which max-pools "
+                          "SPLADE's term weights over every token of the last layer; drop it")
+    return ModelHead.SPARSE
 
 
 def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
