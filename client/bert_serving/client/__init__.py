@@ -6,7 +6,8 @@ Importing it warns, in one line, when a 1.10 `bert-serving-client` or
 
 Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
 `_receiver` (the reply demultiplexer that makes a client thread-safe),
-`_assembly` (chunked results into one array), `_input` (checks before sending),
+`_assembly` (chunked results into one array), `_sparse` (SPLADE rows as
+`SparseVector`s), `_input` (checks before sending),
 `_errors` (BertClientTimeout; ServerError comes from bert_serving.proto).
 
 Usage::
@@ -27,6 +28,7 @@ from bert_serving.proto import PROTOCOL_VERSION
 from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Response
 from ._concurrent import ConcurrentBertClient
 from ._errors import BertClientTimeout, ServerError
+from ._sparse import SparseVector
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -36,6 +38,7 @@ __all__ = [
     "ConcurrentBertClient",
     "Response",
     "ServerError",
+    "SparseVector",
     "__version__",
 ]
 

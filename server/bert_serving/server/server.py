@@ -264,6 +264,7 @@ class BertServer:
             "output_dim": metadata.output_width,
             "graph_path": str(self.graph.path),
             "graph_precision": metadata.precision,
+            "model_head": metadata.head.value,
             "num_worker": self.config.num_worker,
         }
 

@@ -37,11 +37,13 @@ from ..tokenization import PAIR_SEPARATOR, Piece
 from .errors import GatewayError, Problem, invalid
 
 __all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
-           "request_truncation", "shape_vectors"]
+           "request_truncation", "require_head", "shape_vectors"]
 
 Direction = Literal["right", "left"]
 Truncation = Literal["truncate", "error", "chunk"]
 _SPECIALS = 2  # [CLS] and [SEP], which the server adds to every text
+_ROUTES_OF_HEAD = {ModelHead.EMBEDDING: "/embed, /v1/embeddings, /encode",
+                   ModelHead.CLASSIFIER: "/rerank, /predict", ModelHead.SPARSE: "/embed_sparse"}
 
 
 class TextTools(Protocol):
@@ -85,6 +87,20 @@ class ServedModel:
     """The server's -truncation: what a request that does not say gets."""
     head: ModelHead = ModelHead.EMBEDDING
     """What the served graph outputs; routes for another head refuse (see `model_head`)."""
+
+
+def require_head(model: ServedModel, *heads: ModelHead) -> None:
+    """Refuse a route that the served model's kind does not answer, naming the kind loaded.
+
+    One server serves one model; which routes answer follows what its graph outputs.
+    """
+    if model.head in heads:
+        return
+    wanted = " or ".join(head.value for head in heads)
+    raise GatewayError(Problem(
+        "ValidationError", 422,
+        f"this route needs a{'n' if wanted[0] in 'aeiou' else ''} {wanted} model, but this "
+        f"server serves a {model.head.value} model: use {_ROUTES_OF_HEAD[model.head]}"))
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

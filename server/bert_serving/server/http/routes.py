@@ -25,8 +25,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ..model_head import ModelHead
 from .metrics import CONTENT_TYPE, GatewayMetrics
-from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
+from .preparation import ServedModel, prepare_texts, prompt_for, require_head, shape_vectors
 from .schemas import (
     EmbeddingsReply,
     EmbeddingsRequest,
@@ -75,8 +76,9 @@ probe_routes = APIRouter(tags=["probes"])
 
 
 @bert_routes.post("/encode", response_model=EncodeReply)
-async def encode(body: EncodeRequest, service: Service) -> Response:
+async def encode(body: EncodeRequest, service: Service, request: Request) -> Response:
     """Encode texts (or token lists) into one row each, as the original gateway did."""
+    require_head(cast(ServedModel, request.app.state.model), ModelHead.EMBEDDING)
     encoded = await service.encode(list(body.texts), is_tokenized=body.tokenized)
     # The caller's id goes through the standard library, which writes any JSON it parsed
     # (orjson refuses integers past 64 bits).
@@ -109,6 +111,7 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     put before each text, as sentence-transformers does.
     """
     model = cast(ServedModel, request.app.state.model)
+    require_head(model, ModelHead.EMBEDDING)
     prompt = prompt_for(model, None)
     payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",

@@ -26,12 +26,12 @@ from typing import Any
 import anyio
 import numpy as np
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, SparseVector
 
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
-__all__ = ["EmbeddingService", "Encoded", "TokenCounter"]
+__all__ = ["EmbeddingService", "Encoded", "EncodedSparse", "TokenCounter"]
 
 TokenCounter = Callable[[Sequence[Any], bool], list[int]]
 """(texts, is_tokenized) -> tokens per text, as the server counts them."""
@@ -42,6 +42,14 @@ class Encoded:
     """Rows in the texts' order (C-contiguous), and the tokens the model read per text."""
 
     vectors: np.ndarray
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class EncodedSparse:
+    """One sparse vector per text, in the texts' order, and the tokens the model read."""
+
+    vectors: list[SparseVector]
     token_counts: list[int]
 
 
@@ -76,6 +84,22 @@ class EmbeddingService:
             raise GatewayError(invalid("texts", str(error))) from None
         # C order, as orjson writes arrays only in it (the client's rows already are).
         return Encoded(np.ascontiguousarray(vectors), self._count_tokens(texts, is_tokenized))
+
+    async def encode_sparse(self, texts: list[Any], *, is_tokenized: bool) -> EncodedSparse:
+        """`BertClient.encode_sparse`'s vectors and tokens per text; raises as `encode`."""
+        if len(texts) > self._max_texts:
+            raise GatewayError(too_many_texts(len(texts), self._max_texts))
+        encoded = await anyio.to_thread.run_sync(self._encode_sparse_blocking, texts,
+                                                 is_tokenized, limiter=self._threads)
+        self.metrics.on_encoded(len(texts), sum(encoded.token_counts))
+        return encoded
+
+    def _encode_sparse_blocking(self, texts: list[Any], is_tokenized: bool) -> EncodedSparse:
+        try:
+            vectors = self.client.encode_sparse(texts, is_tokenized=is_tokenized)
+        except (TypeError, ValueError) as error:
+            raise GatewayError(invalid("texts", str(error))) from None
+        return EncodedSparse(vectors, self._count_tokens(texts, is_tokenized))
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.

@@ -3,9 +3,11 @@
 `POST /` and `POST /embed` answer TEI's pooled embeddings (what
 `huggingface_hub.InferenceClient(base_url=...).feature_extraction`, LangChain's
 `HuggingFaceEndpointEmbeddings` and llama-index's `TextEmbeddingsInference`
-post), `/embed_all` token vectors, `/tokenize` and `/decode` the server's own
-tokenizer, `/info` what the server runs. Errors come back in TEI's shape
-(errors.py, by path).
+post), `/embed_all` token vectors, `/embed_sparse` a SPLADE model's term weights,
+`/tokenize` and `/decode` the server's own tokenizer, `/info` what the server runs.
+The embedding routes answer an embedding model and `/embed_sparse` a sparse one
+(`-head sparse`); each refuses the other kind, naming the kind loaded. Errors come
+back in TEI's shape (errors.py, by path).
 
 The vectors are the server's: the model's own embedding when the server runs
 -pooling_strategy MODEL (or its folder's equivalent flags), else the server's
@@ -23,11 +25,26 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from .. import __version__
+from ..model_head import ModelHead
 from .errors import GatewayError, Problem
-from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
+from .preparation import (
+    ServedModel,
+    TextTools,
+    prepare_texts,
+    prompt_for,
+    require_head,
+    shape_vectors,
+)
 from .routes import Service, Settings, json_reply
-from .service import Encoded
-from .tei_schemas import DecodeRequest, EmbedRequest, TEIErrorReply, TokenizeRequest
+from .service import Encoded, EncodedSparse
+from .tei_schemas import (
+    DecodeRequest,
+    EmbedRequest,
+    EmbedSparseRequest,
+    SparseValue,
+    TEIErrorReply,
+    TokenizeRequest,
+)
 
 __all__ = ["tei_routes"]
 
@@ -55,6 +72,7 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
 @tei_routes.post("/embed", response_model=list[list[float]])
 async def embed(body: EmbedRequest, service: Service, model: Model) -> Response:
     """TEI's pooled embeddings: one vector per input, in order."""
+    require_head(model, ModelHead.EMBEDDING)
     if model.token_level:
         raise GatewayError(Problem(
             "ValidationError", 422, "this server returns token vectors (-pooling_strategy "
@@ -73,6 +91,7 @@ async def root(body: EmbedRequest, service: Service, model: Model) -> Response:
 @tei_routes.post("/embed_all", response_model=list[list[list[float]]])
 async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Response:
     """Every token's vector ([CLS]/[SEP] included) per input; needs -pooling_strategy NONE."""
+    require_head(model, ModelHead.EMBEDDING)
     if not model.token_level:
         raise GatewayError(Problem(
             "ValidationError", 422, "/embed_all needs token vectors: start the server with "
@@ -80,6 +99,24 @@ async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Respo
     encoded = await _encode(body, service, model)
     return await json_reply(lambda: [rows[:count] for rows, count
                                      in zip(encoded.vectors, encoded.token_counts, strict=True)])
+
+
+@tei_routes.post("/embed_sparse", response_model=list[list[SparseValue]])
+async def embed_sparse(body: EmbedSparseRequest, service: Service, model: Model) -> Response:
+    """A sparse model's term weights per input: its nonzero `{"index", "value"}`, by index."""
+    require_head(model, ModelHead.SPARSE)
+    prompt = prompt_for(model, body.prompt_name)
+    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+        body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
+        direction=body.truncation_direction, server_truncation=model.truncation))
+    encoded = await service.encode_sparse(payload, is_tokenized=tokenized)
+    return await json_reply(lambda: _sparse_values(encoded))
+
+
+def _sparse_values(encoded: EncodedSparse) -> list[list[dict[str, Any]]]:
+    return [[{"index": index, "value": value}
+             for index, value in zip(vector.indices.tolist(), vector.values.tolist(), strict=True)]
+            for vector in encoded.vectors]
 
 
 @tei_routes.post("/tokenize", response_model=list[list[dict[str, Any]]])
