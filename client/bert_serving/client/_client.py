@@ -266,8 +266,8 @@ class BertClient:
         if head != SPARSE_HEAD:
             raise ServerError(
                 f"encode_sparse needs a server of a sparse model (bert-serving-start -head "
-                f"sparse on a BertForMaskedLM folder); this one serves a {head} model: use "
-                "encode", "BadRequest")
+                f"sparse on a BertForMaskedLM folder); this one serves "
+                f"{'an' if head[:1] in 'aeiou' else 'a'} {head} model: use encode", "BadRequest")
         check_texts(texts, is_tokenized)
         self._warn_about_length(texts, is_tokenized)
         rows, _tokens = self._encode_streamed(texts)

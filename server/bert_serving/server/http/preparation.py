@@ -99,8 +99,13 @@ def require_head(model: ServedModel, *heads: ModelHead) -> None:
     wanted = " or ".join(head.value for head in heads)
     raise GatewayError(Problem(
         "ValidationError", 422,
-        f"this route needs a{'n' if wanted[0] in 'aeiou' else ''} {wanted} model, but this "
-        f"server serves a {model.head.value} model: use {_ROUTES_OF_HEAD[model.head]}"))
+        f"this route needs {_article(wanted)} {wanted} model, but this server serves "
+        f"{_article(model.head.value)} {model.head.value} model: use "
+        f"{_ROUTES_OF_HEAD[model.head]}"))
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

@@ -1,0 +1,97 @@
+"""-head sparse on the real splade-tiny, in-process: the graph against transformers.
+
+The engine (conversion, tokenizer.json, onnxruntime) computes SPLADE's weights;
+tests/splade_reference.py computes them with AutoModelForMaskedLM on torch CPU.
+Tolerance 1e-4 per value over the whole vocabulary; the nonzero sets agree except
+for weights under SUPPORT_THRESHOLD in either, where a logit within float error of
+0 may fall on either side of relu.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference import heldout_texts
+from splade_reference import SpladeReference, splade_tiny_dir
+
+from bert_serving.client import SparseVector
+from bert_serving.client._sparse import to_sparse_vectors
+from bert_serving.server.config import parse_server_config
+from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.errors import ConfigError, UnsupportedModelError
+from bert_serving.server.model_head import ModelHead
+
+TOLERANCE = 1e-4
+SUPPORT_THRESHOLD = 1e-4
+VOCAB_SIZE = 30522
+
+
+@pytest.fixture(scope="module")
+def splade_engine(graph_cache: Path) -> Engine:
+    return Engine.load(EngineOptions(model_dir=splade_tiny_dir(), head=ModelHead.SPARSE,
+                                     max_seq_len=None, graph_tmp_dir=graph_cache))
+
+
+def assert_same_support(got: np.ndarray, want: np.ndarray) -> None:
+    for row, (g, w) in enumerate(zip(got, want, strict=True)):
+        missing = np.flatnonzero((w > SUPPORT_THRESHOLD) & (g == 0))
+        extra = np.flatnonzero((g > SUPPORT_THRESHOLD) & (w == 0))
+        assert not missing.size and not extra.size, (row, missing, extra)
+
+
+def test_sparse_graph_matches_transformers(splade_engine: Engine) -> None:
+    texts = heldout_texts()
+    got = splade_engine.encode(texts)
+    want = SpladeReference(splade_tiny_dir()).encode(texts, max_seq_len=None)
+    assert got.shape == (len(texts), VOCAB_SIZE) == want.shape
+    np.testing.assert_allclose(got, want, atol=TOLERANCE, rtol=0)
+    assert_same_support(got, want)
+    assert (got >= 0).all() and (got > 0).any(axis=1).all()
+
+
+def test_sparse_graph_records_its_head(splade_engine: Engine) -> None:
+    metadata = splade_engine.graph.metadata
+    assert metadata.head is ModelHead.SPARSE
+    assert metadata.output_width == VOCAB_SIZE
+
+
+def test_padding_does_not_change_a_text_s_weights(splade_engine: Engine) -> None:
+    alone = splade_engine.encode(["hi"])
+    batched = splade_engine.encode(["hi", "a much longer text that pads the first one well"])
+    np.testing.assert_allclose(batched[:1], alone, atol=1e-6, rtol=0)
+
+
+def test_head_sparse_on_a_folder_without_a_masked_lm_head_names_the_weight(
+        minilm_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"cls\.predictions\.transform"):
+        Engine.load(EngineOptions(model_dir=minilm_dir, head=ModelHead.SPARSE,
+                                  graph_tmp_dir=tmp_path))
+
+
+@pytest.mark.parametrize("flags", [["-pooling_strategy", "CLS_TOKEN"], ["-pooling_layer", "-1"],
+                                   ["-mask_cls_sep"]])
+def test_head_sparse_refuses_pooling_flags(flags: list[str]) -> None:
+    with pytest.raises(ConfigError, match=f"{flags[0]} does not apply to -head sparse"):
+        parse_server_config(["-head", "sparse", *flags])
+
+
+def test_head_sparse_refuses_chunking() -> None:
+    with pytest.raises(ConfigError, match="-truncation chunk is not supported with -head sparse"):
+        parse_server_config(["-head", "sparse", "-truncation", "chunk"])
+
+
+def test_head_defaults_to_the_folder_s_kind() -> None:
+    assert parse_server_config([]).engine.head is None
+    assert parse_server_config(["-head", "sparse"]).engine.head is ModelHead.SPARSE
+
+
+def test_sparse_vectors_keep_the_nonzero_entries_in_index_order() -> None:
+    rows = np.array([[0, 1.5, 0, 0.25], [0, 0, 0, 0]], np.float32)
+    first, empty = to_sparse_vectors(rows)
+    assert isinstance(first, SparseVector)
+    assert first.indices.tolist() == [1, 3] and first.values.tolist() == [1.5, 0.25]
+    assert first.indices.dtype == np.int64 and first.values.dtype == np.float32
+    assert first.to_dict() == {1: 1.5, 3: 0.25}
+    assert empty.indices.size == 0 and empty.values.size == 0
