@@ -95,3 +95,28 @@ def test_sparse_vectors_keep_the_nonzero_entries_in_index_order() -> None:
     assert first.indices.dtype == np.int64 and first.values.dtype == np.float32
     assert first.to_dict() == {1: 1.5, 3: 0.25}
     assert empty.indices.size == 0 and empty.values.size == 0
+
+
+def test_exported_sparse_graph_is_served_as_sparse_without_the_flag(
+        splade_engine: Engine, tmp_path: Path) -> None:
+    from bert_serving.server.convert.export_cli import main
+
+    out = tmp_path / "export" / "model.onnx"
+    assert main(["-model_dir", str(splade_tiny_dir()), "-head", "sparse", "-o", str(out),
+                 "-graph_tmp_dir", str(tmp_path / "cache")]) == 0
+    served = Engine.load(EngineOptions(model_dir=out, graph_tmp_dir=tmp_path / "cache"))
+    assert served.graph.metadata.head is ModelHead.SPARSE
+    texts = ["hello sparse world", "a"]
+    np.testing.assert_array_equal(served.encode(texts), splade_engine.encode(texts))
+
+
+def test_head_sparse_refuses_an_exported_embedding_graph(minilm_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from bert_serving.server.convert.export_cli import main
+
+    out = tmp_path / "model.onnx"
+    assert main(["-model_dir", str(minilm_dir), "-o", str(out),
+                 "-graph_tmp_dir", str(tmp_path / "cache")]) == 0
+    with pytest.raises(UnsupportedModelError, match="outputs embedding vectors, not sparse"):
+        Engine.load(EngineOptions(model_dir=out, head=ModelHead.SPARSE,
+                                  graph_tmp_dir=tmp_path / "cache"))

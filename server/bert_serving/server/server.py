@@ -46,6 +46,7 @@ from .engine import build_tokenizer, prepare_engine_graph
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, TokenCounter, create_app
 from .http.served_model import native_embedding_notes, served_model
+from .model_head import ModelHead
 from .runtime import usable_gpu_count
 from .sink import STOP as SINK_STOP
 from .sink import Sink
@@ -227,6 +228,9 @@ class BertServer:
     def _chunk_reduction(self) -> Reduction:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
+        if self.graph.metadata.head is ModelHead.SPARSE:
+            raise ConfigError(f"{self.graph.path} outputs sparse term weights, which "
+                              "-truncation chunk does not join yet: use truncate or error")
         return reduction_for(self.config.engine.pooling.strategy)
 
     def _start_gateway(self, count_tokens: TokenCounter, tokenizer: TextTokenizer) -> None:
