@@ -507,8 +507,8 @@ def request_bodies(openapi: dict[str, Any]) -> st.SearchStrategy[tuple[str, Any]
         if "application/json" in content:
             body = from_schema(content["application/json"]["schema"], openapi["components"])
             strategies.append(st.tuples(st.just(path), body))
-    # /encode, /v1/embeddings and TEI's /, /embed, /embed_all, /tokenize, /decode.
-    assert len(strategies) == 7, "expected seven routes to take JSON bodies"
+    # /encode, /v1/embeddings and TEI's /, /embed, /embed_all, /embed_sparse, /tokenize, /decode.
+    assert len(strategies) == 8, "expected eight routes to take JSON bodies"
     paths = st.sampled_from(sorted(openapi["paths"]))
     return st.one_of(*strategies, st.tuples(paths, JSON_VALUES))
 
