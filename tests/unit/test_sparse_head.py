@@ -120,3 +120,22 @@ def test_head_sparse_refuses_an_exported_embedding_graph(minilm_dir: Path,
     with pytest.raises(UnsupportedModelError, match="outputs embedding vectors, not sparse"):
         Engine.load(EngineOptions(model_dir=out, head=ModelHead.SPARSE,
                                   graph_tmp_dir=tmp_path / "cache"))
+
+
+@pytest.mark.parametrize(("precision", "min_cosine"), [("fp16", 0.9999), ("int8", 0.997)])
+def test_sparse_graph_in_other_precisions(splade_engine: Engine, tmp_path: Path,
+                                          precision: str, min_cosine: float) -> None:
+    """The GPU graph (fp16, fused; run here on CPU) and -int8 keep SPLADE's weights close."""
+    from bert_serving.server.convert.cache import GraphCache
+    from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
+    from bert_serving.server.convert.sources import detect_model_source
+
+    options = ConversionOptions(head=ModelHead.SPARSE, precision=precision,
+                                fuse_for_gpu=precision == "fp16")
+    graph = prepare_graph(detect_model_source(splade_tiny_dir()), options, GraphCache(tmp_path))
+    engine = Engine.from_graph(graph, EngineOptions(head=ModelHead.SPARSE, max_seq_len=None))
+    texts = heldout_texts()
+    got, want = engine.encode(texts), splade_engine.encode(texts)
+    assert graph.metadata.head is ModelHead.SPARSE and np.isfinite(got).all()
+    cosine = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cosine.min() >= min_cosine
