@@ -20,7 +20,7 @@ from reference import heldout_texts
 from server_process import ServerProcess
 from splade_reference import SpladeReference, densify, splade_tiny_dir
 
-from bert_serving.client import BertClient, ServerError
+from bert_serving.client import BertClient, ConcurrentBertClient, ServerError
 
 TOLERANCE = 1e-4
 SUPPORT_THRESHOLD = 1e-4
@@ -96,6 +96,13 @@ def test_encode_gives_the_same_weights_dense(client: BertClient, texts: list[str
     dense = client.encode(texts[:4])
     assert dense.shape == (4, VOCAB_SIZE) and client.model_head == "sparse"
     np.testing.assert_array_equal(dense, densify(client.encode_sparse(texts[:4]), VOCAB_SIZE))
+
+
+def test_concurrent_client_encodes_sparse(sparse_server: ServerProcess, texts: list[str],
+                                          expected: np.ndarray) -> None:
+    with ConcurrentBertClient(max_concurrency=2, port=sparse_server.port,
+                              port_out=sparse_server.port_out, check_length=False) as pool:
+        assert_matches(densify(pool.encode_sparse(texts), VOCAB_SIZE), expected)
 
 
 def test_embed_sparse_route_matches_transformers(http: httpx.Client, texts: list[str],

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from ._client import BertClient, Response
+from ._sparse import SparseVector
 
 __all__ = ["ConcurrentBertClient"]
 
@@ -68,6 +69,13 @@ class ConcurrentBertClient:
             _no_fetch()
         with self._borrow() as client:
             return client.encode(texts, is_tokenized=is_tokenized, show_tokens=show_tokens)
+
+    def encode_sparse(
+        self, texts: list[str] | list[list[str]], is_tokenized: bool = False
+    ) -> list[SparseVector]:
+        """BertClient.encode_sparse on a borrowed client."""
+        with self._borrow() as client:
+            return client.encode_sparse(texts, is_tokenized=is_tokenized)
 
     def encode_async(
         self,

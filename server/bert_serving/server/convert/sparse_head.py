@@ -12,11 +12,13 @@ embeddings, plus its bias. Every token of the attention mask counts, [CLS] and
 
 The max is taken over the logits, before relu and log: both rise with their input,
 so max(log(1 + relu(x))) = log(1 + relu(max x)) exactly, even in floating point,
-and the graph keeps one (batch, seq, vocab) tensor alive instead of three. Padding
-gets a -1e30 penalty before the max (its logits are not zero).
+and the bias, relu and log run on (batch, vocab) rather than (batch, seq, vocab).
+Padding gets a -1e30 penalty before the max (its logits are not zero; the fp16
+conversion clips the constant to -1e4, still far below any logit).
 
 The encoder is `build_bert_graph`'s (token vectors of the last layer); this module
-appends the head to that graph and replaces its output.
+appends the head to that graph and replaces its output, with the encoder builder's
+own dense, LayerNorm and activation helpers, so that maths is spelled once.
 
 Usage::
 
