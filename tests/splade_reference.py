@@ -56,12 +56,14 @@ class SpladeReference:
         return AutoModelForMaskedLM.from_pretrained(str(self.model_dir)).eval()
 
     def encode(self, texts: Sequence[str], *, max_seq_len: int | None,
-               pairs: bool = True) -> np.ndarray:
+               pairs: bool = True, side: str = "right") -> np.ndarray:
         """(N, vocab_size) float32 term weights, texts cut at max_seq_len tokens.
 
-        `pairs=False`: '|||' is text, as the HTTP routes read it.
+        `pairs=False`: '|||' is text, as the HTTP routes read it; `side`: the end cut off.
         """
         import torch
+
+        self.tokenizer.truncation_side = side
 
         firsts, seconds = split_pairs(texts) if pairs else (list(texts), [None] * len(texts))
         encoded = [self.tokenizer(a, b, truncation="longest_first" if max_seq_len else False,

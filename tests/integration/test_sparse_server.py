@@ -125,6 +125,21 @@ def test_embed_sparse_takes_one_string(http: httpx.Client, texts: list[str],
     assert_matches(got, expected[:1])
 
 
+def test_embed_sparse_truncates_on_the_left_when_asked(http: httpx.Client) -> None:
+    """The word-piece path: the gateway cuts the text's start and sends its last pieces."""
+    texts = ["cats and dogs play in the garden " * 3 + "rockets reach orbit around planets " * 3,
+             "short one"]
+    reply = http.post("/embed_sparse", json={"inputs": texts, "truncation_direction": "left"})
+    assert reply.status_code == 200, reply.text
+    pairs = [([v["index"] for v in row], [v["value"] for v in row]) for row in reply.json()]
+    reference = SpladeReference(splade_tiny_dir())
+    want = reference.encode(texts, max_seq_len=MAX_SEQ_LEN, pairs=False, side="left")
+    got = densify(pairs, VOCAB_SIZE)
+    assert_matches(got, want)
+    right = reference.encode(texts[:1], max_seq_len=MAX_SEQ_LEN, pairs=False)
+    assert np.abs(got[0] - right[0]).max() > 0.1  # the other end really was cut
+
+
 def test_embed_sparse_truncate_false_refuses_a_long_text(http: httpx.Client) -> None:
     reply = http.post("/embed_sparse", json={"inputs": ["short", LONG_TEXT], "truncate": False})
     assert reply.status_code == 422
