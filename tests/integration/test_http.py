@@ -500,9 +500,9 @@ def request_bodies(openapi: dict[str, Any]) -> st.SearchStrategy[tuple[str, Any]
         if "application/json" in content:
             body = from_schema(content["application/json"]["schema"], openapi["components"])
             strategies.append(st.tuples(st.just(path), body))
-    # /encode, /v1/embeddings and TEI's /, /embed, /embed_all, /tokenize, /decode, /rerank,
-    # /predict (the last two refused on this embedding model).
-    assert len(strategies) == 9, "expected nine routes to take JSON bodies"
+    # /encode, /v1/embeddings and TEI's /, /embed, /embed_all, /embed_sparse, /tokenize,
+    # /decode, /rerank, /predict (the last three refused on this embedding model).
+    assert len(strategies) == 10, "expected ten routes to take JSON bodies"
     paths = st.sampled_from(sorted(openapi["paths"]))
     return st.one_of(*strategies, st.tuples(paths, JSON_VALUES))
 

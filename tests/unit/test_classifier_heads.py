@@ -21,11 +21,11 @@ from reference import ClassifierReference
 
 from bert_serving.client._scores import pair_text, predictions, ranked, scores
 from bert_serving.server.convert.cache import GraphCache
-from bert_serving.server.graph_contract import GraphMetadata
 from bert_serving.server.convert.heads import check_classifier_pooling, read_classifier_head
 from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
 from bert_serving.server.errors import ConfigError, UnsupportedModelError
+from bert_serving.server.graph_contract import GraphMetadata
 from bert_serving.server.http.classifier_schemas import PredictRequest
 from bert_serving.server.http.errors import GatewayError
 from bert_serving.server.http.heads import require_head

@@ -8,7 +8,8 @@ Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
 `_receiver` (the reply demultiplexer that makes a client thread-safe),
 `_assembly` (chunked results into one array), `_input` (checks before sending),
 `_errors` (BertClientTimeout; ServerError comes from bert_serving.proto),
-`_scores` (a classifier's logits as `rerank` rankings and `predict` labels).
+`_scores` (a classifier's logits as `rerank` rankings and `predict` labels),
+`_sparse` (SPLADE rows as `SparseVector`s).
 
 Usage::
 
@@ -29,6 +30,7 @@ from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Respons
 from ._concurrent import ConcurrentBertClient
 from ._errors import BertClientTimeout, ServerError
 from ._scores import Prediction, Rank, pair_text, predictions, ranked
+from ._sparse import SparseVector, to_sparse_vectors
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -40,10 +42,12 @@ __all__ = [
     "Rank",
     "Response",
     "ServerError",
+    "SparseVector",
     "__version__",
     "pair_text",
     "predictions",
     "ranked",
+    "to_sparse_vectors",
 ]
 
 # The protocol level this client speaks, as 1.10.0's `__version__` was.

@@ -49,6 +49,7 @@ from ._errors import BertClientTimeout, ServerAddress
 from ._input import check_texts, longer_than
 from ._receiver import ReplyDemultiplexer
 from ._scores import Prediction, Rank, pair_text, predictions, ranked
+from ._sparse import SPARSE_HEAD, SparseVector, to_sparse_vectors
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_TIMEOUT_MS", "BertClient", "Response"]
 
@@ -109,6 +110,7 @@ class BertClient:
         self._curve_server_key = _curve_key(curve_server_key)
         self.length_limit: int | None = 0  # 0: no check; None: the server has no limit
         self.token_info_available = False
+        self._model_head: str | None = None  # the server's, read from its config when needed
         self._server = ServerAddress(ip, port, port_out)
         self._send_lock = threading.Lock()
         self._request_id = 0
@@ -154,6 +156,7 @@ class BertClient:
         self, check_version: bool, check_length: bool, check_token_info: bool, show: bool
     ) -> None:
         config = self.server_config
+        self._model_head = _model_head(config)
         if check_version and config["server_version"] != PROTOCOL_VERSION:
             raise AttributeError(
                 f"version mismatch: the server speaks protocol {config['server_version']} "
@@ -327,6 +330,32 @@ class BertClient:
         logits, _ = self._encode_streamed(texts).result()
         return logits
 
+    def encode_sparse(
+        self, texts: list[str] | list[list[str]], is_tokenized: bool = False
+    ) -> list[SparseVector]:
+        """SPLADE term weights, one `SparseVector` (nonzero indices, values) per text, in order.
+
+        Needs a server of a sparse model (`bert-serving-start -head sparse`); any other
+        server's vectors are refused here, naming its kind. Raises as `encode` does.
+        """
+        head = self.model_head
+        if head != SPARSE_HEAD:
+            raise ServerError(
+                f"encode_sparse needs a server of a sparse model (bert-serving-start -head "
+                f"sparse on a BertForMaskedLM folder); this one serves "
+                f"{'an' if head[:1] in 'aeiou' else 'a'} {head} model: use encode", "BadRequest")
+        check_texts(texts, is_tokenized)
+        self._warn_about_length(texts, is_tokenized)
+        rows, _tokens = self._encode_streamed(texts).result()
+        return to_sparse_vectors(rows)
+
+    @property
+    def model_head(self) -> str:
+        """What the server's model outputs: "embedding", "classifier" or "sparse"."""
+        if self._model_head is None:
+            self._model_head = _model_head(self.server_config)
+        return self._model_head
+
     def _encode_streamed(self, texts: list[Any]) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
@@ -475,6 +504,11 @@ def _predict_text(item: str | Sequence[str]) -> str:
     if isinstance(item, (list, tuple)) and len(item) == 2:
         return pair_text(item[0], item[1])
     raise TypeError(f"each input must be a text or a [first, second] pair, not {item!r:.60}")
+
+
+def _model_head(config: dict[str, Any]) -> str:
+    """The config's `model_head`; servers from before it serve embeddings."""
+    return str(config.get("model_head", "embedding"))
 
 
 def _identity_bytes(identity: str | bytes | None) -> bytes:

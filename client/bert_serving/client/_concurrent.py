@@ -23,6 +23,7 @@ import numpy as np
 
 from ._client import BertClient, Response
 from ._scores import Prediction, Rank
+from ._sparse import SparseVector
 
 __all__ = ["ConcurrentBertClient"]
 
@@ -78,6 +79,7 @@ class ConcurrentBertClient:
         """BertClient.encode_with_token_counts on a borrowed client."""
         with self._borrow() as client:
             return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
+
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """BertClient.rerank on a borrowed client."""
         with self._borrow() as client:
@@ -88,6 +90,13 @@ class ConcurrentBertClient:
         """BertClient.predict on a borrowed client."""
         with self._borrow() as client:
             return client.predict(texts_or_pairs, raw_scores)
+
+    def encode_sparse(
+        self, texts: list[str] | list[list[str]], is_tokenized: bool = False
+    ) -> list[SparseVector]:
+        """BertClient.encode_sparse on a borrowed client."""
+        with self._borrow() as client:
+            return client.encode_sparse(texts, is_tokenized=is_tokenized)
 
     def encode_async(
         self,

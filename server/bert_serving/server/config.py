@@ -31,6 +31,7 @@ from .default_model import default_model_dir
 from .errors import ConfigError
 from .flags import MODEL_POOLING, as_is, flag, parse_max_seq_len, setting, setting_of
 from .graph_contract import PreparedGraph
+from .model_head import ModelHead
 from .native_embedding import model_native_embedding
 from .pooling import PoolingSpec, PoolingStrategy
 
@@ -75,6 +76,24 @@ def _allow_ip(value: str) -> tuple[IpNetwork, ...]:
         return parse_allow_ip(value)
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+HEAD_CHOICES = ("auto", ModelHead.SPARSE.value)
+"""-head's values: auto (what the folder or graph is) and the heads asked for by name."""
+
+
+def _head_from_args(args: argparse.Namespace) -> ModelHead | None:
+    """None for auto; sparse refuses the pooling flags, which SPLADE's own pooling replaces."""
+    if args.head != ModelHead.SPARSE.value:
+        return None
+    given = [flag for flag, is_set in (
+        ("-pooling_strategy", args.pooling_strategy != "REDUCE_MEAN"),
+        ("-pooling_layer", list(args.pooling_layer) != [-2]),
+        ("-mask_cls_sep", args.mask_cls_sep)) if is_set]
+    if given:
+        raise ConfigError(f"{', '.join(given)} does not apply to -head sparse, which max-pools "
+                          "SPLADE's term weights over every token of the last layer; drop it")
+    return ModelHead.SPARSE
 
 
 def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
@@ -191,6 +210,13 @@ class EngineOptions:
         "int8", action="store_true",
         help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
              "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI"),))
+    head: ModelHead | None = setting(None, group="model", read=lambda args: _head_from_args(args),
+                                     wire=None, flags=(flag(
+        "head", choices=HEAD_CHOICES, default="auto",
+        help="what the graph outputs: auto (a .onnx graph's own kind, else embeddings); "
+             "sparse: SPLADE term weights from a BertForMaskedLM folder (-pooling flags do "
+             "not apply), served by /embed_sparse and BertClient.encode_sparse"),))
+    """None: what the folder is (-head auto)."""
     device: str = "cpu"
     intra_op_threads: int | None = None
 
@@ -445,5 +471,8 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     # bert-serving-start prints as one line (argparse's usage would bury it).
     config = ServerConfig(**_read(ServerConfig, args))
     if config.truncation == "chunk":
+        if config.engine.head is ModelHead.SPARSE:
+            raise ConfigError("-truncation chunk is not supported with -head sparse yet: use "
+                              "truncate or error")
         reduction_for(config.engine.pooling.strategy)  # refuses NONE
     return config

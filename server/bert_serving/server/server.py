@@ -236,6 +236,9 @@ class BertServer:
     def _chunk_reduction(self) -> Reduction:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
+        if self.graph.metadata.head is ModelHead.SPARSE:
+            raise ConfigError(f"{self.graph.path} outputs sparse term weights, which "
+                              "-truncation chunk does not join yet: use truncate or error")
         return reduction_for(self.config.engine.pooling.strategy)
 
     def _start_gateway(self, tokenizer: TextTokenizer) -> None:

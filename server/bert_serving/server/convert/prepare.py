@@ -49,6 +49,7 @@ from .optimize import (
     quantize_to_int8,
 )
 from .sources import ModelKind, ModelSource, detect_model_source
+from .sparse_head import build_sparse_graph, read_mlm_head
 from .tf_bundle import read_tensor_bundle
 from .weights import BertWeights, from_google_names, from_hf_state_dict
 
@@ -73,6 +74,8 @@ class ConversionOptions:
     use_position_embeddings: bool = True
     precision: str = "fp32"
     fuse_for_gpu: bool = False
+    head: ModelHead = ModelHead.EMBEDDING
+    """SPARSE: a masked-LM folder's SPLADE weights (see sparse_head) instead of pooling."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -81,6 +84,7 @@ class ConversionOptions:
     def cache_fields(self) -> dict[str, object]:
         fields = dataclasses.asdict(self)
         fields["pooling"] = GraphMetadata(self.pooling, 0, 0, 0, 0).as_props()
+        fields["head"] = self.head.value
         if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
             fields["int8_scheme"] = f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE}"
         return fields
@@ -115,13 +119,20 @@ def _cache_key(source: ModelSource, options: ConversionOptions) -> str:
     return hashlib.sha256(f"{content}\n{recipe}".encode()).hexdigest()[:32]
 
 
-def _read_weights(source: ModelSource) -> BertWeights:
+def _read_weights(source: ModelSource, head: ModelHead) -> tuple[BertWeights, BertWeights | None]:
+    """The encoder's weights, and the masked-LM head's when the graph is sparse."""
     if source.kind is ModelKind.GOOGLE_TF:
         assert source.checkpoint_prefix is not None
+        if head is ModelHead.SPARSE:
+            raise UnsupportedModelError(
+                f"-head sparse reads Hugging Face BertForMaskedLM folders; "
+                f"{source.checkpoint_prefix} is a Google TF checkpoint: convert it to a "
+                "Hugging Face folder first")
         tensors = read_tensor_bundle(source.checkpoint_prefix)
-        return from_google_names(tensors, str(source.checkpoint_prefix))
+        return from_google_names(tensors, str(source.checkpoint_prefix)), None
     tensors = read_hf_weights(list(source.weight_files))
-    return from_hf_state_dict(tensors, str(source.weight_files[0]))
+    weights = from_hf_state_dict(tensors, str(source.weight_files[0]))
+    return weights, read_mlm_head(tensors, weights) if head is ModelHead.SPARSE else None
 
 
 def _read_onnx_metadata(path: Path) -> GraphMetadata:
@@ -163,7 +174,15 @@ def _build_fp32(
 ) -> tuple[onnx.ModelProto, BertConfig]:
     assert source.config_path is not None
     config = read_bert_config(source.config_path)
-    weights = _read_weights(source)
+    if options.head is ModelHead.SPARSE and config.family != "bert":
+        raise UnsupportedModelError(
+            f"-head sparse reads BERT masked-LM heads (BertForMaskedLM, as SPLADE's); "
+            f"{source.config_path} is a {config.family}-family model")
+    weights, mlm_head = _read_weights(source, options.head)
+    if mlm_head is not None:
+        sparse = build_sparse_graph(config, weights, mlm_head, pooling=options.pooling,
+                                    use_position_embeddings=options.use_position_embeddings)
+        return sparse, config
     head = _classifier_head(source)
     if head is not None:
         return build_classifier_graph(config, weights, head, use_position_embeddings=(
@@ -216,6 +235,10 @@ def _ready_onnx_graph(source: ModelSource, options: ConversionOptions) -> Prepar
     assert source.onnx_path is not None
     metadata = _read_onnx_metadata(source.onnx_path)
     _check_onnx_pooling(source.onnx_path, metadata, options.pooling)
+    if options.head is ModelHead.SPARSE and metadata.head is not ModelHead.SPARSE:
+        raise UnsupportedModelError(
+            f"{source.onnx_path} outputs {metadata.head.value} vectors, not sparse ones: export "
+            "the BertForMaskedLM folder with -head sparse, or drop -head sparse")
     if metadata.precision == "fp32" and options.precision != "fp32":
         return None
     if metadata.precision != options.precision:  # fp16/int8 cannot go back to fp32
@@ -268,6 +291,7 @@ def conversion_options(options: EngineOptions, device: Device) -> ConversionOpti
         use_position_embeddings=not options.no_position_embeddings,
         precision=precision,
         fuse_for_gpu=on_gpu,
+        head=options.head or ModelHead.EMBEDDING,
     )
 
 

@@ -49,8 +49,11 @@ _ROUTERS = (bert_routes, openai_routes, tei_routes, classifier_routes, probe_rou
 _DESCRIPTION = """\
 Sentence embeddings from a bert-serving server over HTTP: the original
 bert-as-service routes (`/encode`, `/status/*`), OpenAI's `/v1/embeddings`, and
-text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/tokenize`,
-`/decode`, `/info`, and `/rerank`, `/predict` on a classifier or cross-encoder).
+text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/embed_sparse`,
+`/tokenize`, `/decode`, `/info`, and `/rerank`, `/predict` on a classifier or
+cross-encoder). Routes follow the loaded model's kind: a sparse model (`-head
+sparse`) answers `/embed_sparse` and the embedding routes refuse it, and the
+other way round.
 With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under
 `-open_metrics`) needs `Authorization: Bearer <key>`.
 """

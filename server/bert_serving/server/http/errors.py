@@ -80,8 +80,8 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  429: "rate_limit_error"}
 
 
-TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/tokenize", "/decode", "/info",
-                       "/rerank", "/predict"})
+TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/embed_sparse", "/tokenize", "/decode",
+                       "/info", "/rerank", "/predict"})
 _TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded", "Empty": "empty",
               "Timeout": "backend", "BadReply": "backend", "InternalError": "backend",
               "EncodingFailed": "backend", "ServerError": "backend",

@@ -4,8 +4,10 @@ Every route that computes something names the heads it serves and calls
 `require_head` first; a request for another kind is answered 400 (422 in
 TEI's shape on TEI's routes, OpenAI's 400 under /v1) with a message naming the
 kind that is loaded and the routes that kind does answer. `/encode` (the
-original route, like the ZeroMQ `encode`) answers every head with the graph's
-rows: pooled vectors, a classifier's logits, or sparse term weights.
+original route) answers an embedding model's vectors and a classifier's logits;
+a sparse model's rows (one weight per vocabulary term) go through
+`/embed_sparse`, which keeps only the nonzeros. The ZeroMQ `encode` answers
+every head with the graph's rows.
 
 Usage::
 
@@ -23,7 +25,7 @@ __all__ = ["ROUTES_OF_HEAD", "require_head"]
 ROUTES_OF_HEAD = {
     ModelHead.EMBEDDING: "/embed, /embed_all, /v1/embeddings and /encode",
     ModelHead.CLASSIFIER: "/predict, /rerank and /encode (its logits)",
-    ModelHead.SPARSE: "/embed_sparse and /encode",
+    ModelHead.SPARSE: "/embed_sparse",
 }
 """What each kind of model answers, for the refusal's message."""
 

@@ -77,8 +77,12 @@ probe_routes = APIRouter(tags=["probes"])
 
 
 @bert_routes.post("/encode", response_model=EncodeReply)
-async def encode(body: EncodeRequest, service: Service) -> Response:
+async def encode(body: EncodeRequest, service: Service, request: Request) -> Response:
     """Encode texts (or token lists) into one row each, as the original gateway did."""
+    # A classifier's rows are its logits; a sparse model's (one weight per vocabulary term)
+    # would be mostly zeros in JSON: /embed_sparse keeps the nonzeros.
+    require_head(cast(ServedModel, request.app.state.model), ModelHead.EMBEDDING,
+                 ModelHead.CLASSIFIER)
     encoded = await service.encode(list(body.texts), is_tokenized=body.tokenized)
     # The caller's id goes through the standard library, which writes any JSON it parsed
     # (orjson refuses integers past 64 bits).

@@ -25,7 +25,10 @@ from ..pooling import PoolingStrategy
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 
-__all__ = ["native_embedding_notes", "served_model"]
+__all__ = ["SPLADE_POOLING", "native_embedding_notes", "served_model"]
+
+SPLADE_POOLING = "splade"
+"""What TEI's /info calls a SPLADE model's pooling (`model_type.embedding.pooling`)."""
 
 
 def _folder_native(config: ServerConfig) -> NativeEmbedding | None:
@@ -50,9 +53,10 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
     and the head (and a classifier's labels) of the graph it serves."""
     native = _folder_native(config)
     strategy = config.engine.pooling.strategy
+    pooling = POOLING_NAMES.get(strategy, strategy.name.lower())
     return ServedModel(
         name=GatewaySettings.from_config(config).model_name,
-        pooling=POOLING_NAMES.get(strategy, strategy.name.lower()),
+        pooling=SPLADE_POOLING if head is ModelHead.SPARSE else pooling,
         native=_is_native(config, native),
         normalized=config.engine.normalize,
         token_level=strategy is PoolingStrategy.NONE,

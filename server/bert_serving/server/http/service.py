@@ -27,12 +27,21 @@ from typing import Any, TypeVar
 import anyio
 import numpy as np
 
-from bert_serving.client import BertClient, Prediction, Rank, pair_text, predictions, ranked
+from bert_serving.client import (
+    BertClient,
+    Prediction,
+    Rank,
+    SparseVector,
+    pair_text,
+    predictions,
+    ranked,
+    to_sparse_vectors,
+)
 
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
-__all__ = ["EmbeddingService", "Encoded"]
+__all__ = ["EmbeddingService", "Encoded", "EncodedSparse"]
 
 _T = TypeVar("_T")
 
@@ -42,6 +51,14 @@ class Encoded:
     """Rows in the texts' order (C-contiguous), and the tokens the model read per text."""
 
     vectors: np.ndarray
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class EncodedSparse:
+    """One sparse vector per text, in the texts' order, and the tokens the model read."""
+
+    vectors: list[SparseVector]
     token_counts: list[int]
 
 
@@ -98,6 +115,15 @@ class EmbeddingService:
         """
         encoded = await self.encode(wire, is_tokenized=False)
         return score(encoded.vectors)
+
+    async def encode_sparse(self, texts: list[Any], *, is_tokenized: bool) -> EncodedSparse:
+        """`BertClient.encode_sparse`'s vectors and tokens per text; raises as `encode`.
+
+        The rows come through `encode` (so with the reply's token counts) and are kept
+        sparse as the client keeps them (`to_sparse_vectors`); the route checked the head.
+        """
+        encoded = await self.encode(texts, is_tokenized=is_tokenized)
+        return EncodedSparse(to_sparse_vectors(encoded.vectors), encoded.token_counts)
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.

@@ -3,9 +3,11 @@
 `POST /` and `POST /embed` answer TEI's pooled embeddings (what
 `huggingface_hub.InferenceClient(base_url=...).feature_extraction`, LangChain's
 `HuggingFaceEndpointEmbeddings` and llama-index's `TextEmbeddingsInference`
-post), `/embed_all` token vectors, `/tokenize` and `/decode` the server's own
-tokenizer, `/info` what the server runs. Errors come back in TEI's shape
-(errors.py, by path).
+post), `/embed_all` token vectors, `/embed_sparse` a SPLADE model's term weights,
+`/tokenize` and `/decode` the server's own tokenizer, `/info` what the server runs.
+The embedding routes answer an embedding model and `/embed_sparse` a sparse one
+(`-head sparse`); each refuses the other kind, naming the kind loaded. Errors come
+back in TEI's shape (errors.py, by path).
 
 The vectors are the server's: the model's own embedding when the server runs
 -pooling_strategy MODEL (or its folder's equivalent flags), else the server's
@@ -28,8 +30,15 @@ from .errors import GatewayError, Problem
 from .heads import require_head
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
 from .routes import Service, Settings, json_reply
-from .service import Encoded
-from .tei_schemas import DecodeRequest, EmbedRequest, TEIErrorReply, TokenizeRequest
+from .service import Encoded, EncodedSparse
+from .tei_schemas import (
+    DecodeRequest,
+    EmbedRequest,
+    EmbedSparseRequest,
+    SparseValue,
+    TEIErrorReply,
+    TokenizeRequest,
+)
 
 __all__ = ["tei_routes"]
 
@@ -84,6 +93,24 @@ async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Respo
     encoded = await _encode(body, service, model)
     return await json_reply(lambda: [rows[:count] for rows, count
                                      in zip(encoded.vectors, encoded.token_counts, strict=True)])
+
+
+@tei_routes.post("/embed_sparse", response_model=list[list[SparseValue]])
+async def embed_sparse(body: EmbedSparseRequest, service: Service, model: Model) -> Response:
+    """A sparse model's term weights per input: its nonzero `{"index", "value"}`, by index."""
+    require_head(model, ModelHead.SPARSE)
+    prompt = prompt_for(model, body.prompt_name)
+    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+        body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
+        direction=body.truncation_direction, server_truncation=model.truncation))
+    encoded = await service.encode_sparse(payload, is_tokenized=tokenized)
+    return await json_reply(lambda: _sparse_values(encoded))
+
+
+def _sparse_values(encoded: EncodedSparse) -> list[list[dict[str, Any]]]:
+    return [[{"index": index, "value": value}
+             for index, value in zip(vector.indices.tolist(), vector.values.tolist(), strict=True)]
+            for vector in encoded.vectors]
 
 
 @tei_routes.post("/tokenize", response_model=list[list[dict[str, Any]]])

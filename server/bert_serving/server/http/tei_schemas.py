@@ -20,7 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from .errors import GatewayError, Problem
 from .schemas import Text
 
-__all__ = ["DecodeRequest", "EmbedRequest", "TEIErrorReply", "TokenizeRequest"]
+__all__ = ["DecodeRequest", "EmbedRequest", "EmbedSparseRequest", "SparseValue",
+           "TEIErrorReply", "TokenizeRequest"]
 
 _STR, _STRS = "str", "list[str]"
 
@@ -84,6 +85,29 @@ class EmbedRequest(_TEIRequest):
     normalize: bool = Field(default=True, description="L2-normalize each vector")
     dimensions: int | None = Field(
         default=None, description="keep the first N dimensions (Matryoshka), normalized after")
+
+
+class EmbedSparseRequest(_TEIRequest):
+    """`POST /embed_sparse` on a sparse (SPLADE) model: TEI's fields."""
+
+    model_config = ConfigDict(
+        strict=True, extra="ignore",
+        json_schema_extra={"examples": [{"inputs": "What is Deep Learning?"},
+                                        {"inputs": ["a", "b"], "truncate": True}]},
+    )
+
+    truncate: bool | None = Field(
+        default=None, description="false: refuse texts longer than -max_seq_len; "
+        "default and true: cut them there")
+    truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = (
+        Field(default="right", description="which end of a long text is cut off"))
+
+
+class SparseValue(BaseModel):
+    """One nonzero term weight of `/embed_sparse`'s reply (TEI's `SparseValue`)."""
+
+    index: int = Field(description="the term's vocabulary id")
+    value: float
 
 
 class TokenizeRequest(_TEIRequest):

@@ -1,0 +1,179 @@
+"""splade-tiny served with -head sparse through the whole server: ZeroMQ, workers, uvicorn.
+
+`BertClient.encode_sparse` and `POST /embed_sparse` are compared with SPLADE's
+formula on transformers (tests/splade_reference.py), same texts and -max_seq_len:
+1e-4 per value over the whole vocabulary, and the same nonzero set except for
+weights under SUPPORT_THRESHOLD in either (a logit within float error of 0 may fall
+on either side of relu). The routes of the other kind refuse, naming the kind
+loaded; a MiniLM server refuses /embed_sparse and encode_sparse the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from reference import heldout_texts
+from server_process import ServerProcess
+from splade_reference import SpladeReference, densify, splade_tiny_dir
+
+from bert_serving.client import BertClient, ConcurrentBertClient, ServerError
+
+TOLERANCE = 1e-4
+SUPPORT_THRESHOLD = 1e-4
+VOCAB_SIZE = 30522
+MAX_SEQ_LEN = 25
+LONG_TEXT = " ".join(["sparse retrieval needs long documents too"] * 12)
+
+
+@pytest.fixture(scope="module")
+def sparse_server(graph_cache: Path) -> Iterator[ServerProcess]:
+    args = ["-model_dir", str(splade_tiny_dir()), "-head", "sparse",
+            "-max_seq_len", str(MAX_SEQ_LEN), "-num_worker", "1"]
+    with ServerProcess(args, graph_cache, http=True) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def embedding_server(minilm_dir: Path, graph_cache: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(["-model_dir", str(minilm_dir), "-num_worker", "1"], graph_cache,
+                       http=True) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def http(sparse_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sparse_server.http_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(sparse_server: ServerProcess) -> Iterator[BertClient]:
+    with BertClient(port=sparse_server.port, port_out=sparse_server.port_out,
+                    check_length=False) as bc:
+        yield bc
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return [*heldout_texts(), LONG_TEXT]
+
+
+@pytest.fixture(scope="module")
+def expected(texts: list[str]) -> np.ndarray:
+    """What the ZeroMQ client gets: '|||' splits a text into a sentence pair (the protocol)."""
+    return SpladeReference(splade_tiny_dir()).encode(texts, max_seq_len=MAX_SEQ_LEN)
+
+
+@pytest.fixture(scope="module")
+def expected_http(texts: list[str]) -> np.ndarray:
+    """What the HTTP routes get: '|||' is text there, as TEI's clients mean it."""
+    return SpladeReference(splade_tiny_dir()).encode(texts, max_seq_len=MAX_SEQ_LEN,
+                                                     pairs=False)
+
+
+def assert_matches(got: np.ndarray, want: np.ndarray) -> None:
+    np.testing.assert_allclose(got, want, atol=TOLERANCE, rtol=0)
+    for row, (g, w) in enumerate(zip(got, want, strict=True)):
+        missing = np.flatnonzero((w > SUPPORT_THRESHOLD) & (g == 0))
+        extra = np.flatnonzero((g > SUPPORT_THRESHOLD) & (w == 0))
+        assert not missing.size and not extra.size, (row, missing, extra)
+
+
+def test_encode_sparse_matches_transformers(client: BertClient, texts: list[str],
+                                            expected: np.ndarray) -> None:
+    vectors = client.encode_sparse(texts)
+    assert len(vectors) == len(texts)
+    for vector in vectors:
+        assert (np.diff(vector.indices) > 0).all() and (vector.values > 0).all()
+    assert_matches(densify(vectors, VOCAB_SIZE), expected)
+
+
+def test_encode_gives_the_same_weights_dense(client: BertClient, texts: list[str]) -> None:
+    dense = client.encode(texts[:4])
+    assert dense.shape == (4, VOCAB_SIZE) and client.model_head == "sparse"
+    np.testing.assert_array_equal(dense, densify(client.encode_sparse(texts[:4]), VOCAB_SIZE))
+
+
+def test_concurrent_client_encodes_sparse(sparse_server: ServerProcess, texts: list[str],
+                                          expected: np.ndarray) -> None:
+    with ConcurrentBertClient(max_concurrency=2, port=sparse_server.port,
+                              port_out=sparse_server.port_out, check_length=False) as pool:
+        assert_matches(densify(pool.encode_sparse(texts), VOCAB_SIZE), expected)
+
+
+def test_embed_sparse_route_matches_transformers(http: httpx.Client, texts: list[str],
+                                                 expected_http: np.ndarray) -> None:
+    reply = http.post("/embed_sparse", json={"inputs": texts})
+    assert reply.status_code == 200, reply.text
+    rows = reply.json()
+    assert len(rows) == len(texts)
+    pairs = [([v["index"] for v in row], [v["value"] for v in row]) for row in rows]
+    assert all(set(v) == {"index", "value"} and v["value"] > 0 for row in rows for v in row)
+    assert_matches(densify(pairs, VOCAB_SIZE), expected_http)
+
+
+def test_embed_sparse_takes_one_string(http: httpx.Client, texts: list[str],
+                                       expected: np.ndarray) -> None:
+    reply = http.post("/embed_sparse", json={"inputs": texts[0]})
+    assert reply.status_code == 200, reply.text
+    [row] = reply.json()
+    got = densify([([v["index"] for v in row], [v["value"] for v in row])], VOCAB_SIZE)
+    assert_matches(got, expected[:1])
+
+
+def test_embed_sparse_truncates_on_the_left_when_asked(http: httpx.Client) -> None:
+    """The word-piece path: the gateway cuts the text's start and sends its last pieces."""
+    texts = ["cats and dogs play in the garden " * 3 + "rockets reach orbit around planets " * 3,
+             "short one"]
+    reply = http.post("/embed_sparse", json={"inputs": texts, "truncation_direction": "left"})
+    assert reply.status_code == 200, reply.text
+    pairs = [([v["index"] for v in row], [v["value"] for v in row]) for row in reply.json()]
+    reference = SpladeReference(splade_tiny_dir())
+    want = reference.encode(texts, max_seq_len=MAX_SEQ_LEN, pairs=False, side="left")
+    got = densify(pairs, VOCAB_SIZE)
+    assert_matches(got, want)
+    right = reference.encode(texts[:1], max_seq_len=MAX_SEQ_LEN, pairs=False)
+    assert np.abs(got[0] - right[0]).max() > 0.1  # the other end really was cut
+
+
+def test_embed_sparse_truncate_false_refuses_a_long_text(http: httpx.Client) -> None:
+    reply = http.post("/embed_sparse", json={"inputs": ["short", LONG_TEXT], "truncate": False})
+    assert reply.status_code == 422
+    assert reply.json()["error"].startswith("inputs[1]: has ")
+    assert http.post("/embed_sparse", json={"inputs": []}).status_code == 400
+
+
+def test_info_reports_a_splade_model(http: httpx.Client) -> None:
+    assert http.get("/info").json()["model_type"] == {"embedding": {"pooling": "splade"}}
+
+
+@pytest.mark.parametrize(("path", "body", "status"), [
+    ("/embed", {"inputs": "hi"}, 422),
+    ("/", {"inputs": "hi"}, 422),
+    ("/embed_all", {"inputs": "hi"}, 422),
+    ("/v1/embeddings", {"input": "hi"}, 400),
+    ("/encode", {"id": 1, "texts": ["hi"]}, 422),
+])
+def test_embedding_routes_refuse_a_sparse_model(http: httpx.Client, path: str, body: dict,
+                                                status: int) -> None:
+    reply = http.post(path, json=body)
+    assert reply.status_code == status
+    assert "this server serves a sparse model: use /embed_sparse" in reply.text
+
+
+def test_embedding_server_refuses_sparse_requests(embedding_server: ServerProcess) -> None:
+    with httpx.Client(base_url=embedding_server.http_url, timeout=60) as http:
+        reply = http.post("/embed_sparse", json={"inputs": "hi"})
+        assert reply.status_code == 422
+        assert "needs a sparse model, but this server serves an embedding model" in (
+            reply.json()["error"])
+        assert http.post("/embed", json={"inputs": "hi"}).status_code == 200
+    with BertClient(port=embedding_server.port, port_out=embedding_server.port_out) as bc:
+        assert bc.model_head == "embedding"
+        with pytest.raises(ServerError, match="this one serves an embedding model: use encode"):
+            bc.encode_sparse(["hi"])
+        assert bc.encode(["hi"]).shape == (1, 384)
