@@ -83,8 +83,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(group, "no_position_embeddings", action="store_true",
           help="do not add position embeddings")
     add_flag(group, "int8", action="store_true",
-          help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
-               "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI")
+          help="CPU: block-wise int8 MatMul weights, fp32 activations (a text's vector "
+               "independent of its batch), cosine to fp32 >= 0.999; smaller, not faster")
 
 
 def engine_options_from_args(args: argparse.Namespace, *, device: str = "cpu",
