@@ -45,6 +45,7 @@ from reference import TransformersReference  # noqa: E402
 from server_process import ServerProcess, free_port  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
+from bert_serving.server.convert.optimize import INT8_ACCURACY_LEVEL  # noqa: E402
 from bert_serving.server.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.engine import Engine, EngineOptions, build_tokenizer  # noqa: E402
 from bert_serving.server.pooling import PoolingSpec  # noqa: E402
@@ -54,6 +55,7 @@ MAX_SEQ_LEN = 128
 THREADS = 2
 HTTP_BATCH = 32
 HTTP_CLIENTS = 8
+ALONE_TEXTS = 24
 PEER_PINS = [
     "sentence-transformers[onnx]==5.7.*", "transformers==4.57.*", "optimum-onnx==0.1.*",
     "optimum==2.1.*", "infinity-emb[server,optimum]==0.0.78", "fastembed",
@@ -110,8 +112,15 @@ class PeerProcess:
         raise RuntimeError(f"{self.process.args[2]} exited before {word!r}; see its log")
 
     def __call__(self) -> np.ndarray:
+        return self._command("run")
+
+    def alone(self, count: int) -> np.ndarray:
+        """The first `count` texts' vectors, each text in a call of its own."""
+        return self._command(f"alone {count}")
+
+    def _command(self, command: str) -> np.ndarray:
         assert self.process.stdin is not None
-        self.process.stdin.write("run\n")
+        self.process.stdin.write(f"{command}\n")
         self.process.stdin.flush()
         self._wait_for("done")
         return np.load(self.out)
@@ -189,31 +198,66 @@ def fitting_texts(engine: Engine, count: int) -> list[str]:
     return texts
 
 
-def matmul_gflop(engine: Engine, texts: list[str]) -> float:
-    """Dense arithmetic of the encoder on the server's padded batches (2 FLOP per MAC)."""
+def encoder_gflop(engine: Engine, shapes: list[tuple[int, int]]) -> float:
+    """The encoder's arithmetic on batches of (rows, seq) tokens, 2 FLOP per multiply-add.
+
+    Per token and layer: the linear layers' 12 h^2 multiply-adds (Q, K, V and the
+    attention output, 4 h^2; the FFN's two 4h-wide layers, 8 h^2), i.e. 2 x params;
+    plus attention's seq-dependent 2 seq h (Q.K^T, then weights x V). Embedding
+    lookups, LayerNorm, softmax, GELU and pooling are left out (elementwise, < 2%).
+    """
     meta = engine.graph.metadata
     hidden, layers = meta.hidden_size, meta.num_hidden_layers
-    flop = 0.0
-    for _, tokens in server_batches(engine, texts):
-        rows, seq = tokens.input_ids.shape
-        per_layer = 2 * rows * seq * (4 * hidden * hidden + 2 * hidden * 4 * hidden)
-        per_layer += 2 * 2 * rows * seq * seq * hidden  # Q.K^T and attention x V
-        flop += layers * per_layer
-    return flop / 1e9
+    flop = sum(rows * seq * (2 * 12 * hidden * hidden + 2 * 2 * seq * hidden)
+               for rows, seq in shapes)
+    return layers * flop / 1e9
 
 
-def cpu_peaks() -> str:
-    """This CPU's per-core peak, from its flags and clock (2 FMA units assumed)."""
+def work_gflop(engine: Engine, texts: list[str]) -> tuple[float, float]:
+    """(on the server's padded batches: what the session computes, on real lengths: the work)."""
+    padded = [tokens.input_ids.shape for _, tokens in server_batches(engine, texts)]
+    real = [(1, length) for length in engine.tokenizer.lengths(texts)]
+    return encoder_gflop(engine, padded), encoder_gflop(engine, real)  # type: ignore[arg-type]
+
+
+def cpu_peaks() -> tuple[float, float, str]:
+    """This CPU's per-core peaks (fp32 FMA GFLOP/s, int8 GOP/s) from its flags and clock.
+
+    Two 256-bit (or 512-bit) FMA units per core, 2 FLOP per FMA lane. int8: VNNI's
+    vpdpbusd does 4 multiply-adds per 32-bit lane, 4x fp32; without VNNI the int8
+    kernels need vpmaddubsw + vpmaddwd (2 per 16-bit lane, then a widening step), 2x.
+    """
     info = Path("/proc/cpuinfo").read_text()
     flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
     mhz = float(next(line for line in info.splitlines() if "MHz" in line).split(":")[1])
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
-    fp32 = 2 * 2 * lanes * mhz / 1e3  # 2 units x FMA (2 FLOP) x lanes
+    fp32 = 2 * 2 * lanes * mhz / 1e3
     vnni = "avx512_vnni" in flags or "avx_vnni" in flags
-    int8 = fp32 * (4 if vnni else 2)  # VNNI: 4 int8 MACs per lane; else pmaddubsw pairs
-    return (f"peak per core at {mhz:.0f} MHz: fp32 FMA {fp32:.0f} GFLOP/s, int8 "
-            f"{int8:.0f} GOP/s ({'AVX-512' if lanes == 16 else 'AVX2'}, "
-            f"{'VNNI' if vnni else 'no VNNI'})")
+    int8 = fp32 * (4 if vnni else 2)
+    label = (f"{mhz:.0f} MHz, {'AVX-512' if lanes == 16 else 'AVX2'}, "
+             f"{'VNNI' if vnni else 'no VNNI: no int8 dot-product instruction'}")
+    return fp32, int8, label
+
+
+def print_metal(medians: dict[str, float], engine: Engine, texts: list[str]) -> None:
+    """Achieved GFLOP/s per core against the cores' peak; what the server adds on top."""
+    padded, real = work_gflop(engine, texts)
+    fp32_peak, int8_peak, label = cpu_peaks()
+    print(f"encoder work: {real:.0f} GFLOP on real lengths, {padded:.0f} on the server's "
+          f"padded batches ({100 * (padded / real - 1):.1f}% padding)")
+    print(f"peak per core ({label}): fp32 FMA {fp32_peak:.0f} GFLOP/s, int8 {int8_peak:.0f} GOP/s")
+    # our int8 multiplies in int8 only at accuracy_level 4; at 1 its arithmetic is fp32
+    int8_arithmetic = INT8_ACCURACY_LEVEL == 4
+    for precision, peak in (("fp32", fp32_peak),
+                            ("int8", int8_peak if int8_arithmetic else fp32_peak)):
+        raw = medians[f"raw onnxruntime {precision}"]
+        server = medians[f"bert-serving {precision} (server)"]
+        rate = padded / raw / THREADS
+        unit, kind = ("GOP/s", "int8") if peak == int8_peak else ("GFLOP/s", "fp32 FMA")
+        print(f"raw session {precision}: {rate:.1f} {unit} per core = {100 * rate / peak:.0f}% "
+              f"of the {kind} peak; whole server "
+              f"{real / server / THREADS:.1f} useful per core, the pipeline's share of its "
+              f"time {100 * (1 - raw / server):+.1f}%")
 
 
 def reference_vectors(texts: list[str]) -> np.ndarray:
@@ -242,6 +286,17 @@ def print_ratios(medians: dict[str, float]) -> None:
         best = min(peers, key=peers.__getitem__)
         ratio = peers[best] / medians[ours]
         print(f"{kind}: ours {ratio:.2f}x the best peer ({best.split(': ')[1]})")
+
+
+def batch_dependence(alone: dict[str, Runner], outputs: dict[str, np.ndarray]) -> list[str]:
+    """Each int8 contender's first ALONE_TEXTS vectors, each text sent alone, against the
+    same rows from the timed runs (where they shared batches with the other texts)."""
+    lines = [f"int8, a text alone vs inside the batch, worst cosine of the first {ALONE_TEXTS} "
+             "texts (1.0: a text's vector is its own):"]
+    for name, run in alone.items():
+        cosine = cosine_rows(run(), outputs[name][:ALONE_TEXTS])
+        lines.append(f"  {name:38} {cosine.min():.6f}")
+    return lines
 
 
 def main() -> None:
@@ -274,6 +329,8 @@ def main() -> None:
             stack.callback(process.close)
             return process
 
+        st_int8 = peer("sentence-transformers-onnx", True)
+        infinity_int8 = peer("infinity-optimum", True)
         contenders: dict[str, Runner] = {
             "raw onnxruntime fp32": raw_session_runner(fp32, texts),
             "raw onnxruntime int8": raw_session_runner(int8, texts),
@@ -285,21 +342,25 @@ def main() -> None:
             "peer fp32: sentence-transformers onnx": peer("sentence-transformers-onnx"),
             "peer fp32: infinity optimum": peer("infinity-optimum"),
             "peer fp32: fastembed": peer("fastembed"),
-            "peer int8: sentence-transformers onnx": peer("sentence-transformers-onnx", True),
-            "peer int8: infinity optimum": peer("infinity-optimum", True),
+            "peer int8: sentence-transformers onnx": st_int8,
+            "peer int8: infinity optimum": infinity_int8,
             "peer HTTP: infinity /embeddings": http_runner(f"{infinity_url}/embeddings",
                                                            texts, "."),
         }
         medians, outputs = interleaved_medians(contenders, args.rounds)
+        alone: dict[str, Runner] = {
+            "bert-serving int8 (server)": lambda: np.concatenate(
+                [server_runner(ours_int8, [text])() for text in texts[:ALONE_TEXTS]]),
+            "peer int8: sentence-transformers onnx": lambda: st_int8.alone(ALONE_TEXTS),
+            "peer int8: infinity optimum": lambda: infinity_int8.alone(ALONE_TEXTS),
+        }
+        dependence = batch_dependence(alone, outputs)
     print(f"{len(texts)} texts (4-120 words, <= {MAX_SEQ_LEN} tokens), {tokens} real tokens, "
           f"{THREADS} threads each, last-layer mean, median of {args.rounds} interleaved rounds")
     print_table(medians, outputs, reference_vectors(texts), len(texts), tokens)
     print_ratios(medians)
-    gflop = matmul_gflop(fp32, texts)
-    for precision in ("fp32", "int8"):
-        rate = gflop / medians[f"raw onnxruntime {precision}"] / THREADS
-        print(f"raw session {precision}: {gflop:.0f} GFLOP per pass, {rate:.1f} GFLOP/s per core")
-    print(cpu_peaks())
+    print("\n".join(dependence))
+    print_metal(medians, fp32, texts)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ This file runs inside the peers' own venv (sentence-transformers, infinity-emb,
 fastembed, optimum: never bert-serving's dependencies), so it imports nothing from
 bert_serving. Protocol on stdin/stdout, one line each way:
 
-    benchmark_peers.py -> worker: "run\\n"
+    benchmark_peers.py -> worker: "run\\n" (all texts in one call) or "alone N\\n" (each of
+                                  the first N texts in a call of its own)
     worker -> benchmark_peers.py: "done\\n" after writing the vectors to --out (.npy)
 
 Usage: python peer_worker.py CONTENDER --model DIR --texts texts.json --out vectors.npy
@@ -146,9 +147,14 @@ def main() -> None:
     encode = CONTENDERS[args.contender](args.model.resolve(), args.threads, args.int8)
     print("ready", flush=True)
     for line in sys.stdin:
-        if line.strip() != "run":
+        command = line.split()
+        if command == ["run"]:
+            vectors = encode(texts)
+        elif len(command) == 2 and command[0] == "alone":
+            vectors = np.concatenate([encode([text]) for text in texts[:int(command[1])]])
+        else:
             break
-        np.save(out, encode(texts).astype(np.float32))
+        np.save(out, vectors.astype(np.float32))
         print("done", flush=True)
 
 

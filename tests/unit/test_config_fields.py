@@ -53,7 +53,8 @@ def test_show_config_has_the_flags_each_once_and_each_workers_device() -> None:
     shown = show_config(config, ["cuda:1", "cuda:1"], graph)
     assert set(config.as_wire_dict()) == FLAG_KEYS
     assert set(shown) == FLAG_KEYS | {"device_map", "output_dim", "graph_path",
-                                      "graph_precision"}
+                                      "graph_precision", "model_head", "id2label"}
+    assert shown["model_head"] == "embedding" and shown["id2label"] == {}
     assert shown["device_map"] == ["cuda:1", "cuda:1"] and shown["num_worker"] == 2
     assert shown["pooling_strategy"] == 2 and shown["output_dim"] == 384
     assert "s3cret" not in str(shown)

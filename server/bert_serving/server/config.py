@@ -208,8 +208,8 @@ class EngineOptions:
         "no_position_embeddings", action="store_true", help="do not add position embeddings"),))
     int8: bool = setting(False, group="model", flags=(flag(
         "int8", action="store_true",
-        help="CPU: block-wise int8 MatMuls (a text's vector independent of its batch), "
-             "cosine to fp32 >= 0.999 (0.998 on 2-3 token texts); faster only with VNNI"),))
+        help="CPU: block-wise int8 MatMul weights, fp32 activations (a text's vector "
+             "independent of its batch), cosine to fp32 >= 0.999; smaller, not faster"),))
     head: ModelHead | None = setting(None, group="model", read=lambda args: _head_from_args(args),
                                      wire=None, flags=(flag(
         "head", choices=HEAD_CHOICES, default="auto",

@@ -13,7 +13,8 @@ import onnx
 
 from .bert_config import BertConfig
 
-__all__ = ["INT8_BLOCK_SIZE", "PRECISIONS", "apply_fusions", "convert_to_fp16", "quantize_to_int8"]
+__all__ = ["INT8_ACCURACY_LEVEL", "INT8_BLOCK_SIZE", "PRECISIONS", "apply_fusions",
+           "convert_to_fp16", "quantize_to_int8"]
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -50,18 +51,30 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 INT8_BLOCK_SIZE = 32
 """Weights per int8 scale along a MatMul's input axis (see `quantize_to_int8`)."""
 
+INT8_ACCURACY_LEVEL = 1
+"""MatMulNBits' compute type: 1 keeps activations in fp32 (int8 weights, dequantized
+block by block inside the kernel); 4 quantizes activations to int8 per row and block.
+Measured on the MiniLM (docs/benchmarks.md, scripts/int8_sensitivity.py): level 4's
+activation rounding costs the two- and three-token texts their accuracy (worst row
+0.9977 to fp32; no block size, zero point or handful of fp32 MatMuls brought it to
+0.999 short of ~6 MatMuls in fp32), while level 1 holds 0.9994. On CPUs without an
+int8 dot-product instruction (AVX2 without VNNI, as our CI VMs) level 1 is also the
+faster of the two; level 4's int8 arithmetic pays only with VNNI."""
+
 
 def quantize_to_int8(model_path: Path, output_path: Path,
-                     block_size: int = INT8_BLOCK_SIZE) -> None:
-    """Block-wise int8 MatMuls (`MatMulNBits`, 8 bits, symmetric), every weight MatMul.
+                     block_size: int = INT8_BLOCK_SIZE,
+                     accuracy_level: int = INT8_ACCURACY_LEVEL) -> None:
+    """Block-wise int8 weights (`MatMulNBits`, 8 bits, symmetric), every weight MatMul.
 
     Why not onnxruntime's dynamic quantization, used before: it scales activations
     per tensor, one scale for the whole batch, so a short text's vector depended on
     the long texts batched with it (cosine 0.985 between alone and batched). Here
-    weights get one scale per `block_size` inputs of each output column, and with
-    `accuracy_level=4` the kernel quantizes activations per row and block: a row's
-    result no longer depends on the other rows, and it is closer to fp32 (measured
-    in docs/benchmarks.md). Only MatMuls with a constant weight are quantized;
+    weights get one scale per `block_size` inputs of each output column and
+    activations are never scaled across rows (fp32 at `accuracy_level` 1, per row
+    and block at 4): a row's result does not depend on the other rows, and it is
+    closer to fp32 (measured in docs/benchmarks.md). The weights take a quarter of
+    fp32's memory. Only MatMuls with a constant weight are quantized;
     attention's activation x activation products stay fp32. The attention output
     projections, once kept in fp32 for the per-batch scale's sake, are quantized too.
     """
@@ -71,7 +84,8 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
     model = onnx.load(str(model_path))
     quantizer = MatMulNBitsQuantizer(
-        model, bits=8, block_size=block_size, is_symmetric=True, accuracy_level=4,
+        model, bits=8, block_size=block_size, is_symmetric=True,
+        accuracy_level=accuracy_level,
     )
     quantizer.process()
     quantized: onnx.ModelProto = quantizer.model.model

@@ -42,6 +42,7 @@ from .heads import (
 )
 from .hf_weights import read_hf_weights
 from .optimize import (
+    INT8_ACCURACY_LEVEL,
     INT8_BLOCK_SIZE,
     PRECISIONS,
     apply_fusions,
@@ -86,7 +87,8 @@ class ConversionOptions:
         fields["pooling"] = GraphMetadata(self.pooling, 0, 0, 0, 0).as_props()
         fields["head"] = self.head.value
         if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
-            fields["int8_scheme"] = f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE}"
+            fields["int8_scheme"] = (f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE} "
+                                    f"accuracy_level={INT8_ACCURACY_LEVEL}")
         return fields
 
 
