@@ -89,3 +89,10 @@ def test_how_short_max_seq_len_may_be_is_the_tokenizers_call() -> None:
     assert config.engine.max_seq_len == 2
     with pytest.raises(SystemExit):
         parse_server_config(["-max_seq_len", "two"])
+
+
+def test_the_api_key_comes_from_the_environment_when_the_flags_are_parsed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BERT_SERVING_API_KEY", "from-env")
+    assert parse_server_config([]).api_key == "from-env"
+    assert parse_server_config(["-api_key", "from-flag"]).api_key == "from-flag"

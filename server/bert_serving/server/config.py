@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,15 +96,21 @@ def _head_from_args(args: argparse.Namespace) -> ModelHead | None:
 
 
 def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
-    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules."""
-    return _pooling(args.model_dir, tuple(args.pooling_layer), args.pooling_strategy,
-                    args.mask_cls_sep)
+    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules.
+
+    `pooling` and `normalize` both read it: the folder is read once per parse, kept on
+    the parsed flags.
+    """
+    parsed = vars(args)
+    if "_pooling" not in parsed:
+        parsed["_pooling"] = _pooling(args.model_dir, tuple(args.pooling_layer),
+                                      args.pooling_strategy, args.mask_cls_sep)
+    found: tuple[PoolingSpec, bool] = parsed["_pooling"]
+    return found
 
 
-@functools.lru_cache(maxsize=8)
 def _pooling(model_dir: Path | None, layers: tuple[int, ...], strategy: str,
              mask_cls_sep: bool) -> tuple[PoolingSpec, bool]:
-    """Cached: `pooling` and `normalize` are read from the same flags (and folder)."""
     if strategy != MODEL_POOLING:
         return PoolingSpec.from_flags(layers, strategy, mask_cls_sep), False
     if mask_cls_sep:
@@ -151,6 +156,12 @@ def _ignored_wire(_name: str, _ignored_flags: tuple[str, ...]) -> dict[str, Any]
 
 def _secret(name: str, value: Any) -> dict[str, Any]:
     return {name: "(set)" if value else None}
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """-api_key, else BERT_SERVING_API_KEY as it is when the flags are parsed."""
+    given: str | None = args.api_key
+    return given if given is not None else os.environ.get("BERT_SERVING_API_KEY")
 
 
 def _fault_from_environment(_args: argparse.Namespace) -> str | None:
@@ -255,9 +266,10 @@ class ServerConfig:
             help="larger HTTP request bodies get 413"),))
     cors: str = setting("*", group="serving", flags=(flag(
         "cors", default="*", help="HTTP CORS allowed origins, comma separated"),))
-    api_key: str | None = setting(None, group="serving", wire=None, banner=_secret, flags=(flag(
-        "api_key", default=os.environ.get("BERT_SERVING_API_KEY"),
-        help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)"),))
+    api_key: str | None = setting(
+        None, group="serving", read=_api_key, wire=None, banner=_secret, flags=(flag(
+            "api_key", default=None,
+            help="require 'Authorization: Bearer KEY' on HTTP (env BERT_SERVING_API_KEY)"),))
     open_metrics: bool = setting(False, group="serving", wire=None, flags=(flag(
         "open_metrics", action="store_true",
         help="serve /metrics without the API key (for scrapers); /health, /ready always are"),))
