@@ -156,20 +156,21 @@ def test_info_reports_a_splade_model(http: httpx.Client) -> None:
     ("/", {"inputs": "hi"}, 422),
     ("/embed_all", {"inputs": "hi"}, 422),
     ("/v1/embeddings", {"input": "hi"}, 400),
-    ("/encode", {"id": 1, "texts": ["hi"]}, 422),
+    ("/encode", {"id": 1, "texts": ["hi"]}, 400),
 ])
 def test_embedding_routes_refuse_a_sparse_model(http: httpx.Client, path: str, body: dict,
                                                 status: int) -> None:
     reply = http.post(path, json=body)
     assert reply.status_code == status
-    assert "this server serves a sparse model: use /embed_sparse" in reply.text
+    assert "this server serves a sparse (SPLADE) model" in reply.text
+    assert "which answers /embed_sparse" in reply.text
 
 
 def test_embedding_server_refuses_sparse_requests(embedding_server: ServerProcess) -> None:
     with httpx.Client(base_url=embedding_server.http_url, timeout=60) as http:
         reply = http.post("/embed_sparse", json={"inputs": "hi"})
         assert reply.status_code == 422
-        assert "needs a sparse model, but this server serves an embedding model" in (
+        assert "needs a sparse (SPLADE) model, but this server serves an embedding model" in (
             reply.json()["error"])
         assert http.post("/embed", json={"inputs": "hi"}).status_code == 200
     with BertClient(port=embedding_server.port, port_out=embedding_server.port_out) as bc:

@@ -99,7 +99,7 @@ def test_sparse_vectors_keep_the_nonzero_entries_in_index_order() -> None:
 
 def test_exported_sparse_graph_is_served_as_sparse_without_the_flag(
         splade_engine: Engine, tmp_path: Path) -> None:
-    from bert_serving.server.convert.export_cli import main
+    from bert_serving.server.export_cli import main
 
     out = tmp_path / "export" / "model.onnx"
     assert main(["-model_dir", str(splade_tiny_dir()), "-head", "sparse", "-o", str(out),
@@ -112,7 +112,7 @@ def test_exported_sparse_graph_is_served_as_sparse_without_the_flag(
 
 def test_head_sparse_refuses_an_exported_embedding_graph(minilm_dir: Path,
                                                           tmp_path: Path) -> None:
-    from bert_serving.server.convert.export_cli import main
+    from bert_serving.server.export_cli import main
 
     out = tmp_path / "model.onnx"
     assert main(["-model_dir", str(minilm_dir), "-o", str(out),

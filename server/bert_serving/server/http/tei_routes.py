@@ -160,14 +160,15 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
 
 
 def _model_type(model: ServedModel) -> dict[str, Any]:
-    """TEI's ModelType: a cross-encoder (one logit) is a reranker, more labels a classifier."""
+    """TEI's ModelType: a cross-encoder (one logit) is a reranker, more labels a classifier;
+    a SPLADE model is an embedding model pooled by "splade", as TEI reports it."""
     if model.head is ModelHead.CLASSIFIER:
         id2label = {str(i): label for i, label in enumerate(model.labels)}
         kind = "reranker" if len(model.labels) == 1 else "classifier"
         return {kind: {"id2label": id2label,
                        "label2id": {label: i for i, label in enumerate(model.labels)}}}
-    if model.head is not ModelHead.EMBEDDING:
-        return {model.head.value: {}}
+    if model.head is ModelHead.SPARSE:
+        return {"embedding": {"pooling": "splade"}}
     return {"embedding": {"pooling": model.pooling}}
 
 
