@@ -34,9 +34,9 @@ from server_process import ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
-from bert_serving.server.default_model import default_model_dir  # noqa: E402
-from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
-from bert_serving.server.runtime import OnnxRunner  # noqa: E402
+from bert_serving.server.model.default_model import default_model_dir  # noqa: E402
+from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.model.runtime import OnnxRunner  # noqa: E402
 
 MAX_SEQ_LEN = 128
 THREADS = 2

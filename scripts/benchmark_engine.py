@@ -24,10 +24,10 @@ from timing import interleaved_medians
 
 from bert_serving.proto.internal import JobKey
 from bert_serving.server.config import ServerConfig, batch_token_budget
-from bert_serving.server.default_model import default_model_dir
-from bert_serving.server.engine import Engine, EngineOptions
-from bert_serving.server.scheduler import BatchScheduler, JobRows
-from bert_serving.server.tokenization import TokenBatch
+from bert_serving.server.model.default_model import default_model_dir
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.tokenization import TokenBatch
+from bert_serving.server.pipeline.scheduler import BatchScheduler, JobRows
 
 BATCH = 32
 MAX_SEQ_LEN = 128

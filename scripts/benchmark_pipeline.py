@@ -33,7 +33,7 @@ from server_process import ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
-from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 
 REQUEST_TEXTS = 256
 Runner = Callable[[], object]

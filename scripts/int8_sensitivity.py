@@ -37,9 +37,9 @@ from benchmark_engine import make_texts, server_batches  # noqa: E402
 from reference import heldout_texts  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
-from bert_serving.server.engine import Engine, EngineOptions  # noqa: E402
-from bert_serving.server.pooling import PoolingSpec  # noqa: E402
-from bert_serving.server.runtime import OnnxRunner  # noqa: E402
+from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
+from bert_serving.server.model.runtime import OnnxRunner  # noqa: E402
 
 __all__ = ["Scheme", "quantize"]
 

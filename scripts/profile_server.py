@@ -58,7 +58,7 @@ def role_of(command: str) -> str:
 
 
 def short_frame(frame: str) -> str:
-    """`embed (bert_serving/server/runtime.py:80)` -> `runtime.embed`."""
+    """`embed (bert_serving/server/model/runtime.py:80)` -> `runtime.embed`."""
     match = _FRAME.match(frame)
     if not match:
         return frame

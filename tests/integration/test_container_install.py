@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from server_process import ServerProcess
 
-from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.model.engine import Engine, EngineOptions
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4

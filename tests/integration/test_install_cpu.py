@@ -14,7 +14,7 @@ import onnx
 import pytest
 from fresh_venv import FreshVenv, VenvServer, encode_with
 
-from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.model.engine import Engine, EngineOptions
 
 TEXTS = ["a CPU server from a fresh venv", "hello world"]
 TOLERANCE = 1e-4  # fp32 on the same onnxruntime build; a looser bound would hide a wrong graph

@@ -18,7 +18,7 @@ import onnx
 import pytest
 from fresh_venv import FreshVenv, VenvServer, encode_with
 
-from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.model.engine import Engine, EngineOptions
 
 TEXTS = ["a GPU install on a machine without a GPU", "hello world"]
 TOLERANCE = 1e-4  # the fallback serves the fp32 CPU graph, as the CPU install does
@@ -45,7 +45,7 @@ def test_the_gpu_extra_brings_cuda_from_pip_and_no_cpu_runtime(gpu_venv: FreshVe
         assert present in installed, installed
     for absent in ("onnxruntime", "torch", "transformers"):
         assert absent not in installed, installed
-    probe = gpu_venv.run("python", "-c", "import onnxruntime, bert_serving.server.engine; "
+    probe = gpu_venv.run("python", "-c", "import onnxruntime, bert_serving.server.model.engine; "
                          "print(onnxruntime.get_available_providers())")
     assert probe.returncode == 0, probe.stderr
     assert "CUDAExecutionProvider" in probe.stdout

@@ -26,7 +26,7 @@ from reference import TransformersReference, heldout_texts
 from server_process import ServerProcess, wait_until
 
 from bert_serving.client import BertClient, ServerError
-from bert_serving.server.engine import Engine, EngineOptions
+from bert_serving.server.model.engine import Engine, EngineOptions
 
 TOLERANCE = 1e-4
 WORDS = (

@@ -7,7 +7,7 @@ import pytest
 
 from bert_serving.proto.internal import JobKey
 from bert_serving.proto.rows import RowBuffer, RowShapeError
-from bert_serving.server.assembly import JobAssembly
+from bert_serving.server.pipeline.assembly import JobAssembly
 
 
 def test_rows_land_in_request_order_whatever_the_batch_order() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from bert_serving.server.convert.prepare import prepare_engine_graph
-from bert_serving.server.engine import EngineOptions
+from bert_serving.server.model.engine import EngineOptions
 
 
 def _prepare(args: tuple[str, str]) -> tuple[str, bool]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from bert_serving.proto.internal import JobKey, JobMessage, decode_sink_control, encode_job
-from bert_serving.server.assembly import JobAssembly
-from bert_serving.server.chunking import ChunkReducer, reduction_for, window_starts
 from bert_serving.server.errors import ConfigError
-from bert_serving.server.pooling import PoolingStrategy
-from bert_serving.server.tokenization import WordPieceTokenizer
+from bert_serving.server.model.chunking import ChunkReducer, reduction_for, window_starts
+from bert_serving.server.model.pooling import PoolingStrategy
+from bert_serving.server.model.tokenization import WordPieceTokenizer
+from bert_serving.server.pipeline.assembly import JobAssembly
 
 
 @pytest.mark.parametrize(("count", "width", "overlap", "want"), [

@@ -25,13 +25,13 @@ from bert_serving.server.convert.heads import check_classifier_pooling, read_cla
 from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
 from bert_serving.server.errors import ConfigError, UnsupportedModelError
-from bert_serving.server.graph_contract import GraphMetadata
 from bert_serving.server.http.classifier_schemas import PredictRequest
 from bert_serving.server.http.errors import GatewayError
 from bert_serving.server.http.heads import require_head
 from bert_serving.server.http.preparation import ServedModel
-from bert_serving.server.model_head import ModelHead
-from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.graph_contract import GraphMetadata
+from bert_serving.server.model.head import ModelHead
+from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 TEXTS = ["hello world ||| the quick brown fox", "Short text.",

@@ -19,8 +19,8 @@ from bert_serving.server.config import (
     show_config,
 )
 from bert_serving.server.errors import ConfigError
-from bert_serving.server.graph_contract import GraphMetadata, PreparedGraph
-from bert_serving.server.pooling import PoolingSpec
+from bert_serving.server.model.graph_contract import GraphMetadata, PreparedGraph
+from bert_serving.server.model.pooling import PoolingSpec
 
 FLAG_KEYS = {
     "model_dir", "tuned_model_dir", "ckpt_name", "config_name", "graph_tmp_dir", "max_seq_len",

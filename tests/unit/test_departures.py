@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bert_serving.server.departures import DepartedClients
+from bert_serving.server.pipeline.departures import DepartedClients
 
 
 def test_a_request_from_a_departed_client_is_parked_then_dropped() -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from bert_serving.server.config import parse_server_config
-from bert_serving.server.engine import Engine, EngineOptions
 from bert_serving.server.errors import ConfigError
-from bert_serving.server.runtime import (
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.runtime import (
     CPU_PROVIDER,
     CUDA_PROVIDER,
     OnnxRunner,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from reference import TransformersReference, heldout_texts
 
-from bert_serving.server.engine import Engine, EngineOptions
-from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 

@@ -20,10 +20,10 @@ from make_random_family import MAX_TOKENS
 from reference import FamilyReference, heldout_texts
 
 from bert_serving.server.convert.sources import detect_model_source
-from bert_serving.server.engine import Engine, EngineOptions
 from bert_serving.server.errors import ConfigError, UnsupportedModelError
-from bert_serving.server.hf_tokenizer import HfTokenizer, read_special_template
-from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.hf_tokenizer import HfTokenizer, read_special_template
+from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 
@@ -298,8 +298,8 @@ def test_gpu_fusions_keep_every_family_exact(
     """
     from bert_serving.server.convert.cache import GraphCache
     from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
-    from bert_serving.server.engine import build_tokenizer
-    from bert_serving.server.runtime import OnnxRunner
+    from bert_serving.server.model.engine import build_tokenizer
+    from bert_serving.server.model.runtime import OnnxRunner
 
     graph = prepare_graph(detect_model_source(family_dir), ConversionOptions(fuse_for_gpu=True),
                           GraphCache(graph_cache))

@@ -19,7 +19,7 @@ from bert_serving.server.http.preparation import (
     shape_vectors,
 )
 from bert_serving.server.http.served_model import native_embedding_notes, served_model
-from bert_serving.server.tokenization import WordPieceTokenizer
+from bert_serving.server.model.tokenization import WordPieceTokenizer
 
 
 @pytest.fixture(scope="module")

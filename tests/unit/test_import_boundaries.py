@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from bert_serving.server.config import EngineOptions
-from bert_serving.server.graph_contract import GraphMetadata, PreparedGraph
-from bert_serving.server.pooling import PoolingSpec
-from bert_serving.server.tokenization import Padder
-from bert_serving.server.worker import WorkerSpec
+from bert_serving.server.model.graph_contract import GraphMetadata, PreparedGraph
+from bert_serving.server.model.pooling import PoolingSpec
+from bert_serving.server.model.tokenization import Padder
+from bert_serving.server.pipeline.worker import WorkerSpec
 
-WORKER_MODULE = "bert_serving.server.worker"
+WORKER_MODULE = "bert_serving.server.pipeline.worker"
 """Where the worker process's code lives (the spawn target's module)."""
 SERVING_MODULES = [WORKER_MODULE, "bert_serving.server.cli", "bert_serving.server.config",
-                   "bert_serving.server.engine", "bert_serving.server.runtime"]
+                   "bert_serving.server.model.engine", "bert_serving.server.model.runtime"]
 CONVERSION = ("onnx", "bert_serving.server.convert")
 
 _PROBE = """

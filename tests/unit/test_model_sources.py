@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from reference import TransformersReference, heldout_texts
 
-from bert_serving.server.engine import Engine, EngineOptions
 from bert_serving.server.errors import ModelError, ModelNotFoundError, UnsupportedModelError
 from bert_serving.server.export_cli import main as export_main
-from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"

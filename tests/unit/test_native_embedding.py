@@ -16,15 +16,15 @@ from reference import heldout_texts
 
 from bert_serving.server.cli import start
 from bert_serving.server.config import parse_server_config
-from bert_serving.server.engine import Engine
 from bert_serving.server.errors import ConfigError
-from bert_serving.server.native_embedding import (
+from bert_serving.server.model.engine import Engine
+from bert_serving.server.model.native_embedding import (
     NativeEmbedding,
     l2_normalize,
     model_native_embedding,
     read_native_embedding,
 )
-from bert_serving.server.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 _POOLING = "sentence_transformers.models.Pooling"

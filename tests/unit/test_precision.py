@@ -12,8 +12,8 @@ from bert_serving.server.convert.cache import GraphCache
 from bert_serving.server.convert.optimize import INT8_ACCURACY_LEVEL, INT8_BLOCK_SIZE
 from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
-from bert_serving.server.engine import Engine, EngineOptions
-from bert_serving.server.runtime import OnnxRunner, disabled_optimizers, parse_device
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.runtime import OnnxRunner, disabled_optimizers, parse_device
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -65,7 +65,7 @@ def _optimized_op_types(graph: Path, out: Path, disabled: list[str]) -> set[str]
     """The operators of the graph onnxruntime runs after its own load-time fusions."""
     import onnxruntime as ort
 
-    from bert_serving.server.runtime import session_options
+    from bert_serving.server.model.runtime import session_options
 
     options = session_options()
     options.optimized_model_filepath = str(out)

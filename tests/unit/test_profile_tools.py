@@ -22,15 +22,15 @@ WORKER = ('process 12:"python -B -c from multiprocessing.spawn import spawn_main
 WORKER_MAIN = ("<module> (<string>:1);spawn_main (multiprocessing/spawn.py:122);"
                "BaseProcess._bootstrap (multiprocessing/process.py:314);"
                "BaseProcess.run (multiprocessing/process.py:108);"
-               "run_worker (bert_serving/server/worker.py:110)")
+               "run_worker (bert_serving/server/pipeline/worker.py:110)")
 RAW = "\n".join([
     f"{SERVER};{WORKER};{WORKER_MAIN};Session.run (onnxruntime/capi/session.py:220) 90",
     f"{SERVER};{WORKER};{WORKER_MAIN};Socket.send (zmq/sugar/socket.py:700) 4",
     f"{SERVER};Thread._bootstrap (threading.py:1002);Thread.run (threading.py:982);"
-    "Ventilator.serve (bert_serving/server/ventilator.py:108);"
+    "Ventilator.serve (bert_serving/server/pipeline/ventilator.py:108);"
     "Poller.poll (zmq/sugar/poll.py:106) 30",
     f"{SERVER};Thread._bootstrap (threading.py:1002);Thread.run (threading.py:982);"
-    "Ventilator.serve (bert_serving/server/ventilator.py:108);"
+    "Ventilator.serve (bert_serving/server/pipeline/ventilator.py:108);"
     "count_tokens (bert_serving/server/server.py:77) 6",
 ])
 

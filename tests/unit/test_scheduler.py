@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_serving.proto.internal import JobKey
-from bert_serving.server.scheduler import Batch, BatchScheduler, JobRows
+from bert_serving.server.pipeline.scheduler import Batch, BatchScheduler, JobRows
 
 
 def job(name: str, lengths: list[int]) -> JobRows:

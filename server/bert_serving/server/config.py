@@ -25,14 +25,14 @@ from typing import Any
 
 from . import __version__
 from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_ip
-from .chunking import TRUNCATION_MODES, Truncation, reduction_for
-from .default_model import default_model_dir
 from .errors import ConfigError
 from .flags import MODEL_POOLING, as_is, flag, parse_max_seq_len, setting, setting_of
-from .graph_contract import PreparedGraph
-from .model_head import ModelHead
-from .native_embedding import model_native_embedding
-from .pooling import PoolingSpec, PoolingStrategy
+from .model.chunking import TRUNCATION_MODES, Truncation, reduction_for
+from .model.default_model import default_model_dir
+from .model.graph_contract import PreparedGraph
+from .model.head import ModelHead
+from .model.native_embedding import model_native_embedding
+from .model.pooling import PoolingSpec, PoolingStrategy
 
 __all__ = [
     "CPU_BATCH_TOKENS",

@@ -39,19 +39,19 @@ from bert_serving.client import BertClient
 from bert_serving.proto.internal import Control, encode_control
 
 from .access import start_authenticator
-from .chunking import Reduction, reduction_for
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget, show_config
-from .engine import build_tokenizer
 from .errors import BertServingError, ConfigError
 from .http import GatewaySettings, HttpGateway, create_app
 from .http.served_model import native_embedding_notes, served_model
-from .model_head import ModelHead
-from .pooling import PoolingStrategy
-from .runtime import usable_gpu_count
-from .sink import Sink
-from .tokenization import TextTokenizer
-from .ventilator import Ventilator
-from .worker import WorkerSpec, run_worker
+from .model.chunking import Reduction, reduction_for
+from .model.engine import build_tokenizer
+from .model.head import ModelHead
+from .model.pooling import PoolingStrategy
+from .model.runtime import usable_gpu_count
+from .model.tokenization import TextTokenizer
+from .pipeline.sink import Sink
+from .pipeline.ventilator import Ventilator
+from .pipeline.worker import WorkerSpec, run_worker
 
 __all__ = ["BertServer", "ServerStartError", "assign_devices", "threads_per_worker"]
 

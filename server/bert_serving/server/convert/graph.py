@@ -31,8 +31,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedModelError
-from ..graph_contract import INPUT_NAMES, OUTPUT_NAME, GraphMetadata, SpecialIds
-from ..pooling import PoolingSpec, PoolingStrategy
+from ..model.graph_contract import INPUT_NAMES, OUTPUT_NAME, GraphMetadata, SpecialIds
+from ..model.pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
 

@@ -35,9 +35,9 @@ from pathlib import Path
 import onnx
 
 from ..errors import ConfigError, UnsupportedModelError
-from ..graph_contract import GraphMetadata
-from ..model_head import ModelHead
-from ..pooling import PoolingSpec
+from ..model.graph_contract import GraphMetadata
+from ..model.head import ModelHead
+from ..model.pooling import PoolingSpec
 from .bert_config import BertConfig
 from .graph import (  # the builder's parts, shared with the embedding graphs
     _activation,

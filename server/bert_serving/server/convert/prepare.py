@@ -24,13 +24,13 @@ from pathlib import Path
 import onnx
 
 from ..config import EngineOptions
-from ..default_model import default_model_dir
 from ..errors import ConfigError, UnsupportedModelError
-from ..graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
-from ..model_head import ModelHead
-from ..pooling import PoolingSpec
-from ..runtime import Device, parse_device
-from ..tokenization import read_vocab
+from ..model.default_model import default_model_dir
+from ..model.graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
+from ..model.head import ModelHead
+from ..model.pooling import PoolingSpec
+from ..model.runtime import Device, parse_device
+from ..model.tokenization import read_vocab
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, default_cache_dir, digest_files
 from .graph import build_bert_graph
@@ -99,7 +99,7 @@ def read_vocab_special_ids(vocab_path: Path) -> SpecialIds:
     around a text (RoBERTa's <s> and </s>).
     """
     if vocab_path.name == TOKENIZER_JSON_NAME:
-        from ..hf_tokenizer import read_special_template
+        from ..model.hf_tokenizer import read_special_template
 
         template = read_special_template(vocab_path)
         return SpecialIds(template.cls_id, template.sep_id)

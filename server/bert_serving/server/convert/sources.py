@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
-from ..graph_contract import TOKENIZER_JSON_NAME
+from ..model.graph_contract import TOKENIZER_JSON_NAME
 from .bert_config import model_family
 from .hf_weights import HF_WEIGHT_FILES, find_hf_weight_files
 

@@ -35,8 +35,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import UnsupportedModelError
-from ..model_head import ModelHead
-from ..pooling import PoolingSpec, PoolingStrategy
+from ..model.head import ModelHead
+from ..model.pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .graph import (
     OUTPUT_NAME,

@@ -23,8 +23,8 @@ from fastapi.responses import Response
 
 from bert_serving.client import Prediction
 
-from ..model_head import ModelHead
-from ..tokenization import PAIR_SEPARATOR
+from ..model.head import ModelHead
+from ..model.tokenization import PAIR_SEPARATOR
 from .classifier_schemas import PredictRequest, RerankRequest
 from .errors import GatewayError, Problem
 from .heads import require_head

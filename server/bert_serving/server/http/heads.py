@@ -16,7 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-from ..model_head import ModelHead
+from ..model.head import ModelHead
 from .errors import GatewayError, Problem
 from .preparation import ServedModel
 

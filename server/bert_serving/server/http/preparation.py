@@ -31,9 +31,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ..model_head import ModelHead
-from ..native_embedding import l2_normalize
-from ..tokenization import PAIR_SEPARATOR, Piece
+from ..model.head import ModelHead
+from ..model.native_embedding import l2_normalize
+from ..model.tokenization import PAIR_SEPARATOR, Piece
 from .errors import GatewayError, Problem, invalid
 
 __all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",

@@ -25,7 +25,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ..model_head import ModelHead
+from ..model.head import ModelHead
 from .heads import require_head
 from .metrics import CONTENT_TYPE, GatewayMetrics
 from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors

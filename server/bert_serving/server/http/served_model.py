@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ServerConfig
-from ..default_model import default_model_dir
 from ..errors import ConfigError
-from ..model_head import ModelHead
-from ..native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
-from ..pooling import PoolingStrategy
+from ..model.default_model import default_model_dir
+from ..model.head import ModelHead
+from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
+from ..model.pooling import PoolingStrategy
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from .. import __version__
-from ..model_head import ModelHead
+from ..model.head import ModelHead
 from .errors import GatewayError, Problem
 from .heads import require_head
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors

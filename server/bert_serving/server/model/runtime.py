@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .graph_contract import OUTPUT_NAME
 from .tokenization import TokenBatch
 

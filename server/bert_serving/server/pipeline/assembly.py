@@ -20,7 +20,7 @@ import numpy as np
 from bert_serving.proto.internal import JobKey
 from bert_serving.proto.rows import RowBuffer
 
-from .chunking import ChunkReducer
+from ..model.chunking import ChunkReducer
 
 __all__ = ["JobAssembly"]
 

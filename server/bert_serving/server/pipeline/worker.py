@@ -28,9 +28,9 @@ from bert_serving.proto.internal import (
     encode_result,
 )
 
-from .engine import Engine, EngineOptions
-from .graph_contract import PreparedGraph
-from .tokenization import Padder, TokenBatch
+from ..model.engine import Engine, EngineOptions
+from ..model.graph_contract import PreparedGraph
+from ..model.tokenization import Padder, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 

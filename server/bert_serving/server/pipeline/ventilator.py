@@ -56,14 +56,14 @@ from bert_serving.proto.internal import (
     encode_worker_stop,
 )
 
-from . import __version__
-from .access import peer_address
-from .chunking import window_starts
-from .config import ServerConfig
+from .. import __version__
+from ..access import peer_address
+from ..config import ServerConfig
+from ..model.chunking import window_starts
+from ..model.tokenization import TextTokenizer
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
-from .tokenization import TextTokenizer
 
 __all__ = ["InjectedFault", "Ventilator"]
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import EngineOptions
+from ..config import EngineOptions
 from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph
 from .hf_tokenizer import HfTokenizer
 from .native_embedding import l2_normalize
@@ -51,7 +51,7 @@ class Engine:
     @classmethod
     def load(cls, options: EngineOptions) -> Engine:
         """Locate, convert (or find cached) and load the model, with its tokenizer."""
-        from .convert.prepare import prepare_engine_graph  # the converting process only
+        from ..convert.prepare import prepare_engine_graph  # the converting process only
 
         return cls.from_graph(prepare_engine_graph(options), options)
 

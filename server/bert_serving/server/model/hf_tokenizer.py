@@ -35,7 +35,7 @@ from pathlib import Path
 from tokenizers import Encoding, Tokenizer
 from tokenizers.models import WordLevel
 
-from .errors import ModelNotFoundError, UnsupportedModelError
+from ..errors import ModelNotFoundError, UnsupportedModelError
 from .tokenization import (
     SpecialTemplate,
     TextTokenizer,

@@ -34,9 +34,9 @@ from bert_serving.proto.internal import (
     encode_control,
 )
 
-from .access import AccessPolicy
+from ..access import AccessPolicy
+from ..model.chunking import ChunkReducer, Reduction
 from .assembly import JobAssembly
-from .chunking import ChunkReducer, Reduction
 
 __all__ = ["InjectedSinkFault", "Sink"]
 

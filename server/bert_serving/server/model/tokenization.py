@@ -63,8 +63,8 @@ from tokenizers.models import WordLevel, WordPiece
 
 from bert_serving.proto.internal import RaggedTokens
 
+from ..errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 from .chunking import window_starts
-from .errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
 __all__ = [
     "PAIR_SEPARATOR",

@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .pooling import PoolingStrategy
 
 __all__ = [

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model_head import ModelHead
+from .head import ModelHead
 from .pooling import PoolingSpec, PoolingStrategy
 
 __all__ = [

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .pooling import PoolingSpec, PoolingStrategy
 
 __all__ = ["NativeEmbedding", "l2_normalize", "model_native_embedding", "read_native_embedding"]

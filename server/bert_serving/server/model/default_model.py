@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from ..errors import ModelNotFoundError
 
 __all__ = ["DEFAULT_MODEL_PACKAGE", "default_model_dir"]
 
