@@ -50,7 +50,8 @@ from server_process import READY_MARK, ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
-from bert_serving.server.model.engine import Engine, EngineOptions, prepare_engine_graph  # noqa: E402
+from bert_serving.server.convert.prepare import prepare_engine_graph  # noqa: E402
+from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 
 Runner = Callable[[], None]
 MIN_COSINE = 0.999  # per row, fp16 (the GPU graph, transformers fp16) to transformers fp32
