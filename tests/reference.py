@@ -23,6 +23,15 @@ def heldout_texts() -> list[str]:
     return [line for line in HELDOUT_PATH.read_text(encoding="utf-8").split("\n") if line]
 
 
+
+def reference_model(model_class: Any, model_dir: Path):  # type: ignore[no-untyped-def]
+    """`model_class.from_pretrained(model_dir)` on torch CPU, 2 threads, in eval mode:
+    every reference here runs its transformers model the same way."""
+    import torch
+
+    torch.set_num_threads(2)
+    return model_class.from_pretrained(str(model_dir)).eval()
+
 class TransformersReference:
     """transformers' BertModel over a Hugging Face folder, on CPU, in float32."""
 
@@ -45,11 +54,9 @@ class TransformersReference:
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        import torch
         from transformers import BertModel
 
-        torch.set_num_threads(2)
-        return BertModel.from_pretrained(str(self.model_dir)).eval()
+        return reference_model(BertModel, self.model_dir)
 
     def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
         firsts, seconds = split_pairs(texts)
@@ -138,11 +145,9 @@ class FamilyReference:
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        import torch
         from transformers import AutoModel
 
-        torch.set_num_threads(2)
-        return AutoModel.from_pretrained(str(self.model_dir)).eval()
+        return reference_model(AutoModel, self.model_dir)
 
     def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
         """Tokenized by transformers, pairs split on '|||', padded with the pad id."""
@@ -229,11 +234,9 @@ class ClassifierReference(FamilyReference):
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        import torch
         from transformers import AutoModelForSequenceClassification
 
-        torch.set_num_threads(2)
-        return AutoModelForSequenceClassification.from_pretrained(str(self.model_dir)).eval()
+        return reference_model(AutoModelForSequenceClassification, self.model_dir)
 
     def logits(self, texts: Sequence[str], *, max_seq_len: int | None = None) -> np.ndarray:
         import torch

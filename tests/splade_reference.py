@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from reference import pad_features, split_pairs
+from reference import pad_features, reference_model, split_pairs
 
 __all__ = ["SpladeReference", "densify", "splade_tiny_dir"]
 
@@ -49,11 +49,9 @@ class SpladeReference:
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        import torch
         from transformers import AutoModelForMaskedLM
 
-        torch.set_num_threads(2)
-        return AutoModelForMaskedLM.from_pretrained(str(self.model_dir)).eval()
+        return reference_model(AutoModelForMaskedLM, self.model_dir)
 
     def encode(self, texts: Sequence[str], *, max_seq_len: int | None,
                pairs: bool = True, side: str = "right") -> np.ndarray:

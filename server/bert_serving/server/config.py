@@ -221,7 +221,7 @@ class EngineOptions:
         "int8", action="store_true",
         help="CPU: block-wise int8 MatMul weights, fp32 activations (a text's vector "
              "independent of its batch), cosine to fp32 >= 0.999; smaller, not faster"),))
-    head: ModelHead | None = setting(None, group="model", read=lambda args: _head_from_args(args),
+    head: ModelHead | None = setting(None, group="model", read=_head_from_args,
                                      wire=None, flags=(flag(
         "head", choices=HEAD_CHOICES, default="auto",
         help="what the graph outputs: auto (a .onnx graph's own kind, else embeddings); "
