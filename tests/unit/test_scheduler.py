@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_serving.proto.internal import JobKey
-from bert_serving.server.pipeline.scheduler import Batch, BatchScheduler, JobRows
+from bert_serving.server.pipeline.scheduler import (
+    MIN_BATCH_TOKENS,
+    Batch,
+    BatchScheduler,
+    JobRows,
+)
 
 
 def job(name: str, lengths: list[int]) -> JobRows:
@@ -56,6 +63,41 @@ def test_rows_are_grouped_by_length() -> None:
     assert padded <= sum(lengths) * 1.3
 
 
+def batch_lengths(batch: Batch, lengths: list[int]) -> list[int]:
+    return [lengths[row] for segment in batch.segments for row in segment.rows]
+
+
+def test_a_mixed_request_is_cut_where_padding_would_grow() -> None:
+    """32 texts of 5-128 tokens, well within the limits: one batch padded to its longest
+    without the padding cut; with it, each batch ends where its next, longer row would
+    have made padding over 10% of its real tokens, and the request's padding falls."""
+    rng = np.random.default_rng(3)
+    lengths = [int(x) for x in rng.integers(5, 129, size=32)]
+
+    def plan(max_padding: float) -> list[Batch]:
+        scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=16384,
+                                   priority_batch_size=0, max_padding=max_padding)
+        scheduler.add(job("a", lengths))
+        return drain(scheduler)
+
+    uncut, cut = plan(float("inf")), plan(0.1)
+    assert len(uncut) == 1
+    assert len(cut) > 1
+    for batch, following in itertools.pairwise(cut):
+        rows = batch_lengths(batch, lengths)
+        refused = batch_lengths(following, lengths)[0]
+        assert len(rows) * max(rows) >= MIN_BATCH_TOKENS
+        assert (len(rows) + 1) * refused > 1.1 * (sum(rows) + refused)
+    assert sum(b.padded_tokens for b in cut) < 0.85 * uncut[0].padded_tokens
+
+
+def test_small_batches_are_not_cut_for_padding() -> None:
+    """Under MIN_BATCH_TOKENS a forward pass costs more in overhead than its padding."""
+    scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=16384, priority_batch_size=0)
+    scheduler.add(job("a", [3, 5, 40, 60, 100]))  # 500 padded tokens at most
+    assert len(drain(scheduler)) == 1
+
+
 def test_small_request_jumps_the_queue() -> None:
     scheduler = BatchScheduler(max_batch_size=32, max_batch_tokens=10_000, priority_batch_size=16)
     scheduler.add(job("big", [10] * 20_000))
@@ -98,12 +140,14 @@ def test_requeued_batch_runs_next_unchanged() -> None:
     max_batch_size=st.integers(1, 64),
     max_tokens=st.integers(1, 4096),
     priority=st.integers(0, 20),
+    max_padding=st.sampled_from([0.0, 0.1, 1.0]),
 )
 def test_every_row_is_scheduled_exactly_once(
-    jobs: list[list[int]], max_batch_size: int, max_tokens: int, priority: int
+    jobs: list[list[int]], max_batch_size: int, max_tokens: int, priority: int,
+    max_padding: float,
 ) -> None:
     scheduler = BatchScheduler(max_batch_size=max_batch_size, max_batch_tokens=max_tokens,
-                               priority_batch_size=priority)
+                               priority_batch_size=priority, max_padding=max_padding)
     for index, lengths in enumerate(jobs):
         scheduler.add(job(str(index), lengths))
     seen: dict[str, list[int]] = {str(i): [] for i in range(len(jobs))}
