@@ -56,3 +56,18 @@ def test_benchmark_gpu_dry_run_on_cpu_covers_every_path() -> None:
         assert all(float(cosine) >= 0.999 for cosine in cosines.values()), checked.group(1)
     assert re.search(rf"seq 32: single-sentence latency through the server p50 {NUMBER} ms",
                      out), out
+
+
+def test_int8_rowwise_probe_builds_row_independent_int8_graphs() -> None:
+    """The probe behind docs/benchmarks.md's per-row int8 figures keeps running, and its
+    graphs are what it says: one activation scale per token row, so a text alone and
+    inside a batch of all the probe texts agree to 1e-6 (a per-tensor scale gives ~0.98),
+    and they compute the same vectors as fp32 to within int8's rounding."""
+    out = run_script("int8_rowwise_probe.py", "--quick")
+    rows = re.findall(rf"^(per row.*?|MatMulNBits.*?) +worst ({NUMBER}) .* alone vs batched "
+                      rf"({NUMBER})$", out, re.M)
+    assert [row[0] for row in rows] == [
+        "MatMulNBits block 32, level 1 (served -int8)", "per row", "per row, smoothed 0.5"], out
+    for _, worst, alone_vs_batched in rows:
+        assert float(alone_vs_batched) >= 0.999999, out
+        assert 0.9 <= float(worst) <= 1.0, out
