@@ -54,6 +54,7 @@ __all__ = [
     "ClassifierHead",
     "build_classifier_graph",
     "check_classifier_pooling",
+    "head_matmuls",
     "read_classifier_head",
 ]
 
@@ -146,6 +147,24 @@ _HEADS = {
     "electra": (f"{CLASSIFIER}/dense", "gelu", f"{CLASSIFIER}/out_proj"),
     "distilbert": (f"pre_{CLASSIFIER}", "relu", CLASSIFIER),
 }
+
+
+HEAD_KERNELS = frozenset(f"{name.replace('/', '.')}.kernel"
+                         for hidden, _, output in _HEADS.values() for name in (hidden, output))
+"""Every head's Linear weights, as `_dense` names them (the builder adds `_<counter>`)."""
+
+
+def head_matmuls(model: onnx.ModelProto) -> list[str]:
+    """The MatMul nodes of a classifier's head (and BERT's pooler), which `-int8` keeps fp32.
+
+    They are two small Linear layers (h x h, h x labels) that act on the logits
+    directly. Measured on the random test classifiers, max |int8 - fp32| of the
+    logits with the head quantized -> kept fp32: BERT 0.032 -> 0.006, DistilBERT
+    0.017 -> 0.002, ELECTRA 0.82 -> 0.12 (logits up to 143), XLM-R 0.083 -> 0.059;
+    they are a few thousand of the model's millions of multiply-adds per text.
+    """
+    return [node.name for node in model.graph.node
+            if node.op_type == "MatMul" and node.input[1].rsplit("_", 1)[0] in HEAD_KERNELS]
 
 
 def _head_logits(g: _GraphBuilder, first: str, weights: BertWeights, layout: str) -> str:

@@ -7,6 +7,7 @@ they are applied for GPU graphs only, where fused attention matters.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import onnx
@@ -64,7 +65,8 @@ faster of the two; level 4's int8 arithmetic pays only with VNNI."""
 
 def quantize_to_int8(model_path: Path, output_path: Path,
                      block_size: int = INT8_BLOCK_SIZE,
-                     accuracy_level: int = INT8_ACCURACY_LEVEL) -> None:
+                     accuracy_level: int = INT8_ACCURACY_LEVEL,
+                     keep_fp32: Collection[str] = ()) -> None:
     """Block-wise int8 weights (`MatMulNBits`, 8 bits, symmetric), every weight MatMul.
 
     Why not onnxruntime's dynamic quantization, used before: it scales activations
@@ -77,6 +79,7 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     fp32's memory. Only MatMuls with a constant weight are quantized;
     attention's activation x activation products stay fp32. The attention output
     projections, once kept in fp32 for the per-batch scale's sake, are quantized too.
+    `keep_fp32` names MatMul nodes left as they are (a classifier's head).
     """
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -85,7 +88,7 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     model = onnx.load(str(model_path))
     quantizer = MatMulNBitsQuantizer(
         model, bits=8, block_size=block_size, is_symmetric=True,
-        accuracy_level=accuracy_level,
+        accuracy_level=accuracy_level, nodes_to_exclude=list(keep_fp32),
     )
     quantizer.process()
     quantized: onnx.ModelProto = quantizer.model.model

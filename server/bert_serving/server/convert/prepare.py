@@ -38,6 +38,7 @@ from .heads import (
     ClassifierHead,
     build_classifier_graph,
     check_classifier_pooling,
+    head_matmuls,
     read_classifier_head,
 )
 from .hf_weights import read_hf_weights
@@ -88,7 +89,7 @@ class ConversionOptions:
         fields["head"] = self.head.value
         if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
             fields["int8_scheme"] = (f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE} "
-                                    f"accuracy_level={INT8_ACCURACY_LEVEL}")
+                                    f"accuracy_level={INT8_ACCURACY_LEVEL} heads fp32")
         return fields
 
 
@@ -224,7 +225,7 @@ def _apply_precision(
     fp32_path = out.with_name(out.name + ".fp32")
     onnx.save(model, str(fp32_path))
     try:
-        quantize_to_int8(fp32_path, out)
+        quantize_to_int8(fp32_path, out, keep_fp32=head_matmuls(model))
         quantized = onnx.load(str(out))
         onnx.helper.set_model_props(quantized, props)
         onnx.save(quantized, str(out))
