@@ -40,8 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from benchmark_engine import make_texts, server_batches  # noqa: E402
-from int8_sensitivity import Scheme, cosine_rows, probe_texts, quantize, weight_matmuls  # noqa: E402
-from timing import interleaved_medians  # noqa: E402
+from int8_sensitivity import (  # noqa: E402
+    Scheme,
+    cosine_rows,
+    print_speeds,
+    probe_texts,
+    quantize,
+    weight_matmuls,
+)
 
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
@@ -201,18 +207,7 @@ def main() -> None:
               f"alone vs batched {batch.min():.7f}", flush=True)
         runners[label] = runner
     if args.speed:
-        batches = [tokens for _, tokens in server_batches(engine, make_texts(300, seed=1))]
-
-        def timed(runner: OnnxRunner) -> Callable[[], None]:
-            def run() -> None:
-                for batch in batches:
-                    runner.embed(batch)
-            return run
-
-        medians, _ = interleaved_medians({k: timed(r) for k, r in runners.items()}, args.rounds)
-        for label, seconds in medians.items():
-            print(f"{label:66} {seconds:7.2f} s  {medians['fp32'] / seconds:.2f}x fp32")
-
+        print_speeds(runners, engine, args.rounds, speed_texts=300, width=66)
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
 from bert_serving.server.model.runtime import OnnxRunner  # noqa: E402
 
-__all__ = ["Scheme", "quantize"]
+__all__ = ["Scheme", "print_speeds", "quantize"]
 
 SHORT_TEXTS = ["ok", "yes", "a", "Hi!", "好", "no", "thanks", "OK."]
 THREADS = 2
@@ -102,6 +102,22 @@ def worst_row(runner: OnnxRunner, engine: Engine, texts: list[str],
     got = np.concatenate([runner.embed(engine.tokenize([text])) for text in texts])
     cosines = cosine_rows(got, expected)
     return float(cosines.min()), texts[int(cosines.argmin())]
+
+
+def print_speeds(runners: dict[str, OnnxRunner], engine: Engine, rounds: int,
+                 speed_texts: int, width: int) -> None:
+    """Each runner's raw session time on the server's batches of mixed texts, against fp32."""
+    batches = [tokens for _, tokens in server_batches(engine, make_texts(speed_texts, seed=1))]
+
+    def timed(runner: OnnxRunner) -> Callable[[], None]:
+        def run() -> None:
+            for batch in batches:
+                runner.embed(batch)
+        return run
+
+    medians, _ = interleaved_medians({k: timed(r) for k, r in runners.items()}, rounds)
+    for label, seconds in medians.items():
+        print(f"{label:{width}} {seconds:7.2f} s  {medians['fp32'] / seconds:.2f}x fp32")
 
 
 def schemes(names: list[str]) -> dict[str, Scheme]:
@@ -172,19 +188,7 @@ def main() -> None:
         if not args.sensitivity:
             runners[label] = runner
     if len(runners) > 1 and args.rounds:
-        batches = [tokens for _, tokens in server_batches(engine, make_texts(args.speed_texts,
-                                                                             seed=1))]
-
-        def timed(runner: OnnxRunner) -> Callable[[], None]:
-            def run() -> None:
-                for batch in batches:
-                    runner.embed(batch)
-            return run
-
-        medians, _ = interleaved_medians({k: timed(r) for k, r in runners.items()}, args.rounds)
-        for label, seconds in medians.items():
-            print(f"{label:55} {seconds:7.2f} s  {medians['fp32'] / seconds:.2f}x fp32")
-
+        print_speeds(runners, engine, args.rounds, args.speed_texts, width=55)
 
 if __name__ == "__main__":
     main()
