@@ -149,8 +149,6 @@ class BatchScheduler:
         self, *, max_batch_size: int = 256, max_batch_tokens: int = 16384,
         priority_batch_size: int = 16, max_padding: float = MAX_PADDING,
     ) -> None:
-        self.max_batch_size = max_batch_size
-        self.max_batch_tokens = max_batch_tokens
         self.limits = BatchLimits(max_batch_size, max_batch_tokens, max_padding)
         self.priority_batch_size = priority_batch_size
         self._priority: deque[JobRows] = deque()
