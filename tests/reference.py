@@ -127,12 +127,13 @@ def pool(states: np.ndarray, mask: np.ndarray, pool_mask: np.ndarray, strategy: 
     raise ValueError(strategy)
 
 
-class FamilyReference:
-    """transformers' AutoModel and its fast tokenizer over a folder of any served family.
+class FolderReference:
+    """A folder's fast tokenizer and one transformers Auto class over it, both loaded lazily.
 
-    For the random-weight RoBERTa, XLM-R, CamemBERT, DistilBERT and ELECTRA models
-    of scripts/make_random_family.py; pooled with the same `pool` as above.
+    Subclasses name the Auto class (`MODEL_CLASS`) and say what they compute from it.
     """
+
+    MODEL_CLASS = "AutoModel"
 
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
@@ -145,19 +146,29 @@ class FamilyReference:
 
     @cached_property
     def model(self):  # type: ignore[no-untyped-def]
-        from transformers import AutoModel
+        import transformers
 
-        return reference_model(AutoModel, self.model_dir)
+        return reference_model(getattr(transformers, self.MODEL_CLASS), self.model_dir)
 
-    def features(self, texts: Sequence[str], max_seq_len: int | None) -> dict[str, np.ndarray]:
-        """Tokenized by transformers, pairs split on '|||', padded with the pad id."""
-        firsts, seconds = split_pairs(texts)
+    def features(self, texts: Sequence[str], max_seq_len: int | None, *,
+                 pairs: bool = True) -> dict[str, np.ndarray]:
+        """Tokenized by transformers, padded with the pad id; pairs split on '|||' unless
+        `pairs=False` (then '|||' is text, as the HTTP routes read it)."""
+        firsts, seconds = split_pairs(texts) if pairs else (list(texts), [None] * len(texts))
         encoded = [
             self.tokenizer(a, b, truncation="longest_first" if max_seq_len else False,
                            max_length=max_seq_len, return_token_type_ids=True)
             for a, b in zip(firsts, seconds, strict=True)
         ]
         return pad_features(encoded, pad_id=self.tokenizer.pad_token_id)
+
+
+class FamilyReference(FolderReference):
+    """transformers' AutoModel and its fast tokenizer over a folder of any served family.
+
+    For the random-weight RoBERTa, XLM-R, CamemBERT, DistilBERT and ELECTRA models
+    of scripts/make_random_family.py; pooled with the same `pool` as above.
+    """
 
     def encode(
         self,
@@ -232,11 +243,7 @@ class ClassifierReference(FamilyReference):
     pairs are written 'a ||| b' and tokenized by transformers as (a, b).
     """
 
-    @cached_property
-    def model(self):  # type: ignore[no-untyped-def]
-        from transformers import AutoModelForSequenceClassification
-
-        return reference_model(AutoModelForSequenceClassification, self.model_dir)
+    MODEL_CLASS = "AutoModelForSequenceClassification"
 
     def logits(self, texts: Sequence[str], *, max_seq_len: int | None = None) -> np.ndarray:
         import torch

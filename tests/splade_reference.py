@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from reference import pad_features, reference_model, split_pairs
+from reference import FolderReference
 
 __all__ = ["SpladeReference", "densify", "splade_tiny_dir"]
 
@@ -35,23 +34,10 @@ def densify(pairs: Sequence[tuple[Sequence[int], Sequence[float]]], width: int) 
     return rows
 
 
-class SpladeReference:
+class SpladeReference(FolderReference):
     """transformers' masked-LM over a folder, pooled as SPLADE."""
 
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
-
-    @cached_property
-    def tokenizer(self):  # type: ignore[no-untyped-def]
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(self.model_dir))
-
-    @cached_property
-    def model(self):  # type: ignore[no-untyped-def]
-        from transformers import AutoModelForMaskedLM
-
-        return reference_model(AutoModelForMaskedLM, self.model_dir)
+    MODEL_CLASS = "AutoModelForMaskedLM"
 
     def encode(self, texts: Sequence[str], *, max_seq_len: int | None,
                pairs: bool = True, side: str = "right") -> np.ndarray:
@@ -62,13 +48,8 @@ class SpladeReference:
         import torch
 
         self.tokenizer.truncation_side = side
-
-        firsts, seconds = split_pairs(texts) if pairs else (list(texts), [None] * len(texts))
-        encoded = [self.tokenizer(a, b, truncation="longest_first" if max_seq_len else False,
-                                  max_length=max_seq_len, return_token_type_ids=True)
-                   for a, b in zip(firsts, seconds, strict=True)]
         features = {key: torch.from_numpy(value) for key, value
-                    in pad_features(encoded, pad_id=self.tokenizer.pad_token_id).items()}
+                    in self.features(texts, max_seq_len, pairs=pairs).items()}
         with torch.no_grad():
             logits = self.model(**features).logits
         mask = features["attention_mask"].unsqueeze(-1).to(logits.dtype)
