@@ -12,9 +12,13 @@ Pure logic, no sockets: the ventilator adds jobs and asks for the next batch.
   benchmark's texts). Measured on the raw session, requests of 32 cut this way ran
   1.29x faster (scripts/benchmark_peers.py's HTTP case, docs/benchmarks.md); a
   large sorted request is barely cut, its neighbours are already close in length.
-- Jobs of at most `priority_batch_size` texts are served before larger ones and
-  share batches with each other; large jobs take turns, one batch each, so one
-  20,000-text request does not starve another client.
+- Jobs of at most `priority_batch_size` texts are served before larger ones.
+- Jobs that fit in one batch's rows (at most `max_batch_size` texts: the 32-text
+  requests of HTTP clients) share batches, grouped by length across jobs: eight
+  concurrent requests of 32 mixed texts run as ten length-grouped batches instead of
+  thirty-five padded ones (`_SharedPool`; the small jobs share batches the same way).
+- Larger jobs take turns, one batch each, and take turns with the shared pool, so
+  one 20,000-text request does not starve another client.
 
 Usage::
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,20 +53,21 @@ class JobRows:
 
     key: JobKey
     payload: Any
-    lengths: Sequence[int] | np.ndarray
-    order: np.ndarray = field(init=False)  # row indices, shortest first
-    next_row: int = field(init=False, default=0)
+    row_lengths: InitVar[Sequence[int] | np.ndarray]
+    lengths: np.ndarray = field(init=False)  # each row's token count
+    pending: np.ndarray = field(init=False)  # rows not yet in a batch, shortest first
 
-    def __post_init__(self) -> None:
-        self.order = np.argsort(np.asarray(self.lengths), kind="stable")
+    def __post_init__(self, row_lengths: Sequence[int] | np.ndarray) -> None:
+        self.lengths = np.asarray(row_lengths)
+        self.pending = np.argsort(self.lengths, kind="stable")
 
     @property
     def size(self) -> int:
-        return len(self.order)
+        return len(self.lengths)
 
     @property
     def remaining(self) -> int:
-        return len(self.order) - self.next_row
+        return len(self.pending)
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,10 @@ class BatchLimits:
 
 
 class _BatchFiller:
-    """Accumulates rows under the size, token and padding limits."""
+    """Counts a batch's rows against the size, token and padding limits."""
 
     def __init__(self, limits: BatchLimits) -> None:
         self.limits = limits
-        self.segments: list[Segment] = []
-        self.payloads: list[Any] = []
         self.rows = 0
         self.longest = 0
         self.real_tokens = 0
@@ -122,24 +125,103 @@ class _BatchFiller:
             return True
         return padded <= (self.real_tokens + length) * (1 + self.limits.max_padding)
 
-    def take_from(self, job: JobRows) -> None:
-        rows: list[int] = []
-        while job.remaining:
-            row = int(job.order[job.next_row])
-            length = int(job.lengths[row])
-            if not self.fits(length):
-                break
-            rows.append(row)
-            self.rows += 1
-            self.longest = max(self.longest, length)
-            self.real_tokens += length
-            job.next_row += 1
-        if rows:
-            self.segments.append(Segment(job.key, rows))
-            self.payloads.append(job.payload)
+    def offer(self, length: int) -> bool:
+        """Count a row of `length` tokens in, if it fits; False leaves the batch as it was."""
+        if not self.fits(length):
+            return False
+        self.rows += 1
+        self.longest = max(self.longest, length)
+        self.real_tokens += length
+        return True
 
-    def build(self) -> Batch:
-        return Batch(self.segments, self.payloads, self.rows, self.rows * self.longest)
+    def build(self, jobs_rows: list[tuple[JobRows, list[int]]]) -> Batch:
+        segments = [Segment(job.key, rows) for job, rows in jobs_rows]
+        payloads = [job.payload for job, _ in jobs_rows]
+        return Batch(segments, payloads, self.rows, self.rows * self.longest)
+
+
+def _take_shortest(job: JobRows, filler: _BatchFiller) -> list[int]:
+    """A job's next rows, shortest first, as many as the filler takes."""
+    count = 0
+    for row in job.pending:
+        if not filler.offer(int(job.lengths[row])):
+            break
+        count += 1
+    rows = [int(row) for row in job.pending[:count]]
+    job.pending = job.pending[count:]
+    return rows
+
+
+def _without(jobs: deque[JobRows], should_drop: Callable[[JobKey], bool],
+             ) -> tuple[deque[JobRows], int]:
+    """The jobs to keep, and how many waiting rows the dropped ones had."""
+    dropped = sum(job.remaining for job in jobs if should_drop(job.key))
+    return deque(job for job in jobs if not should_drop(job.key)), dropped
+
+
+class _SharedPool:
+    """Jobs whose rows share batches, grouped by length across jobs.
+
+    The pool sweeps upward in length over the jobs present when the sweep began:
+    each batch starts at the sweep's shortest waiting row and takes the rows of
+    every job in the pool next to it in length (longer ones, then shorter ones while
+    the limits allow). So eight requests of 32 mixed texts run as batches of similar
+    lengths from all of them, not as eight padded sets. A job that arrives during a
+    sweep joins it with the rows it has next to the sweep's; its other rows wait for
+    the next sweep, which starts once the current one's jobs are done. Every batch
+    takes a row of the current sweep, so no job waits longer than two sweeps.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: deque[JobRows] = deque()
+        self.sweep: list[JobRows] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
+
+    def add(self, job: JobRows) -> None:
+        self.jobs.append(job)
+
+    def fill(self, limits: BatchLimits) -> Batch:
+        self.sweep = [job for job in self.sweep if job.remaining] or list(self.jobs)
+        jobs = list(self.jobs)
+        counts = [job.remaining for job in jobs]
+        lengths = np.concatenate([job.lengths[job.pending] for job in jobs])
+        owners = np.repeat(np.arange(len(jobs)), counts)
+        by_length = np.lexsort((owners, lengths))  # ties: the older job first
+        swept = {id(job) for job in self.sweep}
+        in_sweep = np.array([id(job) in swept for job in jobs])
+        seed = int(np.argmax(in_sweep[owners[by_length]]))  # the sweep's shortest row
+        filler = _BatchFiller(limits)
+        chosen = [int(by_length[seed])]
+        filler.offer(int(lengths[chosen[0]]))
+        for direction in (by_length[seed + 1:], by_length[:seed][::-1]):
+            for entry in direction:
+                if not filler.offer(int(lengths[entry])):
+                    break
+                chosen.append(int(entry))
+        return filler.build(self._remove(jobs, counts, owners, np.array(chosen)))
+
+    def _remove(self, jobs: list[JobRows], counts: list[int], owners: np.ndarray,
+                chosen: np.ndarray) -> list[tuple[JobRows, list[int]]]:
+        """Take the chosen entries out of their jobs; each job's rows, in job age order."""
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        taken = []
+        for index, job in enumerate(jobs):
+            positions = np.sort(chosen[owners[chosen] == index] - starts[index])
+            if not len(positions):
+                continue
+            taken.append((job, [int(row) for row in job.pending[positions]]))
+            keep = np.ones(job.remaining, dtype=bool)
+            keep[positions] = False
+            job.pending = job.pending[keep]
+        self.jobs = deque(job for job in self.jobs if job.remaining)
+        return taken
+
+    def cancel(self, should_drop: Callable[[JobKey], bool]) -> int:
+        self.jobs, dropped = _without(self.jobs, should_drop)
+        self.sweep = [job for job in self.sweep if not should_drop(job.key)]
+        return dropped
 
 
 class BatchScheduler:
@@ -151,62 +233,55 @@ class BatchScheduler:
     ) -> None:
         self.limits = BatchLimits(max_batch_size, max_batch_tokens, max_padding)
         self.priority_batch_size = priority_batch_size
-        self._priority: deque[JobRows] = deque()
-        self._normal: deque[JobRows] = deque()
+        self._priority = _SharedPool()
+        self._shared = _SharedPool()
+        self._large: deque[JobRows] = deque()
         self._retry: deque[Batch] = deque()
+        self._large_turn = False
         self.pending_texts = 0
 
     def add(self, job: JobRows) -> None:
-        small = job.size <= self.priority_batch_size
-        (self._priority if small else self._normal).append(job)
+        if job.size <= self.priority_batch_size:
+            self._priority.add(job)
+        elif job.size <= self.limits.max_rows:
+            self._shared.add(job)
+        else:
+            self._large.append(job)
         self.pending_texts += job.size
 
     def __bool__(self) -> bool:
-        return bool(self._retry or self._priority or self._normal)
+        return bool(self._retry or self._priority or self._shared or self._large)
 
     def next_batch(self) -> Batch | None:
         """The next batch to run, or None when nothing waits."""
         if self._retry:
             batch = self._retry.popleft()
-            self.pending_texts -= len(batch)
-            return batch
-        if self._priority:
-            return self._fill_from_priority()
-        if self._normal:
-            return self._fill_from_normal()
-        return None
-
-    def _fill_from_priority(self) -> Batch:
-        filler = _BatchFiller(self.limits)
-        while self._priority:
-            job = self._priority[0]
-            filler.take_from(job)
-            if job.remaining:
-                break
-            self._priority.popleft()
-        return self._finish(filler)
-
-    def _fill_from_normal(self) -> Batch:
-        job = self._normal.popleft()
-        filler = _BatchFiller(self.limits)
-        filler.take_from(job)
-        if job.remaining:
-            self._normal.append(job)  # take turns with the other large jobs
-        return self._finish(filler)
-
-    def _finish(self, filler: _BatchFiller) -> Batch:
-        batch = filler.build()
+        elif self._priority:
+            batch = self._priority.fill(self.limits)
+        elif self._shared and self._large:  # the shared pool and the large jobs take turns
+            self._large_turn = not self._large_turn
+            batch = self._fill_from_large() if self._large_turn else self._shared.fill(self.limits)
+        elif self._shared:
+            batch = self._shared.fill(self.limits)
+        elif self._large:
+            batch = self._fill_from_large()
+        else:
+            return None
         self.pending_texts -= len(batch)
         return batch
 
+    def _fill_from_large(self) -> Batch:
+        job = self._large.popleft()
+        filler = _BatchFiller(self.limits)
+        rows = _take_shortest(job, filler)
+        if job.remaining:
+            self._large.append(job)  # take turns with the other large jobs
+        return filler.build([(job, rows)])
+
     def cancel(self, should_drop: Callable[[JobKey], bool]) -> int:
         """Drop the waiting rows of jobs whose key matches (their client left); returns rows."""
-        dropped = 0
-        for queue in (self._priority, self._normal):
-            kept = [job for job in queue if not should_drop(job.key)]
-            dropped += sum(job.remaining for job in queue if should_drop(job.key))
-            queue.clear()
-            queue.extend(kept)
+        self._large, dropped = _without(self._large, should_drop)
+        dropped += self._priority.cancel(should_drop) + self._shared.cancel(should_drop)
         self.pending_texts -= dropped
         return dropped
 
