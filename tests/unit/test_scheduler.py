@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bert_serving.proto.internal import JobKey
 from bert_serving.server.pipeline.scheduler import (
     MIN_BATCH_TOKENS,
+    WINDOW_ROWS,
     Batch,
     BatchScheduler,
     JobRows,
@@ -178,6 +179,22 @@ def test_a_request_that_arrives_mid_sweep_runs_in_the_next() -> None:
             break
     assert "short" in served[-1]
     assert len(served) <= 3
+
+
+def test_a_backlog_is_batched_from_its_oldest_requests() -> None:
+    """With thousands of requests waiting, a batch is chosen among the oldest
+    WINDOW_ROWS rows: its cost stays bounded and the queue keeps its order."""
+    scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=4096)
+    rng = np.random.default_rng(7)
+    for index in range(300):
+        scheduler.add(job(str(index), [int(x) for x in rng.integers(5, 129, size=32)]))
+    oldest = WINDOW_ROWS // 32
+    first = scheduler.next_batch()
+    requests = [int(name) for name in names(first)]
+    assert max(requests) < oldest
+    assert len(requests) > 8  # still grouped across requests
+    served = len(first) + sum(map(len, drain(scheduler)))  # type: ignore[arg-type]
+    assert served == 300 * 32 and scheduler.pending_texts == 0
 
 
 def test_shared_requests_and_large_jobs_take_turns() -> None:

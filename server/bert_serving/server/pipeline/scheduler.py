@@ -39,7 +39,7 @@ import numpy as np
 
 from bert_serving.proto.internal import JobKey, Segment
 
-__all__ = ["MAX_PADDING", "Batch", "BatchLimits", "BatchScheduler", "JobRows"]
+__all__ = ["MAX_PADDING", "WINDOW_ROWS", "Batch", "BatchLimits", "BatchScheduler", "JobRows"]
 
 
 @dataclass
@@ -93,6 +93,10 @@ MAX_PADDING = 0.1
 MIN_BATCH_TOKENS = 512
 """Padded tokens below which a batch is never cut for padding: smaller forward passes
 pay more in per-call overhead than padding costs (512 measured fastest of 256-2048)."""
+
+
+WINDOW_ROWS = 2048
+"""Waiting rows of the shared pool's oldest jobs that one batch is chosen from."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,8 @@ class _SharedPool:
         self.jobs.append(job)
 
     def fill(self, limits: BatchLimits) -> Batch:
-        self.sweep = [job for job in self.sweep if job.remaining] or list(self.jobs)
-        jobs = list(self.jobs)
+        jobs = self._window()
+        self.sweep = [job for job in self.sweep if job.remaining] or jobs
         counts = [job.remaining for job in jobs]
         lengths = np.concatenate([job.lengths[job.pending] for job in jobs])
         owners = np.repeat(np.arange(len(jobs)), counts)
@@ -202,20 +206,36 @@ class _SharedPool:
                 chosen.append(int(entry))
         return filler.build(self._remove(jobs, counts, owners, np.array(chosen)))
 
+    def _window(self) -> list[JobRows]:
+        """The oldest jobs, up to WINDOW_ROWS waiting rows: what one batch chooses from.
+
+        Bounds a batch's cost when thousands of requests wait; the jobs behind
+        wait their turn, in order.
+        """
+        window: list[JobRows] = []
+        rows = 0
+        for job in self.jobs:
+            if window and rows + job.remaining > WINDOW_ROWS:
+                break
+            window.append(job)
+            rows += job.remaining
+        return window
+
     def _remove(self, jobs: list[JobRows], counts: list[int], owners: np.ndarray,
                 chosen: np.ndarray) -> list[tuple[JobRows, list[int]]]:
         """Take the chosen entries out of their jobs; each job's rows, in job age order."""
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         taken = []
-        for index, job in enumerate(jobs):
+        for index in np.unique(owners[chosen]):
+            job = jobs[index]
             positions = np.sort(chosen[owners[chosen] == index] - starts[index])
-            if not len(positions):
-                continue
             taken.append((job, [int(row) for row in job.pending[positions]]))
             keep = np.ones(job.remaining, dtype=bool)
             keep[positions] = False
             job.pending = job.pending[keep]
-        self.jobs = deque(job for job in self.jobs if job.remaining)
+        for _ in jobs:  # the window is the deque's head: put back its unfinished jobs, in order
+            self.jobs.popleft()
+        self.jobs.extendleft(reversed([job for job in jobs if job.remaining]))
         return taken
 
     def cancel(self, should_drop: Callable[[JobKey], bool]) -> int:
