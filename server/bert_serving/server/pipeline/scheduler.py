@@ -156,6 +156,20 @@ def _take_shortest(job: JobRows, filler: _BatchFiller) -> list[int]:
     return rows
 
 
+def _grow_around(seed: int, by_length: np.ndarray, lengths: np.ndarray,
+                 filler: _BatchFiller) -> np.ndarray:
+    """The entries of `by_length` next to position `seed` that the filler takes: the
+    seed, then longer rows while they fit, then shorter ones while they fit."""
+    chosen = [int(by_length[seed])]
+    filler.offer(int(lengths[chosen[0]]))
+    for direction in (by_length[seed + 1:], by_length[:seed][::-1]):
+        for entry in direction:
+            if not filler.offer(int(lengths[entry])):
+                break
+            chosen.append(int(entry))
+    return np.array(chosen)
+
+
 def _without(jobs: deque[JobRows], should_drop: Callable[[JobKey], bool],
              ) -> tuple[deque[JobRows], int]:
     """The jobs to keep, and how many waiting rows the dropped ones had."""
@@ -197,14 +211,8 @@ class _SharedPool:
         in_sweep = np.array([id(job) in swept for job in jobs])
         seed = int(np.argmax(in_sweep[owners[by_length]]))  # the sweep's shortest row
         filler = _BatchFiller(limits)
-        chosen = [int(by_length[seed])]
-        filler.offer(int(lengths[chosen[0]]))
-        for direction in (by_length[seed + 1:], by_length[:seed][::-1]):
-            for entry in direction:
-                if not filler.offer(int(lengths[entry])):
-                    break
-                chosen.append(int(entry))
-        return filler.build(self._remove(jobs, counts, owners, np.array(chosen)))
+        chosen = _grow_around(seed, by_length, lengths, filler)
+        return filler.build(self._remove(jobs, counts, owners, chosen))
 
     def _window(self) -> list[JobRows]:
         """The oldest jobs, up to WINDOW_ROWS waiting rows: what one batch chooses from.
