@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bert_serving.proto.internal import JobKey
 from bert_serving.server.pipeline.scheduler import (
     MIN_BATCH_TOKENS,
+    WINDOW_JOBS,
     WINDOW_ROWS,
     Batch,
     BatchScheduler,
@@ -195,6 +197,22 @@ def test_a_backlog_is_batched_from_its_oldest_requests() -> None:
     assert len(requests) > 8  # still grouped across requests
     served = len(first) + sum(map(len, drain(scheduler)))  # type: ignore[arg-type]
     assert served == 300 * 32 and scheduler.pending_texts == 0
+
+
+def test_a_backlog_of_one_text_requests_is_batched_from_the_oldest_jobs() -> None:
+    scheduler = BatchScheduler(max_batch_size=256, max_batch_tokens=4096, priority_batch_size=0)
+    for index in range(3000):
+        scheduler.add(job(str(index), [5 + index % 7]))
+    first = [int(name) for name in names(scheduler.next_batch())]
+    assert len(first) > 50 and max(first) < WINDOW_JOBS  # 75: rows of 5-6 tokens
+    assert sum(map(len, drain(scheduler))) + len(first) == 3000
+
+
+def test_a_job_without_rows_is_refused() -> None:
+    scheduler = BatchScheduler()
+    with pytest.raises(ValueError, match="no rows"):
+        scheduler.add(job("empty", []))
+    assert not scheduler and scheduler.pending_texts == 0
 
 
 def test_shared_requests_and_large_jobs_take_turns() -> None:

@@ -39,7 +39,8 @@ import numpy as np
 
 from bert_serving.proto.internal import JobKey, Segment
 
-__all__ = ["MAX_PADDING", "WINDOW_ROWS", "Batch", "BatchLimits", "BatchScheduler", "JobRows"]
+__all__ = ["MAX_PADDING", "WINDOW_JOBS", "WINDOW_ROWS", "Batch", "BatchLimits", "BatchScheduler",
+           "JobRows"]
 
 
 @dataclass
@@ -97,6 +98,10 @@ pay more in per-call overhead than padding costs (512 measured fastest of 256-20
 
 WINDOW_ROWS = 2048
 """Waiting rows of the shared pool's oldest jobs that one batch is chosen from."""
+
+WINDOW_JOBS = 256
+"""Jobs one batch is chosen from at most: a backlog of one-text requests costs as little
+to batch as one of 32-text requests."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,9 @@ class _SharedPool:
     lengths from all of them, not as eight padded sets. A job that arrives during a
     sweep joins it with the rows it has next to the sweep's; its other rows wait for
     the next sweep, which starts once the current one's jobs are done. Every batch
-    takes a row of the current sweep, so no job waits longer than two sweeps.
+    takes a row of the current sweep, so a job among the oldest (the window: at most
+    WINDOW_ROWS rows of WINDOW_JOBS jobs) waits at most two sweeps; the jobs behind the
+    window wait their turn in arrival order.
     """
 
     def __init__(self) -> None:
@@ -201,9 +208,8 @@ class _SharedPool:
         self.jobs.append(job)
 
     def fill(self, limits: BatchLimits) -> Batch:
-        jobs = self._window()
+        jobs, counts = self._window()
         self.sweep = [job for job in self.sweep if job.remaining] or jobs
-        counts = [job.remaining for job in jobs]
         lengths = np.concatenate([job.lengths[job.pending] for job in jobs])
         owners = np.repeat(np.arange(len(jobs)), counts)
         by_length = np.lexsort((owners, lengths))  # ties: the older job first
@@ -214,20 +220,24 @@ class _SharedPool:
         chosen = _grow_around(seed, by_length, lengths, filler)
         return filler.build(self._remove(jobs, counts, owners, chosen))
 
-    def _window(self) -> list[JobRows]:
-        """The oldest jobs, up to WINDOW_ROWS waiting rows: what one batch chooses from.
+    def _window(self) -> tuple[list[JobRows], list[int]]:
+        """The oldest jobs, at most WINDOW_JOBS of them and WINDOW_ROWS waiting rows (one
+        job at least), with their waiting rows: what one batch is chosen from.
 
         Bounds a batch's cost when thousands of requests wait; the jobs behind
         wait their turn, in order.
         """
         window: list[JobRows] = []
+        counts: list[int] = []
         rows = 0
         for job in self.jobs:
-            if window and rows + job.remaining > WINDOW_ROWS:
+            count = job.remaining
+            if window and (rows + count > WINDOW_ROWS or len(window) == WINDOW_JOBS):
                 break
             window.append(job)
-            rows += job.remaining
-        return window
+            counts.append(count)
+            rows += count
+        return window, counts
 
     def _remove(self, jobs: list[JobRows], counts: list[int], owners: np.ndarray,
                 chosen: np.ndarray) -> list[tuple[JobRows, list[int]]]:
@@ -241,9 +251,10 @@ class _SharedPool:
             keep = np.ones(job.remaining, dtype=bool)
             keep[positions] = False
             job.pending = job.pending[keep]
-        for _ in jobs:  # the window is the deque's head: put back its unfinished jobs, in order
-            self.jobs.popleft()
-        self.jobs.extendleft(reversed([job for job in jobs if job.remaining]))
+        if any(not job.remaining for job, _ in taken):  # the window is the deque's head:
+            for _ in jobs:                                # put back its unfinished jobs
+                self.jobs.popleft()
+            self.jobs.extendleft(reversed([job for job in jobs if job.remaining]))
         return taken
 
     def cancel(self, should_drop: Callable[[JobKey], bool]) -> int:
@@ -269,6 +280,8 @@ class BatchScheduler:
         self.pending_texts = 0
 
     def add(self, job: JobRows) -> None:
+        if not job.size:
+            raise ValueError(f"job {job.key} has no rows to schedule")
         if job.size <= self.priority_batch_size:
             self._priority.add(job)
         elif job.size <= self.limits.max_rows:
