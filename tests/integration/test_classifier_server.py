@@ -126,6 +126,57 @@ def test_client_rerank_matches_transformers(reranker: ServerProcess, reranker_di
     assert [rank.index for rank in ranks] == list(np.argsort(-expected, kind="stable"))
 
 
+def test_cohere_sdks_rerank_through_v1_and_v2(reranker: ServerProcess,
+                                               reranker_dir: Path) -> None:
+    """Cohere's own SDK, its v2 client (/v2/rerank, texts) and its v1 client (/v1/rerank,
+    `{"text"}` documents, return_documents): the sigmoid scores, best first, top_n kept."""
+    import cohere
+
+    expected = sigmoid(ClassifierReference(reranker_dir).logits(
+        [f"{QUERY} ||| {text}" for text in DOCUMENTS])[:, 0])
+    best = [int(i) for i in np.argsort(-expected, kind="stable")]
+    v2 = cohere.ClientV2(api_key="unused", base_url=reranker.http_url)
+    top = v2.rerank(model="any-name", query=QUERY, documents=DOCUMENTS, top_n=3)
+    assert [result.index for result in top.results] == best[:3]
+    for result in top.results:
+        assert abs(result.relevance_score - expected[result.index]) < TOLERANCE
+    v1 = cohere.Client(api_key="unused", base_url=reranker.http_url)
+    every = v1.rerank(query=QUERY, documents=[{"text": text} for text in DOCUMENTS],
+                      return_documents=True)
+    assert [result.index for result in every.results] == best
+    for result in every.results:
+        assert result.document is not None and result.document.text == DOCUMENTS[result.index]
+
+
+def test_cohere_rerank_counts_the_pairs_tokens(reranker: ServerProcess,
+                                               reranker_dir: Path) -> None:
+    tokenizer = ClassifierReference(reranker_dir).tokenizer
+    expected = sum(len(tokenizer(QUERY, text)["input_ids"]) for text in DOCUMENTS)
+    reply = post(reranker, "/v1/rerank", {"model": "mine", "query": QUERY,
+                                          "documents": DOCUMENTS, "top_n": 100})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["model"] == "mine" and body["usage"] == {"total_tokens": expected}
+    assert len(body["results"]) == len(DOCUMENTS)  # top_n past the documents: all of them
+    assert all("document" not in result for result in body["results"])
+
+
+def test_cohere_rerank_names_bad_inputs_in_openais_shape(classifier: ServerProcess,
+                                                         reranker: ServerProcess) -> None:
+    cases = [
+        (reranker, {"query": QUERY, "documents": []}, "documents"),
+        (reranker, {"query": QUERY, "documents": ["ok", "a ||| b"]}, "documents[1]"),
+        (reranker, {"query": QUERY, "documents": ["ok"], "top_n": 0}, "top_n"),
+        (reranker, {"query": QUERY, "documents": [{"txt": "ok"}]}, "documents"),
+        (classifier, {"query": QUERY, "documents": ["ok"]}, "3 labels"),
+    ]
+    for server, body, named in cases:
+        for path in ("/v1/rerank", "/v2/rerank"):
+            reply = post(server, path, body)
+            assert reply.status_code == 400, (path, body, reply.text)
+            assert named in reply.json()["error"]["message"], (path, body, reply.text)
+
+
 def test_predict_on_a_cross_encoder_is_the_sigmoid(reranker: ServerProcess,
                                                    reranker_dir: Path) -> None:
     expected = sigmoid(ClassifierReference(reranker_dir).logits([f"{QUERY} ||| hello world"]))
@@ -263,6 +314,9 @@ def test_classifier_routes_refuse_an_embedding_model(graph_cache: Path) -> None:
             reply = post(minilm, path, body)
             assert reply.status_code == 422, reply.text
             assert "serves an embedding model" in reply.json()["error"]
+        reply = post(minilm, "/v1/rerank", {"query": "q", "documents": ["t"]})
+        assert reply.status_code == 400, reply.text
+        assert "serves an embedding model" in reply.json()["error"]["message"]
         assert post(minilm, "/embed", {"inputs": "t"}).status_code == 200
         with client_of(minilm) as client, pytest.raises(ValueError, match="embedding model"):
             client.predict(["t"])

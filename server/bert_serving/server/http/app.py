@@ -33,6 +33,7 @@ from .. import __version__
 from .auth import ApiKeyMiddleware
 from .bodies import RequestBodyMiddleware
 from .classifier_routes import classifier_routes
+from .cohere_routes import cohere_routes
 from .errors import install_error_handlers
 from .limits import ConcurrencyLimitMiddleware
 from .metrics import GatewayMetrics, MetricsMiddleware
@@ -44,16 +45,17 @@ from .tei_routes import tei_routes
 
 __all__ = ["create_app"]
 
-_ROUTERS = (bert_routes, openai_routes, tei_routes, classifier_routes, probe_routes)
+_ROUTERS = (bert_routes, openai_routes, tei_routes, classifier_routes, cohere_routes,
+            probe_routes)
 
 _DESCRIPTION = """\
 Sentence embeddings from a bert-serving server over HTTP: the original
 bert-as-service routes (`/encode`, `/status/*`), OpenAI's `/v1/embeddings`, and
 text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/embed_sparse`,
 `/tokenize`, `/decode`, `/info`, and `/rerank`, `/predict` on a classifier or
-cross-encoder). Routes follow the loaded model's kind: a sparse model (`-head
-sparse`) answers `/embed_sparse` and the embedding routes refuse it, and the
-other way round.
+cross-encoder), and Cohere's `/v1/rerank` and `/v2/rerank` on a cross-encoder.
+Routes follow the loaded model's kind: a sparse model (`-head sparse`) answers
+`/embed_sparse` and the embedding routes refuse it, and the other way round.
 With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under
 `-open_metrics`) needs `Authorization: Bearer <key>`.
 """

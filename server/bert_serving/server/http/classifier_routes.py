@@ -27,13 +27,13 @@ from ..model.head import ModelHead
 from ..model.tokenization import PAIR_SEPARATOR
 from .classifier_schemas import PredictRequest, RerankRequest
 from .errors import GatewayError, Problem
-from .heads import require_head
+from .heads import require_cross_encoder, require_head
 from .preparation import ServedModel
 from .routes import Service, json_reply
 from .tei_routes import Model
 from .tei_schemas import TEIErrorReply
 
-__all__ = ["classifier_routes"]
+__all__ = ["check_separators", "classifier_routes"]
 
 classifier_routes = APIRouter(tags=["text-embeddings-inference"], responses={
     "4XX": {"model": TEIErrorReply, "description": "bad request, or a model of another kind"},
@@ -43,20 +43,16 @@ classifier_routes = APIRouter(tags=["text-embeddings-inference"], responses={
 @classifier_routes.post("/rerank", response_model=list[dict[str, Any]])
 async def rerank(body: RerankRequest, service: Service, model: Model) -> Response:
     """Each text's score against the query, best first: `[{"index", "score", "text"?}]`."""
-    require_head(model, ModelHead.CLASSIFIER)
-    if len(model.labels) != 1:
-        raise GatewayError(Problem(
-            "WrongModelKind", 400, f"/rerank needs a cross-encoder (one logit); this server's "
-            f"classifier has {len(model.labels)} labels ({', '.join(model.labels)}): use /predict"))
+    require_cross_encoder(model)
     texts = body.checked_texts
-    _check_separators([[body.query]], "query")
-    _check_separators([[text] for text in texts], "texts")
+    check_separators([[body.query]], "query")
+    check_separators([[text] for text in texts], "texts")
     await _check_lengths(model, [f"{body.query} {PAIR_SEPARATOR} {t}" for t in texts],
                          body.truncate, "texts")
-    ranks = await service.rerank(body.query, texts, raw_scores=body.raw_scores)
+    ranking = await service.rerank(body.query, texts, raw_scores=body.raw_scores)
     return await json_reply(lambda: [
         {"index": rank.index, "score": rank.score,
-         **({"text": texts[rank.index]} if body.return_text else {})} for rank in ranks])
+         **({"text": texts[rank.index]} if body.return_text else {})} for rank in ranking.ranks])
 
 
 _Labels = list[dict[str, Any]]
@@ -67,7 +63,7 @@ async def predict(body: PredictRequest, service: Service, model: Model) -> Respo
     """Each input's labels with scores, best first (a list of those per input for a batch)."""
     require_head(model, ModelHead.CLASSIFIER)
     items = body.items
-    _check_separators(items, "inputs")
+    check_separators(items, "inputs")
     wire = [f" {PAIR_SEPARATOR} ".join(row) for row in items]
     await _check_lengths(model, wire, body.truncate, "inputs")
     rows = await service.predict(items, raw_scores=body.raw_scores)
@@ -79,7 +75,7 @@ def _labels(row: list[Prediction]) -> list[dict[str, Any]]:
     return [{"label": p.label, "score": p.score} for p in row]
 
 
-def _check_separators(rows: list[list[str]], field: str) -> None:
+def check_separators(rows: list[list[str]], field: str) -> None:
     """A '|||' inside a text would split it into a pair on the wire: refuse it, naming it."""
     for index, row in enumerate(rows):
         if any(PAIR_SEPARATOR in text for text in row):

@@ -7,6 +7,11 @@ and answers `{"label", "score"}` per label, best first (a list of those per
 input for a batch). `raw_scores` returns the logits themselves. `truncate`:
 false refuses a text (or pair) longer than -max_seq_len, naming it; true or
 absent lets the server cut it (right side; a pair as Google's BERT cuts pairs).
+
+`/v1/rerank` and `/v2/rerank` take Cohere's body (as Jina's, vLLM's and
+infinity's rerank APIs do): `query`, `documents` (texts, or `{"text": ...}` as
+Cohere's v1 allowed), `top_n`, `return_documents`; documents are cut at
+-max_seq_len, as Cohere cuts them.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from .errors import GatewayError, Problem
 from .schemas import Text
 
-__all__ = ["PredictRequest", "RerankRequest"]
+__all__ = ["CohereRerankRequest", "PredictRequest", "RerankRequest"]
 
 _STR, _STRS, _LISTS = "str", "list[str]", "list[list[str]]"
 
@@ -114,3 +119,33 @@ class PredictRequest(_ClassifierRequest):
                     "ValidationError", 422, f"{where}: has {len(row)} texts; an input is one "
                     "text or a pair [first, second] (a batch is a list of those lists)", "inputs"))
         return rows
+
+
+class CohereDocument(BaseModel):
+    """A document as Cohere's v1 `/rerank` also took it: `{"text": ...}`."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    text: Text
+
+
+class CohereRerankRequest(BaseModel):
+    """`POST /v1/rerank` and `/v2/rerank`: Cohere's rerank, on a cross-encoder."""
+
+    model_config = ConfigDict(
+        strict=True, extra="ignore",
+        json_schema_extra={"examples": [{"query": "What is Deep Learning?", "top_n": 1,
+                                         "documents": ["Deep Learning is ...", "Paris is ..."]}]},
+    )
+
+    model: str | None = Field(default=None, description="echoed back; any name")
+    query: Text
+    documents: list[Text | CohereDocument] = Field(description="the texts to rank")
+    top_n: int | None = Field(default=None, ge=1, description="answer the best N only")
+    return_documents: bool = Field(default=False, description="put each text in its result")
+
+    @property
+    def texts(self) -> list[str]:
+        if not self.documents:
+            raise GatewayError(Problem("Empty", 400, "documents: cannot be empty", "documents"))
+        return [item if isinstance(item, str) else item.text for item in self.documents]

@@ -2,7 +2,7 @@
 
 Every failure becomes a `Problem` (kind, status, message, field), rendered in
 the shape of the route family that was asked: the original routes get
-`{"description", "type", "status"}`, routes under /v1 get OpenAI's
+`{"description", "type", "status"}`, routes under /v1 (and Cohere's /v2/rerank) get OpenAI's
 `{"error": {"message", "type", "param", "code"}}` so OpenAI clients raise their
 usual exceptions, and TEI's routes (`TEI_PATHS`) get TEI's `{"error",
 "error_type"}` with TEI's statuses (validation 422, empty 400, overloaded 429,
@@ -236,7 +236,7 @@ def render(problem: Problem, scope: Scope) -> JSONResponse:
     scope.setdefault("state", {})["error_kind"] = problem.kind
     if str(scope.get("path", "")) in TEI_PATHS:
         return _tei_response(problem)
-    openai = str(scope.get("path", "")).startswith("/v1/")
+    openai = str(scope.get("path", "")).startswith(("/v1/", "/v2/"))
     status = 400 if openai and problem.kind in _INVALID_KINDS else problem.status
     body = _openai_body(problem, status) if openai else _original_body(problem, status)
     return JSONResponse(body, status_code=status, headers=_headers(problem))

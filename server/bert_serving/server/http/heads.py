@@ -20,11 +20,11 @@ from ..model.head import ModelHead
 from .errors import GatewayError, Problem
 from .preparation import ServedModel
 
-__all__ = ["ROUTES_OF_HEAD", "require_head"]
+__all__ = ["ROUTES_OF_HEAD", "require_cross_encoder", "require_head"]
 
 ROUTES_OF_HEAD = {
     ModelHead.EMBEDDING: "/embed, /embed_all, /v1/embeddings and /encode",
-    ModelHead.CLASSIFIER: "/predict, /rerank and /encode (its logits)",
+    ModelHead.CLASSIFIER: "/predict, /rerank, /v1/rerank and /encode (its logits)",
     ModelHead.SPARSE: "/embed_sparse",
 }
 """What each kind of model answers, for the refusal's message."""
@@ -45,3 +45,13 @@ def require_head(model: ServedModel, *heads: ModelHead) -> None:
         "WrongModelKind", 400,
         f"this route needs {wanted}, but this server serves {_DESCRIPTIONS[model.head]} "
         f"({model.name}), which answers {ROUTES_OF_HEAD[model.head]}"))
+
+
+def require_cross_encoder(model: ServedModel) -> None:
+    """Reranking needs a sequence classifier with one logit (a cross-encoder)."""
+    require_head(model, ModelHead.CLASSIFIER)
+    if len(model.labels) != 1:
+        raise GatewayError(Problem(
+            "WrongModelKind", 400, f"reranking needs a cross-encoder (one logit); this "
+            f"server's classifier has {len(model.labels)} labels ({', '.join(model.labels)}): "
+            "use /predict"))

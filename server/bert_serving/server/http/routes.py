@@ -41,7 +41,8 @@ from .schemas import (
 from .service import EmbeddingService, Encoded
 from .settings import GatewaySettings
 
-__all__ = ["Service", "Settings", "bert_routes", "json_reply", "openai_routes", "probe_routes"]
+__all__ = ["Service", "Settings", "bert_routes", "errors_documented", "json_reply", "openai_routes",
+           "probe_routes"]
 
 
 def _service(request: Request) -> EmbeddingService:
@@ -63,13 +64,14 @@ Settings = Annotated[GatewaySettings, Depends(_settings)]
 Metrics = Annotated[GatewayMetrics, Depends(_metrics)]
 
 
-def _errors(model: type[Any]) -> dict[int | str, dict[str, Any]]:
+def errors_documented(model: type[Any]) -> dict[int | str, dict[str, Any]]:
+    """A router's error replies for the OpenAPI page, in the shape `errors.render` writes."""
     return {"4XX": {"model": model, "description": "bad request: the body names the field"},
             "5XX": {"model": model, "description": "the server failed or did not answer"}}
 
 
-bert_routes = APIRouter(tags=["bert-as-service"], responses=_errors(ErrorReply))
-openai_routes = APIRouter(tags=["OpenAI"], responses=_errors(OpenAIErrorReply))
+bert_routes = APIRouter(tags=["bert-as-service"], responses=errors_documented(ErrorReply))
+openai_routes = APIRouter(tags=["OpenAI"], responses=errors_documented(OpenAIErrorReply))
 probe_routes = APIRouter(tags=["probes"])
 
 

@@ -20,9 +20,8 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import numpy as np
@@ -41,10 +40,7 @@ from bert_serving.client import (
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
-__all__ = ["EmbeddingService", "Encoded", "EncodedSparse"]
-
-_T = TypeVar("_T")
-
+__all__ = ["EmbeddingService", "Encoded", "EncodedSparse", "Ranking"]
 
 @dataclass(frozen=True)
 class Encoded:
@@ -52,6 +48,14 @@ class Encoded:
 
     vectors: np.ndarray
     token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Each text's rank against the query, best first, and the tokens the model read."""
+
+    ranks: list[Rank]
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -94,27 +98,21 @@ class EmbeddingService:
         # C order, as orjson writes arrays only in it (the client's rows already are).
         return Encoded(np.ascontiguousarray(vectors), counts)
 
-    async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> list[Rank]:
-        """The client's `rerank`: (index, score) per text, best first."""
-        wire = _wire([[query, text] for text in texts])
-        return await self._classify(wire, lambda logits: ranked(logits, raw_scores=raw_scores))
+    async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> Ranking:
+        """The client's `rerank`: (index, score) per text, best first, with the pairs' tokens."""
+        encoded = await self.encode(_wire([[query, text] for text in texts]), is_tokenized=False)
+        return Ranking(ranked(encoded.vectors, raw_scores=raw_scores), sum(encoded.token_counts))
 
     async def predict(self, items: list[list[str]], *,
                       raw_scores: bool) -> list[list[Prediction]]:
-        """The client's `predict`: per input ([text] or [first, second]) its labels, best first."""
-        wire = _wire(items)
-        labels = await anyio.to_thread.run_sync(self.client.classifier_labels)
-        return await self._classify(
-            wire, lambda logits: predictions(logits, labels, raw_scores=raw_scores))
+        """The client's `predict`: per input ([text] or [first, second]) its labels, best first.
 
-    async def _classify(self, wire: list[str], score: Callable[[np.ndarray], _T]) -> _T:
-        """The classifier's logits for `wire` (texts as sent), scored as the client scores them.
-
-        The logits come with their token counts (`encode_with_token_counts`), so the
-        usage metrics need no second tokenization, as for embeddings.
+        The logits come through `encode`, with their token counts, so the usage
+        metrics need no second tokenization, as for embeddings (and `rerank`).
         """
-        encoded = await self.encode(wire, is_tokenized=False)
-        return score(encoded.vectors)
+        labels = await anyio.to_thread.run_sync(self.client.classifier_labels)
+        encoded = await self.encode(_wire(items), is_tokenized=False)
+        return predictions(encoded.vectors, labels, raw_scores=raw_scores)
 
     async def encode_sparse(self, texts: list[Any], *, is_tokenized: bool) -> EncodedSparse:
         """`BertClient.encode_sparse`'s vectors and tokens per text; raises as `encode`.
