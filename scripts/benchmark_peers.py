@@ -17,6 +17,10 @@ printed, with each contender's worst-row cosine to transformers (torch CPU, fp32
 and the raw session's achieved GFLOP/s per core next to this CPU's peak.
 
 Usage: python scripts/benchmark_peers.py [--texts 1500] [--rounds 4] [--peers-venv DIR]
+       [--kinds fp32 int8 HTTP]
+
+`--kinds HTTP` runs only the HTTP pair (with our whole server fp32, for the gateway's
+share): about 6 minutes on 2 cores instead of 30.
 """
 
 from __future__ import annotations
@@ -250,6 +254,8 @@ def print_metal(medians: dict[str, float], engine: Engine, texts: list[str]) -> 
     int8_arithmetic = INT8_ACCURACY_LEVEL == 4
     for precision, peak in (("fp32", fp32_peak),
                             ("int8", int8_peak if int8_arithmetic else fp32_peak)):
+        if f"raw onnxruntime {precision}" not in medians:
+            continue
         raw = medians[f"raw onnxruntime {precision}"]
         server = medians[f"bert-serving {precision} (server)"]
         rate = padded / raw / THREADS
@@ -276,16 +282,23 @@ def print_table(medians: dict[str, float], outputs: dict[str, np.ndarray],
               f"{cosine.min():9.4f} min {cosine.mean():.4f} mean")
 
 
-def print_ratios(medians: dict[str, float]) -> None:
+KINDS = {"fp32": ("bert-serving fp32 (server)", "peer fp32"),
+         "int8": ("bert-serving int8 (server)", "peer int8"),
+         "HTTP": ("bert-serving HTTP /v1/embeddings", "peer HTTP")}
+"""Each kind of comparison: our contender, and the tag of the peers it is held against."""
+
+
+def print_ratios(medians: dict[str, float], kinds: list[str]) -> None:
     """Our rate over the best peer of each kind (median seconds: lower is faster)."""
-    kinds = {"fp32": ("bert-serving fp32 (server)", "peer fp32"),
-             "int8": ("bert-serving int8 (server)", "peer int8"),
-             "HTTP": ("bert-serving HTTP /v1/embeddings", "peer HTTP")}
-    for kind, (ours, peer_tag) in kinds.items():
+    for kind in kinds:
+        ours, peer_tag = KINDS[kind]
         peers = {n: t for n, t in medians.items() if n.startswith(peer_tag)}
         best = min(peers, key=peers.__getitem__)
         ratio = peers[best] / medians[ours]
         print(f"{kind}: ours {ratio:.2f}x the best peer ({best.split(': ')[1]})")
+    if "HTTP" in kinds:
+        share = medians["bert-serving fp32 (server)"] / medians[KINDS["HTTP"][0]]
+        print(f"our HTTP runs at {share:.2f} of our whole server's rate")
 
 
 def batch_dependence(alone: dict[str, Runner], outputs: dict[str, np.ndarray]) -> list[str]:
@@ -304,14 +317,16 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--peers-venv", type=Path, default=ROOT / ".cache" / "peers-venv")
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS),
+                        help="the comparisons to run (default: all)")
     args = parser.parse_args()
+    kinds = [kind for kind in KINDS if kind in args.kinds]
     python = ensure_peers_venv(args.peers_venv.resolve())
     work = Path(tempfile.mkdtemp(prefix="bert-serving-peers-"))
     log = work / "peers.log"
     options = dict(graph_tmp_dir=work / "graphs", max_seq_len=MAX_SEQ_LEN,
                    pooling=PoolingSpec(layers=(-1,)), intra_op_threads=THREADS)
     fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]
-    int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
     texts = fitting_texts(fp32, args.texts)
     tokens = fp32.tokenize(texts).num_real_tokens
     texts_path = work / "texts.json"
@@ -320,46 +335,53 @@ def main() -> None:
     flags = ["-num_worker", "1", "-max_seq_len", str(MAX_SEQ_LEN), "-pooling_layer", "-1",
              "-intra_op_threads", str(THREADS)]
     with ExitStack() as stack:
-        ours_fp32 = stack.enter_context(ServerProcess(flags, work / "graphs", http=True))
-        ours_int8 = stack.enter_context(ServerProcess([*flags, "-int8"], work / "graphs"))
-        infinity_url = stack.enter_context(infinity_http(python, peer_model, log))
 
         def peer(name: str, int8: bool = False) -> PeerProcess:
             process = PeerProcess(python, name, peer_model, texts_path, int8, log)
             stack.callback(process.close)
             return process
 
-        st_int8 = peer("sentence-transformers-onnx", True)
-        infinity_int8 = peer("infinity-optimum", True)
+        ours_fp32 = stack.enter_context(ServerProcess(flags, work / "graphs", http=True))
         contenders: dict[str, Runner] = {
-            "raw onnxruntime fp32": raw_session_runner(fp32, texts),
-            "raw onnxruntime int8": raw_session_runner(int8, texts),
-            "bert-serving fp32 (server)": server_runner(ours_fp32, texts),
-            "bert-serving int8 (server)": server_runner(ours_int8, texts),
-            "bert-serving HTTP /v1/embeddings": http_runner(
-                f"{ours_fp32.http_url}/v1/embeddings", texts, "bert"),
-            "peer fp32: sentence-transformers torch": peer("sentence-transformers-torch"),
-            "peer fp32: sentence-transformers onnx": peer("sentence-transformers-onnx"),
-            "peer fp32: infinity optimum": peer("infinity-optimum"),
-            "peer fp32: fastembed": peer("fastembed"),
-            "peer int8: sentence-transformers onnx": st_int8,
-            "peer int8: infinity optimum": infinity_int8,
-            "peer HTTP: infinity /embeddings": http_runner(f"{infinity_url}/embeddings",
-                                                           texts, "."),
-        }
+            "bert-serving fp32 (server)": server_runner(ours_fp32, texts)}
+        alone: dict[str, Runner] = {}
+        if "fp32" in kinds:
+            contenders = {
+                "raw onnxruntime fp32": raw_session_runner(fp32, texts), **contenders,
+                "peer fp32: sentence-transformers torch": peer("sentence-transformers-torch"),
+                "peer fp32: sentence-transformers onnx": peer("sentence-transformers-onnx"),
+                "peer fp32: infinity optimum": peer("infinity-optimum"),
+                "peer fp32: fastembed": peer("fastembed")}
+        if "int8" in kinds:
+            int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
+            ours_int8 = stack.enter_context(ServerProcess([*flags, "-int8"], work / "graphs"))
+            st_int8 = peer("sentence-transformers-onnx", True)
+            infinity_int8 = peer("infinity-optimum", True)
+            contenders.update({
+                "raw onnxruntime int8": raw_session_runner(int8, texts),
+                "bert-serving int8 (server)": server_runner(ours_int8, texts),
+                "peer int8: sentence-transformers onnx": st_int8,
+                "peer int8: infinity optimum": infinity_int8})
+            alone = {
+                "bert-serving int8 (server)": lambda: np.concatenate(
+                    [server_runner(ours_int8, [text])() for text in texts[:ALONE_TEXTS]]),
+                "peer int8: sentence-transformers onnx": lambda: st_int8.alone(ALONE_TEXTS),
+                "peer int8: infinity optimum": lambda: infinity_int8.alone(ALONE_TEXTS)}
+        if "HTTP" in kinds:
+            infinity_url = stack.enter_context(infinity_http(python, peer_model, log))
+            contenders.update({
+                "bert-serving HTTP /v1/embeddings": http_runner(
+                    f"{ours_fp32.http_url}/v1/embeddings", texts, "bert"),
+                "peer HTTP: infinity /embeddings": http_runner(f"{infinity_url}/embeddings",
+                                                               texts, ".")})
         medians, outputs = interleaved_medians(contenders, args.rounds)
-        alone: dict[str, Runner] = {
-            "bert-serving int8 (server)": lambda: np.concatenate(
-                [server_runner(ours_int8, [text])() for text in texts[:ALONE_TEXTS]]),
-            "peer int8: sentence-transformers onnx": lambda: st_int8.alone(ALONE_TEXTS),
-            "peer int8: infinity optimum": lambda: infinity_int8.alone(ALONE_TEXTS),
-        }
-        dependence = batch_dependence(alone, outputs)
+        dependence = batch_dependence(alone, outputs) if alone else []
     print(f"{len(texts)} texts (4-120 words, <= {MAX_SEQ_LEN} tokens), {tokens} real tokens, "
           f"{THREADS} threads each, last-layer mean, median of {args.rounds} interleaved rounds")
     print_table(medians, outputs, reference_vectors(texts), len(texts), tokens)
-    print_ratios(medians)
-    print("\n".join(dependence))
+    print_ratios(medians, kinds)
+    if dependence:
+        print("\n".join(dependence))
     print_metal(medians, fp32, texts)
 
 
