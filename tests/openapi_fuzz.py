@@ -7,12 +7,19 @@ field of every route, and a route added later is fuzzed without a test change
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
+import httpx
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-__all__ = ["JSON_VALUES", "from_schema", "request_bodies"]
+__all__ = ["JSON_ROUTES", "JSON_VALUES", "from_schema", "post_fuzzed_bodies", "request_bodies"]
+
+JSON_ROUTES = frozenset({
+    "/encode", "/v1/embeddings", "/", "/embed", "/embed_all", "/embed_sparse", "/tokenize",
+    "/decode", "/rerank", "/predict", "/v1/rerank", "/v2/rerank"})
+"""Every route that takes a JSON body, whatever the model (those of another kind refuse)."""
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 JSON_VALUES = st.recursive(
@@ -69,3 +76,22 @@ def request_bodies(openapi: dict[str, Any],
     assert {path for path, _ in strategies} == set(routes), "the routes taking JSON changed"
     paths = st.sampled_from(sorted(openapi["paths"]))
     return st.one_of(*(strategy for _, strategy in strategies), st.tuples(paths, JSON_VALUES))
+
+
+def post_fuzzed_bodies(http: httpx.Client, *, max_examples: int,
+                       check_reply: Callable[[str, Any, httpx.Response], None]) -> None:
+    """POST bodies drawn from the server's own OpenAPI schema to JSON_ROUTES, and any JSON
+    to any path: none may get a 5xx, and each answer also goes to `check_reply`."""
+    openapi = http.get("/openapi.json").json()
+
+    @settings(max_examples=max_examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(request_bodies(openapi, JSON_ROUTES))
+    def check(case: tuple[str, Any]) -> None:
+        path, body = case
+        reply = http.post(path, json=body)
+        event(f"{path} {reply.status_code}")  # seen with --hypothesis-show-statistics
+        assert reply.status_code < 500, (path, body, reply.text)
+        check_reply(path, body, reply)
+
+    check()
