@@ -49,11 +49,11 @@ from reference import TransformersReference  # noqa: E402
 from server_process import ServerProcess, free_port  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
+from bert_serving.proto.inputs import PAIR_SEPARATOR  # noqa: E402
 from bert_serving.server.convert.optimize import INT8_ACCURACY_LEVEL  # noqa: E402
 from bert_serving.server.model.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.model.engine import Engine, EngineOptions, build_tokenizer  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
-from bert_serving.server.model.tokenization import PAIR_SEPARATOR  # noqa: E402
 
 MAX_SEQ_LEN = 128
 THREADS = 2

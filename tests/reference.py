@@ -3,17 +3,21 @@
 Tokenized by transformers' slow `BertTokenizer` (Google's algorithm), encoded by
 `BertModel` with `output_hidden_states`, pooled in numpy with the original
 bert-as-service definitions. `FamilyReference` does the same for the other families
-with AutoModel and the fast tokenizer of the folder. Nothing here imports bert_serving.
+with AutoModel and the fast tokenizer of the folder; `FileReference` with the folder's
+tokenizer.json read as it is (`file_tokenizer`). Nothing here imports bert_serving.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bert_serving.proto.inputs import TextInput, read_legacy_text
 
 HELDOUT_PATH = Path(__file__).parent / "data" / "heldout.txt"
 
@@ -213,6 +217,12 @@ class FamilyReference(FolderReference):
         return pool(picked, mask, pool_mask, strategy)
 
 
+def legacy_rows(texts: Sequence[str]) -> list[TextInput]:
+    """Texts in the 1.10 notation ('a ||| b' is a pair) as the tokenizer's rows, read as the
+    server reads a 1.10 payload: for tests that feed the tokenizer what the references split."""
+    return [read_legacy_text(text) for text in texts]
+
+
 def split_pairs(texts: Sequence[str]) -> tuple[list[str], list[str | None]]:
     """Each text's first and second sentence, split on the first '|||' (None: no pair)."""
     firsts: list[str] = []
@@ -254,3 +264,80 @@ class ClassifierReference(FamilyReference):
         with torch.no_grad():
             out = self.model(**inputs)
         return np.asarray(out.logits.numpy(), dtype=np.float64)
+
+
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "cls_token", "sep_token", "pad_token",
+                       "unk_token", "mask_token")
+
+
+def file_tokenizer(model_dir: Path):  # type: ignore[no-untyped-def]
+    """The folder's tokenizer.json as it is, as a transformers fast tokenizer.
+
+    The special tokens are the ones tokenizer_config.json names. Not AutoTokenizer:
+    transformers 5 rebuilds XLM-R's and CamemBERT's tokenizers from their class (its own
+    pre-tokenizer, and no normalizer unless it is handed SentencePiece's charsmap), so a
+    folder whose file says otherwise is not tokenized as the file says.
+
+        tokenizer = file_tokenizer(folder); tokenizer(query, doc, truncation=True, max_length=128)
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    specials = {}
+    for name in SPECIAL_TOKEN_NAMES:
+        token = config.get(name)
+        if isinstance(token, dict):  # an AddedToken, as some folders write them
+            token = token.get("content")
+        if isinstance(token, str):
+            specials[name] = token
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"),
+                                        **specials)
+    assert tokenizer.is_fast
+    return tokenizer
+
+
+class FileReference(FamilyReference):
+    """`FamilyReference` with the folder's tokenizer.json read as it is (`file_tokenizer`),
+    on texts and (first, second) pairs given as they are: no '|||' split, nothing stripped."""
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        return file_tokenizer(self.model_dir)
+
+    def features_of(self, item: str | tuple[str, str],
+                    max_seq_len: int | None) -> dict[str, np.ndarray]:
+        """One text or pair as transformers tokenizes it, cut at `max_seq_len` (None: not
+        cut), as a batch of one."""
+        first, second = (item, None) if isinstance(item, str) else item
+        encoded = self.tokenizer(first, second, truncation=max_seq_len is not None,
+                                 max_length=max_seq_len, return_token_type_ids=True)
+        return pad_features([encoded], pad_id=self.tokenizer.pad_token_id)
+
+    def embed(self, items: Sequence[str | tuple[str, str]], *,
+              max_seq_len: int | None) -> np.ndarray:
+        """REDUCE_MEAN of hidden_states[-2] over every real token (specials included): what
+        the server pools a family folder by when the folder declares no pooling."""
+        return np.concatenate([
+            self.pool_features(self.features_of(item, max_seq_len), (-2,), "REDUCE_MEAN", False)
+            for item in items])
+
+
+class FileClassifierReference(FileReference):
+    """A sequence-classification folder's logits, tokenized by its tokenizer.json as it is."""
+
+    MODEL_CLASS = "AutoModelForSequenceClassification"
+
+    def logits(self, items: Sequence[str | tuple[str, str]], *,
+               max_seq_len: int | None) -> np.ndarray:
+        """One row of logits per text or (first, second) pair, each run alone (no padding)."""
+        import torch
+
+        rows = []
+        for item in items:
+            inputs = {k: torch.from_numpy(v)
+                      for k, v in self.features_of(item, max_seq_len).items()}
+            if self.model.config.model_type == "distilbert":
+                del inputs["token_type_ids"]
+            with torch.no_grad():
+                rows.append(self.model(**inputs).logits[0].numpy())
+        return np.asarray(rows, dtype=np.float64)

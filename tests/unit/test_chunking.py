@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bert_serving.proto.inputs import Dual
 from bert_serving.proto.internal import JobKey, JobMessage, decode_sink_control, encode_job
 from bert_serving.server.errors import ConfigError
 from bert_serving.server.model.chunking import ChunkReducer, reduction_for, window_starts
@@ -77,15 +78,15 @@ def test_tokenizer_windows_are_the_full_text_cut_with_specials(minilm_dir: Path)
     tokenizer = WordPieceTokenizer(minilm_dir / "vocab.txt", max_seq_len=8)
     long_text = " ".join(f"word{i}" for i in range(20))
     full = [p.id for p in tokenizer.pieces(long_text)]
-    rows, per_text = tokenizer.tokenize_windows(["short", long_text, "a ||| b"], overlap=2)
+    rows, per_text = tokenizer.tokenize_windows(["short", long_text, Dual("a", "b")], overlap=2)
     windows = [rows.row(i).tolist() for i in range(len(rows))]
     cls, sep = tokenizer.cls_id, tokenizer.sep_id
     starts = window_starts(len(full), 6, 2)
     assert per_text == [1, len(starts), 1]
     assert windows[0] == tokenizer.tokenize_rows(["short"]).row(0).tolist()
     assert windows[1:-1] == [[cls, *full[s: s + 6], sep] for s in starts]
-    assert windows[-1] == tokenizer.tokenize_rows(["a ||| b"]).row(0).tolist()
-    assert tokenizer.full_lengths(["short", long_text, "a ||| b"]) == [
+    assert windows[-1] == tokenizer.tokenize_rows([Dual("a", "b")]).row(0).tolist()
+    assert tokenizer.full_lengths(["short", long_text, Dual("a", "b")]) == [
         len(windows[0]), len(full) + 2, 5]
 
 

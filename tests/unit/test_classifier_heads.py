@@ -20,7 +20,9 @@ import pytest
 from make_random_classifier import CLASSIFIER_KINDS, LABELS, write_random_classifier
 from reference import ClassifierReference
 
-from bert_serving.client._scores import pair_text, predictions, ranked, scores
+from bert_serving.client._input import check_inputs
+from bert_serving.client._scores import predictions, ranked, scores
+from bert_serving.proto.inputs import Dual, Ids
 from bert_serving.server.convert.cache import GraphCache
 from bert_serving.server.convert.heads import (
     check_classifier_pooling,
@@ -175,12 +177,12 @@ def test_predictions_sort_labels_by_score() -> None:
     assert abs(sum(p.score for p in rows[0]) - 1.0) < 1e-9
 
 
-def test_pair_text_refuses_what_the_wire_cannot_carry() -> None:
-    assert pair_text("q", "t") == "q ||| t"
-    with pytest.raises(ValueError, match="'a ||| b' holds '|||'"):
-        pair_text("q", "a ||| b")
-    with pytest.raises(TypeError, match="not int"):
-        pair_text("q", 3)  # type: ignore[arg-type]
+def test_pairs_carry_any_text_and_refuse_what_is_not_one() -> None:
+    check_inputs([Dual("q", "a ||| b"), Dual("  q ", ""), "x ||| y", Ids((1, 2))])
+    with pytest.raises(TypeError, match=r"inputs\[1\].second is an int"):
+        check_inputs([Dual("q", "t"), Dual("q", 3)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"inputs\[0\].ids\[1\] is -1"):
+        check_inputs([Ids((1, -1))])
 
 
 # -- the routes' pure parts ---------------------------------------------------------------------

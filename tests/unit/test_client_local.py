@@ -8,6 +8,7 @@ surfacing; it says nothing about whether the real server works.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -31,7 +32,6 @@ from bert_serving.proto import (
     PROTOCOL_VERSION,
     Command,
     Request,
-    decode_texts,
     encode_embedding_reply,
     encode_error_reply,
     encode_json_reply,
@@ -133,7 +133,7 @@ class FakeServer:
             body = {**self.config, "client": request.client_id.decode()}
             self._publish(encode_json_reply(request.client_id, request.req_id, body))
             return
-        texts, _ = decode_texts(request.payload)
+        texts = json.loads(request.payload)  # as the client sent them
         if FAIL_TEXT in texts:
             message = f"the fake server refuses {FAIL_TEXT!r}, as asked"
             self._publish(encode_error_reply(request.client_id, request.req_id, message))

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from make_random_family import MAX_TOKENS
-from reference import FamilyReference, heldout_texts
+from reference import FamilyReference, heldout_texts, legacy_rows
 
+from bert_serving.proto.inputs import Dual
 from bert_serving.server.convert.sources import detect_model_source
 from bert_serving.server.errors import ConfigError, UnsupportedModelError
 from bert_serving.server.model.engine import Engine, EngineOptions
@@ -153,7 +154,7 @@ def test_ids_and_token_types_match_transformers(
     texts = heldout_texts() + PAIRS
     if max_seq_len is not None:  # pair truncation is tested on its own, below
         texts = [text for text in texts if "|||" not in text]
-    batch = tokenizer_of(family_dir, max_seq_len=max_seq_len).encode(texts)
+    batch = tokenizer_of(family_dir, max_seq_len=max_seq_len).encode(legacy_rows(texts))
     got = our_rows(batch.input_ids, batch.token_type_ids, batch.lengths)
     assert got == transformers_rows(family_reference, texts, max_seq_len)
 
@@ -162,7 +163,7 @@ def test_pairs_are_laid_out_as_the_family_does(
     family_dir: Path, family_reference: FamilyReference
 ) -> None:
     tokenizer = tokenizer_of(family_dir, max_seq_len=None)
-    batch = tokenizer.encode(["hello ||| world"], with_tokens=True)
+    batch = tokenizer.encode([Dual("hello", "world")], with_tokens=True)
     assert batch.tokens is not None
     tokens = batch.tokens[0]
     want = family_reference.tokenizer.convert_ids_to_tokens(
@@ -177,30 +178,28 @@ def test_pairs_are_laid_out_as_the_family_does(
 
 
 @pytest.mark.parametrize("max_seq_len", [20, 21])
-def test_pair_truncation_is_the_same_rule_for_every_family(
+def test_pair_truncation_is_the_rule_of_the_folders_tokenizer(
     family_dir: Path, family_reference: FamilyReference, max_seq_len: int
 ) -> None:
-    """Google's rule: the longer part shrinks first; when both must, the first keeps ceil.
-
-    transformers' fast tokenizers keep floor for the first, so where both parts are
-    cut to an odd budget they differ by one token; the rule here is BERT's, for all.
-    """
+    """tokenizers' rule, as transformers' fast tokenizer over the same file applies it:
+    the shorter part keeps floor(budget / 2), the longer the rest (Google's rule, kept
+    for vocab.txt folders, gives the odd token to the first part instead)."""
     long_a, long_b = " ".join(["hello world"] * 10), " ".join(["guitar street"] * 10)
     plain = tokenizer_of(family_dir, max_seq_len=None, add_special_tokens=False)
     rows = plain.tokenize_rows([long_a, long_b])
     ids_a, ids_b = (rows.row(i).tolist() for i in range(2))
     template = read_special_template(family_dir / "tokenizer.json")
     budget = max_seq_len - template.pair_size
-    keep_a, keep_b = (budget + 1) // 2, budget // 2
+    keep_a, keep_b = (budget // 2, budget - budget // 2) if len(ids_a) <= len(ids_b) else (
+        budget - budget // 2, budget // 2)
     assert len(ids_a) > keep_a and len(ids_b) > keep_b  # both parts are cut
     want = [*template.prefix, *ids_a[:keep_a], *template.middle, *ids_b[:keep_b],
             *template.suffix]
     cut = tokenizer_of(family_dir, max_seq_len=max_seq_len)
-    rows = cut.tokenize_rows([f"{long_a} ||| {long_b}"])
+    rows = cut.tokenize_rows([Dual(long_a, long_b)])
     assert rows.ids.tolist() == want
-    if budget % 2 == 0:  # where the rules agree, so does transformers
-        assert [want] == [ids for ids, _ in transformers_rows(
-            family_reference, [f"{long_a} ||| {long_b}"], max_seq_len)]
+    assert [want] == [ids for ids, _ in transformers_rows(
+        family_reference, [f"{long_a} ||| {long_b}"], max_seq_len)]
 
 
 def test_show_tokens_are_the_family_tokens_and_round_trip(

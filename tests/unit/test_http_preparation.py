@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bert_serving.proto.inputs import Ids
 from bert_serving.server.config import parse_server_config
 from bert_serving.server.http.errors import GatewayError
 from bert_serving.server.http.preparation import (
@@ -27,26 +28,32 @@ def tokenizer(minilm_dir: Path) -> WordPieceTokenizer:
     return WordPieceTokenizer(minilm_dir / "vocab.txt", max_seq_len=6)
 
 
+def ids(tokenizer: WordPieceTokenizer, text: str) -> Ids:
+    return Ids(tuple(piece.id for piece in tokenizer.pieces(text)))
+
+
 def test_plain_texts_go_as_text(tokenizer: WordPieceTokenizer) -> None:
     assert prepare_texts(["hello world"], prompt="q: ", tools=tokenizer, truncate=None,
-                         direction="right") == (["q: hello world"], False)
+                         direction="right") == ["q: hello world"]
 
 
-def test_bars_are_text_not_a_pair(tokenizer: WordPieceTokenizer) -> None:
-    payload, tokenized = prepare_texts(["a ||| b", "c"], prompt="", tools=tokenizer,
-                                       truncate=True, direction="right")
-    assert tokenized and payload == [["a", "|", "|", "|"], ["c"]]  # 4 pieces fit in 6
+def test_texts_go_verbatim_bars_and_whitespace_included(tokenizer: WordPieceTokenizer) -> None:
+    texts = ["a ||| b", "  c\t", "|||"]
+    assert prepare_texts(texts, prompt="", tools=tokenizer, truncate=True,
+                         direction="right") == texts
 
 
-def test_left_truncation_keeps_the_end(tokenizer: WordPieceTokenizer) -> None:
-    payload, tokenized = prepare_texts(["one two three four five six"], prompt="",
-                                       tools=tokenizer, truncate=None, direction="left")
-    assert tokenized and payload == [["three", "four", "five", "six"]]
+def test_left_truncation_keeps_the_end_as_ids(tokenizer: WordPieceTokenizer) -> None:
+    inputs = prepare_texts(["one two three four five six"], prompt="", tools=tokenizer,
+                           truncate=None, direction="left")
+    assert inputs == [ids(tokenizer, "three four five six")]
+    assert prepare_texts(["a ||| b"], prompt="", tools=tokenizer, truncate=None,
+                         direction="left") == [ids(tokenizer, "| | | b")]  # its last 4 pieces
 
 
 def test_truncate_false_refuses_long_texts(tokenizer: WordPieceTokenizer) -> None:
     assert prepare_texts(["one two three four"], prompt="", tools=tokenizer, truncate=False,
-                         direction="right") == (["one two three four"], False)
+                         direction="right") == ["one two three four"]
     with pytest.raises(GatewayError, match=r"inputs\[1\]: has 7 tokens, more than .* 6"):
         prepare_texts(["ok", "one two three four five"], prompt="", tools=tokenizer,
                       truncate=False, direction="right")
@@ -59,13 +66,13 @@ def test_a_request_may_ask_a_chunking_server_to_truncate_or_refuse(
     tokenizer: WordPieceTokenizer
 ) -> None:
     """Under -truncation chunk, raw texts go to be chunked, unless the request says otherwise."""
-    def prepare(**options: object) -> tuple[list[object], bool]:
+    def prepare(**options: object) -> list[object]:
         return prepare_texts([LONG], prompt="", tools=tokenizer, direction="right",
                              server_truncation="chunk", **options)  # type: ignore[arg-type]
 
-    assert prepare(truncate=None) == ([LONG], False)
-    assert prepare(truncate=None, truncation="chunk") == ([LONG], False)
-    cut = ([["one", "two", "three", "four"]], True)
+    assert prepare(truncate=None) == [LONG]
+    assert prepare(truncate=None, truncation="chunk") == [LONG]
+    cut = [ids(tokenizer, "one two three four")]
     assert prepare(truncate=True) == cut  # TEI's truncate: cut here, the server would chunk
     assert prepare(truncate=False, truncation="truncate") == cut  # truncation wins
     with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
@@ -83,7 +90,7 @@ def test_chunk_needs_a_chunking_server_and_error_servers_refuse_by_default(
         prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
                       server_truncation="error")
     assert prepare_texts([LONG], prompt="", tools=tokenizer, truncate=True, direction="right",
-                         server_truncation="error") == ([["one", "two", "three", "four"]], True)
+                         server_truncation="error") == [ids(tokenizer, "one two three four")]
 
 
 def test_prompts_by_name_default_and_unknown() -> None:

@@ -29,6 +29,7 @@ from bert_serving.proto import (
     encode_request,
     parse_request,
 )
+from bert_serving.proto.inputs import Dual, Ids, WordPair, encode_inputs, read_legacy_text
 from bert_serving.proto.internal import (
     BatchMessage,
     Control,
@@ -67,13 +68,51 @@ def test_text_request_round_trip() -> None:
     request = parse_request(frames)
     assert (request.client_id, request.req_id, request.msg_len) == (CLIENT, 7, 2)
     assert request.command is None
-    assert decode_texts(request.payload) == (["hello world", "naïve café ||| 東京"], False)
+    assert decode_texts(request.payload) == (["hello world", Dual("naïve café", "東京")], False)
 
 
 def test_tokenized_request_round_trip() -> None:
     tokens = [["hello", "world"], ["a", "|||", "b"]]
     request = parse_request(encode_request(CLIENT, 1, tokens))
-    assert decode_texts(request.payload) == (tokens, True)
+    assert decode_texts(request.payload) == ([["hello", "world"], WordPair(["a"], ["b"])], True)
+
+
+def test_ext_payload_carries_every_text_verbatim_and_pairs_as_pairs() -> None:
+    rows = ["  lead and trail \t", "a ||| b", Dual(" q ", "x ||| y "), Ids((5, 0, 7)), ""]
+    request = parse_request(encode_request(CLIENT, 3, rows, verbatim=True))
+    assert request.msg_len == 5
+    assert decode_texts(request.payload) == (rows, False)
+
+
+def test_the_1_10_reading_drops_only_the_separators_padding() -> None:
+    assert read_legacy_text("  a ||| b  ") == Dual("  a", "b  ")
+    assert read_legacy_text("a|||b ||| c") == Dual("a", "b ||| c")
+    assert read_legacy_text("a \u3000||| b") == Dual("a \u3000", "b")  # ASCII padding only
+    assert read_legacy_text(" ||| b") == Dual("", "b")
+    assert read_legacy_text(" plain ") == " plain "
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    (b'{"inputs": "x"}', "inputs must be a JSON list"),
+    (b'{"texts": ["x"]}', "an object with keys .'texts'.: it must be"),
+    (b'{"inputs": []}', "empty list"),
+    (b'{"inputs": [["a"]]}', r"inputs\[0\] is a list"),
+    (b'{"inputs": [["a", 1]]}', r"inputs\[0\] is a list"),
+    (b'{"inputs": ["ok", 3]}', r"inputs\[1\] is an int"),
+    (b'{"inputs": [{"ids": [1, -2]}]}', r"inputs\[0\].ids must be a list of token ids"),
+    (b'{"inputs": [{"ids": [1.5]}]}', r"inputs\[0\].ids must be"),
+    (b'{"inputs": [{"ids": [true]}]}', r"inputs\[0\].ids must be"),
+    (b'{"inputs": [{"ids": [4294967296]}]}', r"inputs\[0\].ids must be"),
+])
+def test_ext_payload_errors_name_the_problem(payload: bytes, expected: str) -> None:
+    with pytest.raises(TextPayloadError, match=expected):
+        decode_texts(payload)
+
+
+def test_ext_payload_sizes_a_pair_by_both_parts() -> None:
+    assert decode_texts(encode_inputs([Dual("é" * 2, "é" * 3)]), max_text_bytes=10)
+    with pytest.raises(TextPayloadError, match=r"texts\[0\] is at least 12 bytes"):
+        decode_texts(encode_inputs([Dual("é" * 3, "é" * 3)]), max_text_bytes=10)
 
 
 def test_request_matches_the_1_10_client_bytes() -> None:

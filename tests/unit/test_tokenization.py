@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import legacy_rows
 
+from bert_serving.proto.inputs import read_legacy_words
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 from bert_serving.server.model.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
 
@@ -74,19 +76,48 @@ def reference(lowercase: bool) -> Any:
 
 
 @functools.cache
+class ReadAsTheServer:
+    """The tokenizer fed as the server feeds it a 1.10 payload: 'a ||| b' (or a '|||'
+    token) read as a pair by `bert_serving.proto.inputs`, so these tests can write pairs
+    as the references (and bert-as-service users) do. Everything else is the tokenizer's."""
+
+    def __init__(self, tokenizer: WordPieceTokenizer) -> None:
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+    def encode(self, texts: Sequence[str], **options: Any) -> TokenBatch:
+        return self.tokenizer.encode(legacy_rows(texts), **options)
+
+    def encode_tokenized(self, texts: Sequence[Any], **options: Any) -> TokenBatch:
+        return self.tokenizer.encode_tokenized(_legacy_words(texts), **options)
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        return self.tokenizer.lengths(legacy_rows(texts))
+
+    def tokenize_rows(self, texts: Sequence[Any], *, is_tokenized: bool = False) -> RaggedTokens:
+        rows = _legacy_words(texts) if is_tokenized else legacy_rows(texts)
+        return self.tokenizer.tokenize_rows(rows, is_tokenized=is_tokenized)
+
+
+def _legacy_words(texts: Sequence[Any]) -> list[Any]:
+    return [read_legacy_words(words) if isinstance(words, list) else words for words in texts]
+
+
 def ours(
     lowercase: bool,
     max_seq_len: int | None = None,
     max_position_embeddings: int = NO_LIMIT,
     add_special_tokens: bool = True,
-) -> WordPieceTokenizer:
-    return WordPieceTokenizer(
+) -> ReadAsTheServer:
+    return ReadAsTheServer(WordPieceTokenizer(
         VOCAB,
         lowercase=lowercase,
         max_seq_len=max_seq_len,
         max_position_embeddings=max_position_embeddings,
         add_special_tokens=add_special_tokens,
-    )
+    ))
 
 
 def reference_tokens(lowercase: bool, text: str) -> list[str]:
@@ -485,7 +516,7 @@ def test_a_token_with_trailing_spaces_maps_as_in_transformers(tmp_path: Path) ->
     texts = ["hello world", "hellos worlds", "Hello ||| world"]
     reference_tokenizer = transformers.BertTokenizer(str(vocab))  # positionally: see STYLE
     expected = [reference_tokenizer(*_split_for_reference(t))["input_ids"] for t in texts]
-    batch = WordPieceTokenizer(vocab).encode(texts)
+    batch = WordPieceTokenizer(vocab).encode(legacy_rows(texts))
     assert [row[mask == 1].tolist() for row, mask in
             zip(batch.input_ids, batch.attention_mask, strict=True)] == expected
     assert expected[0] == [7, 6, 5, 3]  # the later "hello " and "[CLS] " lines

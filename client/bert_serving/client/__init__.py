@@ -8,7 +8,9 @@ Modules, by idea: `_client` (BertClient), `_concurrent` (ConcurrentBertClient),
 `_receiver` (the reply demultiplexer that makes a client thread-safe),
 `_assembly` (chunked results into one array), `_input` (checks before sending),
 `_errors` (BertClientTimeout; ServerError comes from bert_serving.proto),
-`_scores` (a classifier's logits as `rerank` rankings and `predict` labels),
+`Dual` and `Ids` (a sentence pair, token ids: `encode_inputs`'s rows, from
+`bert_serving.proto.inputs`), `_scores` (a classifier's logits as `rerank`
+rankings and `predict` labels),
 `_sparse` (SPLADE rows as `SparseVector`s).
 
 Usage::
@@ -25,11 +27,12 @@ import warnings
 
 from bert_serving.commands.environment import legacy_conflict
 from bert_serving.proto import PROTOCOL_VERSION
+from bert_serving.proto.inputs import Dual, Ids
 
 from ._client import DEFAULT_CHUNK_SIZE, DEFAULT_TIMEOUT_MS, BertClient, Response
 from ._concurrent import ConcurrentBertClient
 from ._errors import BertClientTimeout, ServerError
-from ._scores import Prediction, Rank, pair_text, predictions, ranked
+from ._scores import Prediction, Rank, predictions, ranked
 from ._sparse import SparseVector, to_sparse_vectors
 
 __all__ = [
@@ -38,13 +41,14 @@ __all__ = [
     "BertClient",
     "BertClientTimeout",
     "ConcurrentBertClient",
+    "Dual",
+    "Ids",
     "Prediction",
     "Rank",
     "Response",
     "ServerError",
     "SparseVector",
     "__version__",
-    "pair_text",
     "predictions",
     "ranked",
     "to_sparse_vectors",

@@ -42,13 +42,14 @@ from bert_serving.proto import (
     ServerError,
     encode_request,
 )
+from bert_serving.proto.inputs import Dual, TextInput
 
 from ._assembly import RowAssembler
 from ._async import BatchSender
 from ._errors import BertClientTimeout, ServerAddress
-from ._input import check_texts, longer_than
+from ._input import check_inputs, check_texts, longer_than
 from ._receiver import ReplyDemultiplexer
-from ._scores import Prediction, Rank, pair_text, predictions, ranked
+from ._scores import Prediction, Rank, predictions, ranked
 from ._sparse import SPARSE_HEAD, SparseVector, to_sparse_vectors
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_TIMEOUT_MS", "BertClient", "Response"]
@@ -220,14 +221,19 @@ class BertClient:
                               ErrorKind.BAD_REPLY)
         return reply.body
 
-    def _send(self, body: list[Any] | Command, *, detached: bool = False) -> int:
-        """Send one request, registered first so that its reply cannot be dropped."""
+    def _send(self, body: list[Any] | Command, *, detached: bool = False,
+              verbatim: bool = False) -> int:
+        """Send one request, registered first so that its reply cannot be dropped.
+
+        `verbatim`: the rows go in the *ext* payload, each as it is (`encode_inputs`).
+        """
         with self._send_lock:
             self._request_id += 1
             req_id = self._request_id
             self._replies.expect(req_id, detached=detached)
             try:
-                self._sender.send_multipart(encode_request(self.identity, req_id, body))
+                self._sender.send_multipart(encode_request(self.identity, req_id, body,
+                                                          verbatim=verbatim))
             except zmq.Again:
                 self._replies.forget(req_id)
                 raise BertClientTimeout.waiting(
@@ -279,14 +285,33 @@ class BertClient:
                               "than this client?)", ErrorKind.BAD_REPLY)
         return vectors, counts
 
+    def encode_inputs(self, inputs: Sequence[TextInput]) -> tuple[np.ndarray, list[int]]:
+        """Encode rows exactly as given, with the tokens the model read per row.
+
+        Each row is a text (a str: every character reaches the model's tokenizer,
+        '|||' and leading or trailing whitespace included), a sentence pair
+        (`Dual(first, second)`) or token ids without special tokens (`Ids((...))`).
+        What the TEI, OpenAI and Cohere routes send; `encode` keeps the 1.10 reading
+        ('a ||| b' is a pair). Always an array. Raises TypeError/ValueError for bad
+        input, ServerError, BertClientTimeout.
+        """
+        check_inputs(inputs)
+        rows = self._encode_streamed(list(inputs), verbatim=True)
+        vectors, _ = rows.result()
+        counts = rows.token_counts()
+        if counts is None:
+            raise ServerError("the server sent no token counts (a bert-serving server older "
+                              "than this client?)", ErrorKind.BAD_REPLY)
+        return vectors, counts
+
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """Score each text against `query` with the server's cross-encoder, best first.
 
-        Each (query, text) goes as the pair 'query ||| text', batched with every other
-        text; the score is sigmoid(logit), or the logit with `raw_scores`. Needs a server
-        serving a sequence-classification model with one logit. Returns Rank(index, score)
-        sorted by score, descending. Raises TypeError/ValueError, ServerError,
-        BertClientTimeout.
+        Each (query, text) goes as a sentence pair (`Dual`), exactly as given, batched
+        with every other text; the score is sigmoid(logit), or the logit with
+        `raw_scores`. Needs a server serving a sequence-classification model with one
+        logit. Returns Rank(index, score) sorted by score, descending. Raises
+        TypeError/ValueError, ServerError, BertClientTimeout.
         """
         labels = self.classifier_labels()
         if len(labels) != 1:
@@ -294,7 +319,7 @@ class BertClient:
                              f"classifier has {len(labels)} labels: use predict")
         if isinstance(texts, str) or not texts:
             raise ValueError("texts must be a non-empty list of strings")
-        return ranked(self._logits([pair_text(query, text) for text in texts]),
+        return ranked(self._logits([Dual(query, text) for text in texts]),
                       raw_scores=raw_scores)
 
     def predict(self, texts_or_pairs: Sequence[str | Sequence[str]],
@@ -302,14 +327,14 @@ class BertClient:
         """Each text's (or (first, second) pair's) labels with scores, best first.
 
         Scores are the softmax over the classifier's logits (sigmoid for one logit), or
-        the logits with `raw_scores`; labels are the model's id2label. A string is sent
-        as it is (so 'a ||| b' is a pair, as in `encode`). Raises TypeError/ValueError,
+        the logits with `raw_scores`; labels are the model's id2label. A string is one
+        text as it is ('|||' included), a (first, second) a pair. Raises TypeError/ValueError,
         ServerError, BertClientTimeout.
         """
         labels = self.classifier_labels()
         if isinstance(texts_or_pairs, str) or not texts_or_pairs:
             raise ValueError("texts_or_pairs must be a non-empty list of texts or pairs")
-        payload = [_predict_text(item) for item in texts_or_pairs]
+        payload = [_predict_input(item) for item in texts_or_pairs]
         return predictions(self._logits(payload), labels, raw_scores=raw_scores)
 
     def classifier_labels(self) -> tuple[str, ...]:
@@ -325,9 +350,9 @@ class BertClient:
             self._labels = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
         return self._labels
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
-        check_texts(texts, False)
-        logits, _ = self._encode_streamed(texts).result()
+    def _logits(self, inputs: list[TextInput]) -> np.ndarray:
+        check_inputs(inputs)
+        logits, _ = self._encode_streamed(inputs, verbatim=True).result()
         return logits
 
     def encode_sparse(
@@ -356,7 +381,7 @@ class BertClient:
             self._model_head = _model_head(self.server_config)
         return self._model_head
 
-    def _encode_streamed(self, texts: list[Any]) -> RowAssembler:
+    def _encode_streamed(self, texts: list[Any], *, verbatim: bool = False) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
         in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
@@ -365,7 +390,7 @@ class BertClient:
                 if len(in_flight) >= self.chunks_in_flight:
                     self._collect(rows, *in_flight.popleft())
                 chunk = texts[start : start + self.chunk_size]
-                in_flight.append((self._send(chunk), start, len(chunk)))
+                in_flight.append((self._send(chunk, verbatim=verbatim), start, len(chunk)))
             while in_flight:
                 self._collect(rows, *in_flight.popleft())
         finally:
@@ -497,12 +522,12 @@ def _embeddings(reply: Reply) -> EmbeddingReply:
     return reply
 
 
-def _predict_text(item: str | Sequence[str]) -> str:
-    """A text as it is; a [first, second] pair in its wire form."""
+def _predict_input(item: str | Sequence[str]) -> TextInput:
+    """A text as it is; a [first, second] pair as a `Dual`."""
     if isinstance(item, str):
         return item
     if isinstance(item, (list, tuple)) and len(item) == 2:
-        return pair_text(item[0], item[1])
+        return Dual(item[0], item[1])
     raise TypeError(f"each input must be a text or a [first, second] pair, not {item!r:.60}")
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_texts", "longer_than"]
+from bert_serving.proto.inputs import MAX_TOKEN_ID, Dual, Ids
+
+__all__ = ["check_inputs", "check_texts", "longer_than"]
 
 
 def check_texts(texts: Any, is_tokenized: bool) -> None:
@@ -21,6 +23,34 @@ def check_texts(texts: Any, is_tokenized: bool) -> None:
     check = _check_token_list if is_tokenized else _check_text
     for index, text in enumerate(texts):
         check(text, index)
+
+
+def check_inputs(inputs: Any) -> None:
+    """Raise TypeError/ValueError unless `inputs` is a non-empty list of texts, `Dual`s, `Ids`.
+
+    A single text needs a non-blank character (as in `encode`); either side of a
+    pair may be anything, an empty string included, as transformers encodes it.
+    """
+    if not isinstance(inputs, list):
+        raise TypeError(f"inputs must be a list, got a {type(inputs).__name__}")
+    if not inputs:
+        raise ValueError("inputs is an empty list: pass at least one text")
+    for index, item in enumerate(inputs):
+        if isinstance(item, Dual):
+            for side, part in zip(("first", "second"), item, strict=True):
+                if not isinstance(part, str):
+                    raise TypeError(f"inputs[{index}].{side} is {_a(part)}, not a str")
+        elif isinstance(item, Ids):
+            _check_ids(item, index)
+        else:
+            _check_text(item, index)
+
+
+def _check_ids(item: Ids, index: int) -> None:
+    for position, token_id in enumerate(item.ids):
+        if type(token_id) is not int or not 0 <= token_id <= MAX_TOKEN_ID:
+            raise TypeError(f"inputs[{index}].ids[{position}] is {token_id!r:.40}, not a "
+                            f"token id (an int from 0 to {MAX_TOKEN_ID})")
 
 
 def _check_text(text: Any, index: int) -> None:

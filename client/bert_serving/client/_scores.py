@@ -1,8 +1,8 @@
 """Classifier logits as rankings and predictions: what `rerank` and `predict` return.
 
 A server that serves a sequence-classification model answers `encode` with
-its logits, one row of num_labels per text (a sentence pair is written
-'a ||| b'). These pure functions turn those rows into scores on the client
+its logits, one row of num_labels per text or sentence pair (a `Dual`).
+These pure functions turn those rows into scores on the client
 side, as text-embeddings-inference does on its side:
 
 - one logit (a cross-encoder): the score is sigmoid(logit);
@@ -22,10 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Prediction", "Rank", "pair_text", "predictions", "ranked", "scores"]
-
-PAIR_SEPARATOR = "|||"
-"""How the wire protocol writes a sentence pair: 'first ||| second'."""
+__all__ = ["Prediction", "Rank", "predictions", "ranked", "scores"]
 
 
 @dataclass(frozen=True)
@@ -42,17 +39,6 @@ class Prediction:
 
     label: str
     score: float
-
-
-def pair_text(first: str, second: str) -> str:
-    """The wire form of a pair; a part holding '|||' cannot be sent as one."""
-    for part in (first, second):
-        if not isinstance(part, str):
-            raise TypeError(f"a text of a pair must be a string, not {type(part).__name__}")
-        if PAIR_SEPARATOR in part:
-            raise ValueError(f"{part[:40]!r} holds {PAIR_SEPARATOR!r}, which the protocol "
-                             "reads as the split of a sentence pair: remove it from the text")
-    return f"{first} {PAIR_SEPARATOR} {second}"
 
 
 def scores(logits: np.ndarray, *, raw_scores: bool) -> np.ndarray:

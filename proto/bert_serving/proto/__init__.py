@@ -45,6 +45,17 @@ from typing import Any
 
 import numpy as np
 
+from .inputs import (
+    MAX_TOKEN_ID,
+    Dual,
+    Ids,
+    TextInput,
+    WordsInput,
+    encode_inputs,
+    read_legacy_text,
+    read_legacy_words,
+)
+
 __all__ = [
     "MAX_DIGITS",
     "MAX_IDENTITY_BYTES",
@@ -178,12 +189,18 @@ def parse_request(frames: Sequence[bytes]) -> Request:
 
 
 def encode_request(
-    client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command
+    client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command,
+    *, verbatim: bool = False,
 ) -> list[bytes]:
-    """The 4 frames of a request: texts (or token lists), or a control command."""
+    """The 4 frames of a request: texts (or token lists), or a control command.
+
+    `verbatim`: the *ext* payload (`encode_inputs`), where each row of `body` (a str,
+    `Dual` or `Ids`) is taken as it is; else the 1.10 one, where 'a ||| b' is a pair.
+    """
     if isinstance(body, Command):
         return [client_id, body.value, b"%d" % req_id, b"0"]
-    return [client_id, encode_texts(body), b"%d" % req_id, b"%d" % len(body)]
+    payload = encode_inputs(body) if verbatim else encode_texts(body)  # type: ignore[arg-type]
+    return [client_id, payload, b"%d" % req_id, b"%d" % len(body)]
 
 
 def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]]) -> bytes:
@@ -199,30 +216,80 @@ def _describe(value: Any) -> str:
 
 def decode_texts(
     payload: bytes, *, max_texts: int | None = None, max_text_bytes: int | None = None
-) -> tuple[list[Any], bool]:
-    """The texts of a payload and whether they are pre-tokenized (inferred from the shape).
+) -> tuple[list[TextInput] | list[WordsInput], bool]:
+    """The rows of a payload and whether they are pre-tokenized.
+
+    Two payloads carry texts. The 1.10 one is a JSON list of strings (or of token
+    lists: pre-tokenized, inferred from the shape), where ``'a ||| b'`` is a pair
+    (`read_legacy_text`). The *ext* one is ``{"inputs": [...]}``, each row a string
+    taken verbatim, a ``[first, second]`` pair or ``{"ids": [...]}`` (`inputs`).
 
     Raises TextPayloadError with a message naming the problem and, where there is
-    one, the index of the offending text. `max_text_bytes` bounds each text (a
-    tokenized one: its tokens together) in UTF-8 bytes, checked before any
+    one, the index of the offending row. `max_text_bytes` bounds each text (a pair
+    or a tokenized one: its parts together) in UTF-8 bytes, checked before any
     tokenizing, so one huge text cannot hold the server for seconds.
     """
-    texts = _load_json(payload)
-    if not isinstance(texts, list):
-        raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(texts)}")
-    if not texts:
+    body = _load_json(payload)
+    rows = _rows_of(body)
+    if not rows:
         raise TextPayloadError("payload is an empty list: send at least one text")
-    if max_texts is not None and len(texts) > max_texts:
+    if max_texts is not None and len(rows) > max_texts:
         raise TextPayloadError(
-            f"request has {len(texts)} texts, more than the server's limit of {max_texts}: "
+            f"request has {len(rows)} texts, more than the server's limit of {max_texts}: "
             "split it into smaller requests"
         )
-    is_tokenized = isinstance(texts[0], list)
-    for index, text in enumerate(texts):
+    if isinstance(body, dict):
+        return [_ext_row(row, index, max_text_bytes) for index, row in enumerate(rows)], False
+    is_tokenized = isinstance(rows[0], list)
+    for index, text in enumerate(rows):
         _check_text(text, index, is_tokenized)
         if max_text_bytes is not None:
             _check_text_size(text, index, max_text_bytes)
-    return texts, is_tokenized
+    if is_tokenized:
+        return [read_legacy_words(words) for words in rows], True
+    texts: list[TextInput] = [read_legacy_text(text) for text in rows]
+    return texts, False
+
+
+def _rows_of(body: Any) -> list[Any]:
+    """The list of rows: the 1.10 payload itself, or the *ext* payload's `inputs`."""
+    if isinstance(body, dict) and set(body) == {"inputs"}:
+        body = body["inputs"]
+        if not isinstance(body, list):
+            raise TextPayloadError(f"payload's inputs must be a JSON list, got {_describe(body)}")
+    elif isinstance(body, dict):
+        raise TextPayloadError(f"payload is an object with keys {sorted(body)[:5]}: it must be "
+                               "a JSON list of strings, or {\"inputs\": [...]}")
+    elif not isinstance(body, list):
+        raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(body)}")
+    return body
+
+
+def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
+    """One *ext* row: a string as it is, a [first, second] pair, or {"ids": [...]}."""
+    if isinstance(row, str):
+        item: TextInput = row
+        parts: str | list[str] = row
+    elif isinstance(row, list) and len(row) == 2 and all(isinstance(p, str) for p in row):
+        item, parts = Dual(row[0], row[1]), row
+    elif isinstance(row, dict) and set(row) == {"ids"}:
+        return Ids(_checked_ids(row["ids"], index))
+    else:
+        raise TextPayloadError(
+            f"inputs[{index}] is {_describe(row)}: each input is a string, a "
+            "[first, second] pair of strings, or {\"ids\": [token ids]}")
+    if max_text_bytes is not None:
+        _check_text_size(parts, index, max_text_bytes)
+    return item
+
+
+def _checked_ids(ids: Any, index: int) -> tuple[int, ...]:
+    if not isinstance(ids, list) or not all(
+            type(i) is int and 0 <= i <= MAX_TOKEN_ID for i in ids):
+        raise TextPayloadError(
+            f"inputs[{index}].ids must be a list of token ids (integers from 0 to "
+            f"{MAX_TOKEN_ID}), got {_describe(ids)}")
+    return tuple(ids)
 
 
 def _load_json(payload: bytes) -> Any:

@@ -4,9 +4,9 @@ They answer only when the server serves a sequence-classification model
 (`require_head`); `/rerank` also needs a cross-encoder, one logit. Scores are
 the client's: sigmoid of the single logit for `/rerank` (and for `/predict` on
 a cross-encoder), softmax over the labels for `/predict` on a classifier, the
-logits with `raw_scores`, as TEI's. Pairs go to the server as 'first ||| second'
-and are batched by length with every other text, so a text holding '|||'
-cannot be sent (422, naming it). Errors come back in TEI's shape.
+logits with `raw_scores`, as TEI's. Pairs go to the server as pairs (`Dual`),
+each text exactly as sent ('|||' and whitespace included), and are batched by
+length with every other text. Errors come back in TEI's shape.
 
 Usage::
 
@@ -22,9 +22,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from bert_serving.client import Prediction
+from bert_serving.proto.inputs import Dual, TextInput
 
 from ..model.head import ModelHead
-from ..model.tokenization import PAIR_SEPARATOR
 from .classifier_schemas import PredictRequest, RerankRequest
 from .errors import GatewayError, Problem
 from .heads import require_cross_encoder, require_head
@@ -33,7 +33,7 @@ from .routes import Service, json_reply
 from .tei_routes import Model
 from .tei_schemas import TEIErrorReply
 
-__all__ = ["check_separators", "classifier_routes"]
+__all__ = ["classifier_routes"]
 
 classifier_routes = APIRouter(tags=["text-embeddings-inference"], responses={
     "4XX": {"model": TEIErrorReply, "description": "bad request, or a model of another kind"},
@@ -45,10 +45,7 @@ async def rerank(body: RerankRequest, service: Service, model: Model) -> Respons
     """Each text's score against the query, best first: `[{"index", "score", "text"?}]`."""
     require_cross_encoder(model)
     texts = body.checked_texts
-    check_separators([[body.query]], "query")
-    check_separators([[text] for text in texts], "texts")
-    await _check_lengths(model, [f"{body.query} {PAIR_SEPARATOR} {t}" for t in texts],
-                         body.truncate, "texts")
+    await _check_lengths(model, [Dual(body.query, t) for t in texts], body.truncate, "texts")
     ranking = await service.rerank(body.query, texts, raw_scores=body.raw_scores)
     return await json_reply(lambda: [
         {"index": rank.index, "score": rank.score,
@@ -63,9 +60,8 @@ async def predict(body: PredictRequest, service: Service, model: Model) -> Respo
     """Each input's labels with scores, best first (a list of those per input for a batch)."""
     require_head(model, ModelHead.CLASSIFIER)
     items = body.items
-    check_separators(items, "inputs")
-    wire = [f" {PAIR_SEPARATOR} ".join(row) for row in items]
-    await _check_lengths(model, wire, body.truncate, "inputs")
+    rows: list[TextInput] = [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items]
+    await _check_lengths(model, rows, body.truncate, "inputs")
     rows = await service.predict(items, raw_scores=body.raw_scores)
     answers = [_labels(row) for row in rows]
     return await json_reply(lambda: answers if body.is_batch else answers[0])
@@ -75,23 +71,13 @@ def _labels(row: list[Prediction]) -> list[dict[str, Any]]:
     return [{"label": p.label, "score": p.score} for p in row]
 
 
-def check_separators(rows: list[list[str]], field: str) -> None:
-    """A '|||' inside a text would split it into a pair on the wire: refuse it, naming it."""
-    for index, row in enumerate(rows):
-        if any(PAIR_SEPARATOR in text for text in row):
-            where = field if field == "query" else f"{field}[{index}]"
-            raise GatewayError(Problem(
-                "ValidationError", 422, f"{where}: holds {PAIR_SEPARATOR!r}, which bert-serving "
-                "reads as the split of a sentence pair: remove it", field))
-
-
-async def _check_lengths(model: ServedModel, wire: list[str], truncate: bool | None,
+async def _check_lengths(model: ServedModel, rows: list[TextInput], truncate: bool | None,
                          field: str) -> None:
     """truncate: false refuses inputs over -max_seq_len (the server would cut them)."""
     tools = model.tools
     if truncate is not False or tools is None or model.truncation != "truncate":
         return  # the server cuts them, or (-truncation error) refuses them itself
-    lengths = await anyio.to_thread.run_sync(lambda: tools.full_lengths(wire))
+    lengths = await anyio.to_thread.run_sync(lambda: tools.full_lengths(rows))
     for index, count in enumerate(lengths):
         if count > tools.max_len:
             raise GatewayError(Problem(

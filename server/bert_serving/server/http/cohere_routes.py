@@ -20,7 +20,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from .classifier_routes import check_separators
 from .classifier_schemas import CohereRerankRequest
 from .heads import require_cross_encoder
 from .routes import Service, Settings, errors_documented, json_reply
@@ -39,8 +38,6 @@ async def cohere_rerank(body: CohereRerankRequest, service: Service, model: Mode
     """The best `top_n` documents against the query, `{"index", "relevance_score"}` each."""
     require_cross_encoder(model)
     texts = body.texts
-    check_separators([[body.query]], "query")
-    check_separators([[text] for text in texts], "documents")
     ranking = await service.rerank(body.query, texts, raw_scores=False)
     return await json_reply(lambda: {
         "id": str(uuid.uuid4()),

@@ -3,22 +3,20 @@
 Pure functions over plain values; routes call them, the service sends the
 result through the shared BertClient like any other request.
 
-Texts reach the server as text, except in two cases where they go as word
-pieces (our client's tokenized input, mapped to ids one for one, so the model
-reads exactly the same ids): a text holding '|||', which the ZeroMQ protocol
-reads as a sentence pair but TEI and OpenAI clients mean as text; and
+Texts reach the server exactly as the client sent them (the *ext* payload:
+'|||' is text there, and no whitespace is touched), except where they are cut
+here and go as the kept token ids (`Ids`, which the model reads as they are):
 `truncation_direction: left`, which keeps a text's last pieces where the server
 keeps its first; and a request that asks to truncate a server that does not
-(-truncation error or chunk), cut here. `truncate: false`, or `truncation:
-"error"`, checks each text against the server's -max_seq_len and refuses the
-longer ones. `truncation: "chunk"` needs a server started with -truncation
-chunk, which does the windows (a text holding '|||' still goes as word pieces,
-which the server truncates).
+(-truncation error or chunk). `truncate: false`, or `truncation: "error"`,
+checks each text against the server's -max_seq_len and refuses the longer
+ones. `truncation: "chunk"` needs a server started with -truncation chunk,
+which does the windows.
 
 Usage::
 
-    payload, tokenized = prepare_texts(["hi ||| there"], prompt="", tools=tokenizer,
-                                       truncate=None, direction="right")
+    inputs = prepare_texts(["hi ||| there "], prompt="", tools=tokenizer,
+                           truncate=None, direction="right")
     # or, with a request's own choice:  ..., truncation="error", server_truncation="chunk")
     rows = shape_vectors(vectors, dimensions=128, normalize=True)
 """
@@ -27,13 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
+from bert_serving.proto.inputs import Ids, TextInput
+
 from ..model.head import ModelHead
 from ..model.native_embedding import l2_normalize
-from ..model.tokenization import PAIR_SEPARATOR, Piece
+from ..model.tokenization import Piece
 from .errors import GatewayError, Problem, invalid
 
 __all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
@@ -41,7 +41,6 @@ __all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
 
 Direction = Literal["right", "left"]
 Truncation = Literal["truncate", "error", "chunk"]
-_SPECIALS = 2  # [CLS] and [SEP], which the server adds to every text
 
 
 class TextTools(Protocol):
@@ -56,9 +55,14 @@ class TextTools(Protocol):
     @property
     def sep_id(self) -> int: ...
 
+    @property
+    def single_specials(self) -> int: ...
+
+    def specials_around_text(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]: ...
+
     def pieces(self, text: str) -> list[Piece]: ...
 
-    def full_lengths(self, texts: Sequence[str]) -> list[int]: ...
+    def full_lengths(self, texts: Sequence[TextInput]) -> list[int]: ...
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str: ...
 
@@ -117,33 +121,31 @@ def request_truncation(truncation: Truncation | None, truncate: bool | None,
 def prepare_texts(texts: Sequence[str], *, prompt: str, tools: TextTools | None,
                   truncate: bool | None, direction: Direction,
                   truncation: Truncation | None = None,
-                  server_truncation: Truncation = "truncate") -> tuple[list[Any], bool]:
-    """The payload for the client and whether it is tokenized (see the module's docstring)."""
-    prompted = [prompt + text for text in texts]
+                  server_truncation: Truncation = "truncate") -> list[TextInput]:
+    """The rows for the client's `encode_inputs` (see the module's docstring)."""
+    prompted: list[TextInput] = [prompt + text for text in texts]
     mode = request_truncation(truncation, truncate, server_truncation)
     if tools is None:
-        return prompted, False
+        return prompted
     pieces: list[list[Piece]] | None = None
     if mode == "error":
         pieces = [tools.pieces(text) for text in prompted]
-        _check_lengths(pieces, tools.max_len)
+        _check_lengths(pieces, tools.max_len, tools.single_specials)
     cut_here = mode == "truncate" and server_truncation != "truncate"
-    if (direction == "right" or mode == "chunk") and not cut_here and not any(
-            PAIR_SEPARATOR in text for text in prompted):
-        return prompted, False
+    if (direction == "right" or mode == "chunk") and not cut_here:
+        return prompted
     pieces = pieces or [tools.pieces(text) for text in prompted]
-    keep = tools.max_len - _SPECIALS
-    return [_kept([p.token for p in row], keep, direction) for row in pieces], True
+    keep = tools.max_len - tools.single_specials
+    return [_kept([p.id for p in row], keep, direction) for row in pieces]
 
 
-def _kept(tokens: list[str], keep: int, direction: Direction) -> list[str]:
-    kept = tokens[-keep:] if direction == "left" else tokens[:keep]
-    return kept or ["[UNK]"]  # a text of only dropped characters still gets its row
+def _kept(ids: list[int], keep: int, direction: Direction) -> Ids:
+    return Ids(tuple(ids[max(0, len(ids) - keep):] if direction == "left" else ids[:keep]))
 
 
-def _check_lengths(pieces: list[list[Piece]], max_len: int) -> None:
+def _check_lengths(pieces: list[list[Piece]], max_len: int, specials: int) -> None:
     for index, row in enumerate(pieces):
-        count = len(row) + _SPECIALS
+        count = len(row) + specials
         if count > max_len:
             raise GatewayError(Problem(
                 "ValidationError", 422,

@@ -119,10 +119,10 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     model = cast(ServedModel, request.app.state.model)
     require_head(model, ModelHead.EMBEDDING)
     prompt = prompt_for(model, None)
-    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+    inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",
         truncation=body.truncation, server_truncation=model.truncation))
-    encoded = await service.encode(payload, is_tokenized=tokenized)
+    encoded = await service.encode_inputs(inputs)
     if body.dimensions is not None:
         vectors = shape_vectors(encoded.vectors, dimensions=body.dimensions, normalize=True)
         encoded = Encoded(vectors, encoded.token_counts)

@@ -15,11 +15,16 @@ Usage::
 
     service = EmbeddingService(client, metrics, output_dim=384, max_texts=100_000,
                                max_concurrency=10)
-    encoded = await service.encode(["hello world"], is_tokenized=False)
+    encoded = await service.encode_inputs(["hello world ", Dual("query", "a ||| b")])
+
+`encode_inputs` sends every row exactly as given (the TEI, OpenAI and Cohere
+routes: '|||' is text, pairs are `Dual`s); `encode` is the 1.10 reading, for
+the original `/encode` route, where 'a ||| b' is a pair.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +33,15 @@ import numpy as np
 
 from bert_serving.client import (
     BertClient,
+    Dual,
     Prediction,
     Rank,
     SparseVector,
-    pair_text,
     predictions,
     ranked,
     to_sparse_vectors,
 )
+from bert_serving.proto.inputs import TextInput
 
 from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
@@ -80,27 +86,26 @@ class EmbeddingService:
     async def encode(self, texts: list[Any], *, is_tokenized: bool) -> Encoded:
         """Vectors (one row per text, in order) and tokens per text.
 
+        The 1.10 reading of texts ('a ||| b' is a pair), for the original /encode route.
         Raises GatewayError (too many texts), ServerError, BertClientTimeout.
         """
-        if len(texts) > self._max_texts:
-            raise GatewayError(too_many_texts(len(texts), self._max_texts))
-        encoded = await anyio.to_thread.run_sync(self._encode_blocking, texts, is_tokenized,
-                                                 limiter=self._threads)
-        self.metrics.on_encoded(len(texts), sum(encoded.token_counts))
-        return encoded
+        return await self._run(lambda: self.client.encode_with_token_counts(
+            texts, is_tokenized=is_tokenized), len(texts))
 
-    def _encode_blocking(self, texts: list[Any], is_tokenized: bool) -> Encoded:
-        try:
-            vectors, counts = self.client.encode_with_token_counts(texts,
-                                                                   is_tokenized=is_tokenized)
-        except (TypeError, ValueError) as error:  # the client's own input checks
-            raise GatewayError(invalid("texts", str(error))) from None
-        # C order, as orjson writes arrays only in it (the client's rows already are).
-        return Encoded(np.ascontiguousarray(vectors), counts)
+    async def encode_inputs(self, inputs: list[TextInput]) -> Encoded:
+        """Vectors and tokens per row, every row sent exactly as given (`encode_inputs`)."""
+        return await self._run(lambda: self.client.encode_inputs(inputs), len(inputs))
+
+    async def _run(self, call: Callable[[], tuple[np.ndarray, list[int]]], rows: int) -> Encoded:
+        if rows > self._max_texts:
+            raise GatewayError(too_many_texts(rows, self._max_texts))
+        encoded = await anyio.to_thread.run_sync(_blocking, call, limiter=self._threads)
+        self.metrics.on_encoded(rows, sum(encoded.token_counts))
+        return encoded
 
     async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> Ranking:
         """The client's `rerank`: (index, score) per text, best first, with the pairs' tokens."""
-        encoded = await self.encode(_wire([[query, text] for text in texts]), is_tokenized=False)
+        encoded = await self.encode_inputs([Dual(query, text) for text in texts])
         return Ranking(ranked(encoded.vectors, raw_scores=raw_scores), sum(encoded.token_counts))
 
     async def predict(self, items: list[list[str]], *,
@@ -111,16 +116,18 @@ class EmbeddingService:
         metrics need no second tokenization, as for embeddings (and `rerank`).
         """
         labels = await anyio.to_thread.run_sync(self.client.classifier_labels)
-        encoded = await self.encode(_wire(items), is_tokenized=False)
+        encoded = await self.encode_inputs(
+            [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items])
         return predictions(encoded.vectors, labels, raw_scores=raw_scores)
 
-    async def encode_sparse(self, texts: list[Any], *, is_tokenized: bool) -> EncodedSparse:
-        """`BertClient.encode_sparse`'s vectors and tokens per text; raises as `encode`.
+    async def encode_sparse(self, inputs: list[TextInput]) -> EncodedSparse:
+        """`BertClient.encode_sparse`'s vectors and tokens per row; raises as `encode`.
 
-        The rows come through `encode` (so with the reply's token counts) and are kept
-        sparse as the client keeps them (`to_sparse_vectors`); the route checked the head.
+        The rows come through `encode_inputs` (so with the reply's token counts) and are
+        kept sparse as the client keeps them (`to_sparse_vectors`); the route checked
+        the head.
         """
-        encoded = await self.encode(texts, is_tokenized=is_tokenized)
+        encoded = await self.encode_inputs(inputs)
         return EncodedSparse(to_sparse_vectors(encoded.vectors), encoded.token_counts)
 
     async def server_status(self) -> dict[str, Any]:
@@ -147,9 +154,10 @@ class EmbeddingService:
         return status
 
 
-def _wire(items: list[list[str]]) -> list[str]:
-    """Each [text] or [first, second] as the client sends it (the routes checked '|||')."""
+def _blocking(call: Callable[[], tuple[np.ndarray, list[int]]]) -> Encoded:
     try:
-        return [row[0] if len(row) == 1 else pair_text(row[0], row[1]) for row in items]
-    except (TypeError, ValueError) as error:
+        vectors, counts = call()
+    except (TypeError, ValueError) as error:  # the client's own input checks
         raise GatewayError(invalid("texts", str(error))) from None
+    # C order, as orjson writes arrays only in it (the client's rows already are).
+    return Encoded(np.ascontiguousarray(vectors), counts)

@@ -56,11 +56,11 @@ tei_routes = APIRouter(tags=["text-embeddings-inference"], responses={
 
 async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> Encoded:
     prompt = prompt_for(model, body.prompt_name)
-    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+    inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
         direction=body.truncation_direction, truncation=body.truncation,
         server_truncation=model.truncation))
-    return await service.encode(payload, is_tokenized=tokenized)
+    return await service.encode_inputs(inputs)
 
 
 @tei_routes.post("/embed", response_model=list[list[float]])
@@ -100,10 +100,10 @@ async def embed_sparse(body: EmbedSparseRequest, service: Service, model: Model)
     """A sparse model's term weights per input: its nonzero `{"index", "value"}`, by index."""
     require_head(model, ModelHead.SPARSE)
     prompt = prompt_for(model, body.prompt_name)
-    payload, tokenized = await anyio.to_thread.run_sync(lambda: prepare_texts(
+    inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
         direction=body.truncation_direction, server_truncation=model.truncation))
-    encoded = await service.encode_sparse(payload, is_tokenized=tokenized)
+    encoded = await service.encode_sparse(inputs)
     return await json_reply(lambda: _sparse_values(encoded))
 
 
@@ -180,11 +180,13 @@ def _tools(model: ServedModel) -> TextTools:
 
 
 def _simple_tokens(tools: TextTools, text: str, specials: bool) -> list[dict[str, Any]]:
-    """The text's tokens, untruncated (as TEI's /tokenize), [CLS]/[SEP] around them if asked."""
+    """The text's tokens, untruncated (as TEI's /tokenize), with the special tokens the
+    model puts around a text if asked, named as its vocabulary names them (<s>, [CLS])."""
     tokens = [_piece(text, *piece) for piece in tools.pieces(text)]
     if not specials:
         return tokens
-    return [_special(tools.cls_id, "[CLS]"), *tokens, _special(tools.sep_id, "[SEP]")]
+    before, after = tools.specials_around_text()
+    return [*(_special(*s) for s in before), *tokens, *(_special(*s) for s in after)]
 
 
 def _piece(text: str, token_id: int, _token: str, start: int, stop: int) -> dict[str, Any]:

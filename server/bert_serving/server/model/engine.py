@@ -17,8 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
+
+from bert_serving.proto.inputs import (
+    TextInput,
+    WordPair,
+    WordsInput,
+    read_legacy_text,
+    read_legacy_words,
+)
 
 from ..config import EngineOptions
 from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph
@@ -82,12 +91,19 @@ class Engine:
         return self.graph.metadata.output_width
 
     def tokenize(
-        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False,
-        with_tokens: bool = False,
+        self, texts: Sequence[str | TextInput] | Sequence[WordsInput], *,
+        is_tokenized: bool = False, with_tokens: bool = False,
     ) -> TokenBatch:
+        """Rows as `BertClient.encode` (whose local twin this is) has the server read them:
+        a str in the 1.10 reading ('a ||| b' is a pair: `read_legacy_text`), a `Dual`
+        or `Ids` as it is. `self.tokenizer.encode` takes every str verbatim."""
         if is_tokenized:
-            return self.tokenizer.encode_tokenized(texts, with_tokens=with_tokens)
-        return self.tokenizer.encode(texts, with_tokens=with_tokens)  # type: ignore[arg-type]
+            words = [read_legacy_words(list(w)) if not isinstance(w, WordPair) else w
+                     for w in cast(Sequence[WordsInput], texts)]
+            return self.tokenizer.encode_tokenized(words, with_tokens=with_tokens)
+        rows = [read_legacy_text(t) if isinstance(t, str) else t
+                for t in cast(Sequence[TextInput], texts)]
+        return self.tokenizer.encode(rows, with_tokens=with_tokens)
 
     def embed(self, batch: TokenBatch) -> np.ndarray:
         """The graph's vectors; L2-normalized here, after pooling, when the model's own asks."""
@@ -113,9 +129,10 @@ class Engine:
         return shapes
 
     def encode(
-        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
+        self, texts: Sequence[str | TextInput] | Sequence[WordsInput], *,
+        is_tokenized: bool = False,
     ) -> np.ndarray:
-        """Vectors for `texts`, one row each, in order (float32)."""
+        """Vectors for `texts`, one row each, in order (float32); rows as `tokenize` reads them."""
         return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
 
 

@@ -5,14 +5,16 @@ no vocab.txt and no Google algorithm to follow: the file's normalizer,
 pre-tokenizer and model (run by Hugging Face ``tokenizers``) are the tokenizer,
 as in transformers. DistilBERT and ELECTRA ship one too (WordPiece).
 
-What stays the same for every family is done by `TextTokenizer`: ``|||`` pairs,
-truncation (Google's rule: the longer part shrinks first, and when both must,
-the first keeps ceil(budget / 2); transformers' fast tokenizers keep floor, so
-the two differ on pairs where both sides are cut to an odd budget), padding,
-and placing the special tokens. Those are read from the file's own
-post-processor, so ``<s> a </s></s> b </s>`` (all of token type 0) for RoBERTa
-and ``[CLS] a [SEP] b [SEP]`` for WordPiece come out as the family's
-transformers tokenizer makes them.
+What stays the same for every family is done by `TextTokenizer`: rows of texts,
+pairs and ids, padding, and placing the special tokens. Those are read from the
+file's own post-processor, so ``<s> a </s></s> b </s>`` (all of token type 0)
+for RoBERTa and ``[CLS] a [SEP] b [SEP]`` for WordPiece come out as the family's
+transformers tokenizer makes them. A pair is truncated as ``tokenizers`` (and so
+transformers' fast tokenizer over the same file) does it, not by Google's rule:
+the shorter part keeps at most floor(budget / 2), the longer the rest
+(`_keep_counts_shorter_first`). Texts reach the file's normalizer exactly as
+sent: SentencePiece and byte-level BPE keep leading and inner whitespace in the
+ids, so nothing is stripped.
 
 Special tokens typed inside a text (``<s>``, ``<mask>``) are read as those
 tokens, as transformers does, where the Google path reads ``[CLS]`` as text.
@@ -23,7 +25,7 @@ Usage::
 
     tokenizer = HfTokenizer(Path("xlm-r/tokenizer.json"), max_seq_len=25,
                             max_position_embeddings=512)
-    batch = tokenizer.encode(["hello ||| world"])
+    batch = tokenizer.encode([Dual("hello", "world"), "  any text, ||| included "])
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import functools
 import json
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Encoding, Tokenizer
 from tokenizers.models import WordLevel
 
@@ -169,6 +172,11 @@ class HfTokenizer(TextTokenizer):
         for tokenizer in (self._text, self._words):
             tokenizer.enable_truncation(self._part_limit)
 
+    @staticmethod
+    def _pair_keep_counts(len_a: np.ndarray, len_b: np.ndarray,
+                          budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _keep_counts_shorter_first(len_a, len_b, budget)
+
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
         return _encode_texts(self._text, parts)
 
@@ -200,3 +208,23 @@ class HfTokenizer(TextTokenizer):
                         "unknown token: send raw texts, or tokens as -show_tokens_to_client "
                         "shows them"
                     )
+
+
+def _keep_counts_shorter_first(
+    len_a: np.ndarray, len_b: np.ndarray, budget: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens kept of each part, as ``tokenizers``' ``longest_first`` truncation keeps them.
+
+    The shorter part (the first on a tie) keeps at most floor(budget / 2), the
+    longer one what is left; a pair that fits keeps everything. Single texts
+    (len_b = 0) keep their first `budget` tokens. Google's rule differs only
+    where both parts are cut to an odd budget (it gives the extra token to the
+    first part).
+    """
+    first_shorter = len_a <= len_b
+    short, long = np.where(first_shorter, len_a, len_b), np.where(first_shorter, len_b, len_a)
+    keep_short = np.minimum(short, budget // 2)
+    keep_long = np.minimum(long, budget - keep_short)
+    keep_a = np.where(first_shorter, keep_short, keep_long)
+    keep_b = np.where(first_shorter, keep_long, keep_short)
+    return keep_a, keep_b

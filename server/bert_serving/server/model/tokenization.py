@@ -1,8 +1,9 @@
 """Texts to padded id arrays, tokenized exactly as BERT's own WordPiece tokenizer would.
 
-`TextTokenizer` holds what every model family shares (``|||`` pairs, truncation,
-special tokens as a `SpecialTemplate`, padding); `WordPieceTokenizer` is BERT's,
-described below, and `hf_tokenizer.HfTokenizer` runs a folder's tokenizer.json.
+`TextTokenizer` holds what every model family shares (rows of texts, pairs
+(`Dual`) and ids, truncation, special tokens as a `SpecialTemplate`, padding);
+`WordPieceTokenizer` is BERT's, described below, and `hf_tokenizer.HfTokenizer`
+runs a folder's tokenizer.json.
 
 The reference is transformers' slow ``BertTokenizer`` (Google's ``FullTokenizer``
 plus one NFC step, see below): clean the text (drop NUL, U+FFFD and every
@@ -34,9 +35,11 @@ Deliberate differences from the original bert-as-service (Google's code):
 
 * NFC, as transformers does: it changes only cased models fed decomposed
   text or canonical singletons (``e`` + U+0301 now reads as ``é``, U+F902 as 車);
-* a pair is split on the first ``|||`` (the original's regex wanted `` ||| ``
-  with its spaces, and took the last), and a side that is empty still makes
-  a pair: ``[CLS] a [SEP] [SEP]``, as transformers encodes ``("a", "")``;
+* a pair comes as a `Dual` (the 1.10 payload's ``a ||| b`` is read into one by
+  `bert_serving.proto.inputs`, on the first ``|||``, where the original's regex
+  wanted `` ||| `` with its spaces and took the last), and a side that is empty
+  still makes a pair: ``[CLS] a [SEP] [SEP]``, as transformers encodes ``("a", "")``;
+* nothing is stripped: whitespace is WordPiece's to drop, and it does;
 * an empty text is ``[CLS] [SEP]`` (the original skipped it, misaligning
   the batch);
 * without special tokens a row may fill all of ``max_seq_len`` (the original
@@ -61,13 +64,13 @@ import numpy as np
 from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel, WordPiece
 
+from bert_serving.proto.inputs import Dual, Ids, TextInput, WordPair, WordsInput
 from bert_serving.proto.internal import RaggedTokens
 
 from ..errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 from .chunking import window_starts
 
 __all__ = [
-    "PAIR_SEPARATOR",
     "Padder",
     "Piece",
     "RaggedTokens",
@@ -78,16 +81,13 @@ __all__ = [
     "read_vocab",
 ]
 
-PAIR_SEPARATOR = "|||"
-"""Separates the two sentences of a pair, in a text or as a pre-tokenized element."""
-
 _CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
 _SPECIAL_TOKENS = frozenset({_CLS, _SEP, _UNK, _PAD, "[MASK]"})
 _MAX_INPUT_CHARS_PER_WORD = 100
 _CAPITAL_SIGMA = "\u03a3"
 
-_Part = TypeVar("_Part", str, list[str])
-"""A text, or a pre-tokenized text."""
+_Part = TypeVar("_Part", str | Ids, list[str])
+"""A text (or ids), or a pre-tokenized text."""
 _Runs = tuple[tuple[int, int], ...]
 """Inclusive code point ranges, sorted."""
 
@@ -413,25 +413,35 @@ def _checked_max_len(
     return max_seq_len
 
 
-def _split_pair(text: str) -> tuple[str, str | None]:
-    """'first ||| second' -> ('first', 'second'), on the first separator; else (text, None)."""
-    if not isinstance(text, str):
-        raise TypeError(f"a text is a str, not {type(text).__name__} {text!r:.80}")
-    first, separator, second = text.partition(PAIR_SEPARATOR)
-    if not separator:
-        return text, None
-    return first.strip(), second.strip()
+def _text_parts(item: TextInput) -> tuple[str | Ids, str | None]:
+    """A row's first part and its second (None for a single text or ids)."""
+    if isinstance(item, Dual):
+        for part in item:
+            if not isinstance(part, str):
+                raise TypeError(f"a text of a pair is a str, not {type(part).__name__} "
+                                f"{part!r:.80}")
+        return item.first, item.second
+    if isinstance(item, (str, Ids)):
+        return item, None
+    raise TypeError(f"a text is a str, not {type(item).__name__} {item!r:.80}")
 
 
-def _split_tokenized_pair(words: Sequence[str]) -> tuple[list[str], list[str] | None]:
-    """Pre-tokenized: a '|||' element separates the pair, as in the original."""
-    if isinstance(words, str):
-        raise TypeError(f"a pre-tokenized text is a list of tokens, not the str {words!r:.80}")
-    words = list(words)
-    if PAIR_SEPARATOR not in words:
-        return words, None
-    at = words.index(PAIR_SEPARATOR)
-    return words[:at], words[at + 1 :]
+def _word_parts(item: WordsInput) -> tuple[list[str], list[str] | None]:
+    """A pre-tokenized row's first token list and its second (None for a single one)."""
+    if isinstance(item, WordPair):
+        return list(item.first), list(item.second)
+    if isinstance(item, str) or not isinstance(item, Sequence):
+        raise TypeError(f"a pre-tokenized text is a list of tokens, not {item!r:.80}")
+    return list(item), None
+
+
+class _IdRow(NamedTuple):
+    """Ids a client sent, standing in for an Encoding (`_Layout` reads len and ids)."""
+
+    ids: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass(frozen=True)
@@ -465,14 +475,23 @@ class _Layout:
 
 
 def _encode_rows(
-    pairs: list[tuple[_Part, _Part | None]], encode: Callable[[list[_Part]], list[Encoding]]
+    pairs: Sequence[tuple[_Part, _Part | None]], encode: Callable[[list[_Part]], list[Encoding]]
 ) -> _Rows:
-    """Encode every first part, then the second parts of the pairs, in one batch."""
+    """Encode every first part, then the second parts of the pairs, in one batch.
+
+    Ids (`Ids`) are already encoded: they skip the tokenizer and keep their place.
+    """
     pair_rows = [row for row, (_, second) in enumerate(pairs) if second is not None]
     seconds = [second for _, second in pairs if second is not None]
-    encodings = encode([first for first, _ in pairs] + seconds)
+    parts = [first for first, _ in pairs] + seconds
+    texts = [part for part in parts if not isinstance(part, Ids)]
+    encoded = encode(texts)
+    if len(texts) < len(parts):
+        rest = iter(encoded)
+        encoded = [_IdRow(part.ids) if isinstance(part, Ids) else next(rest)  # type: ignore[misc]
+                   for part in parts]
     n = len(pairs)
-    return _Rows(encodings[:n], encodings[n:], np.array(pair_rows, dtype=np.int64))
+    return _Rows(encoded[:n], encoded[n:], np.array(pair_rows, dtype=np.int64))
 
 
 def _keep_counts(
@@ -509,8 +528,9 @@ class TextTokenizer:
     """Batches of texts to padded int64 arrays, the same way for every model family.
 
     Subclasses turn text parts (and pre-tokenized parts) into ids without special
-    tokens; this class splits ``a ||| b`` pairs, truncates as Google's BERT does,
-    places the family's special tokens (`SpecialTemplate`) and pads.
+    tokens; this class takes rows of texts, pairs (`Dual`) and ids (`Ids`), truncates
+    pairs by the family's rule (`_pair_keep_counts`), places the family's special
+    tokens (`SpecialTemplate`) and pads. A text is tokenized exactly as given.
     ``max_seq_len`` counts the special tokens and truncates on the right; ``None``
     caps rows at ``max_position_embeddings`` (the longest row the model's position
     table allows) instead. Arrays are padded only to the longest row of the batch.
@@ -560,6 +580,13 @@ class TextTokenizer:
         """Text tokens in one -truncation chunk window: max_len less a single text's specials."""
         return self._part_limit
 
+    def specials_around_text(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """The (id, token) pairs placed before and after a single text, named as the
+        vocabulary names them ([CLS]/[SEP], <s>/</s>): what TEI's /tokenize shows."""
+        def named(ids: tuple[int, ...]) -> list[tuple[int, str]]:
+            return [(i, str(self._token_of_id[i])) for i in ids]
+        return named(self._template.prefix), named(self._template.suffix)
+
     @property
     def single_specials(self) -> int:
         """Special tokens around a single text ([CLS] and [SEP]: 2)."""
@@ -570,22 +597,22 @@ class TextTokenizer:
         """A single text keeps at most this many tokens, and neither part of a pair more."""
         return self._max_len - len(self._template.prefix) - len(self._template.suffix)
 
-    def encode(self, texts: Sequence[str], *, with_tokens: bool = False) -> TokenBatch:
-        """Tokenize raw texts; 'a ||| b' is a sentence pair."""
+    def encode(self, texts: Sequence[TextInput], *, with_tokens: bool = False) -> TokenBatch:
+        """Tokenize rows: a str is one text as it is, a `Dual` a sentence pair, `Ids` ids."""
         return self.pad(self.tokenize_rows(texts), with_tokens=with_tokens)
 
     def encode_tokenized(
-        self, texts: Sequence[Sequence[str]], *, with_tokens: bool = False
+        self, texts: Sequence[WordsInput], *, with_tokens: bool = False
     ) -> TokenBatch:
         """Map pre-tokenized texts straight to ids (unknown -> unk, no further splitting)."""
         return self.pad(self.tokenize_rows(texts, is_tokenized=True), with_tokens=with_tokens)
 
     def tokenize_rows(
-        self, texts: Sequence[str] | Sequence[Sequence[str]], *, is_tokenized: bool = False
+        self, texts: Sequence[TextInput] | Sequence[WordsInput], *, is_tokenized: bool = False
     ) -> RaggedTokens:
-        """Every text's ids, special tokens placed, truncated, unpadded (what batching sends on)."""
-        rows = (self._encode_tokenized(cast(Sequence[Sequence[str]], texts)) if is_tokenized
-                else self._encode_texts(cast(Sequence[str], texts)))
+        """Every row's ids, special tokens placed, truncated, unpadded (what batching sends on)."""
+        rows = (self._encode_tokenized(cast(Sequence[WordsInput], texts)) if is_tokenized
+                else self._encode_texts(cast(Sequence[TextInput], texts)))
         layout = self._layout(rows)
         starts = np.cumsum(layout.total) - layout.total
         ids = np.empty(int(layout.total.sum()), dtype=np.int32)
@@ -612,25 +639,29 @@ class TextTokenizer:
         """Rows of ids to one batch padded to its longest row."""
         return self._padder.pad(ragged, with_tokens=with_tokens)
 
-    def lengths(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text after truncation, specials included: for length-grouped batching."""
+    def lengths(self, texts: Sequence[TextInput]) -> list[int]:
+        """Tokens per row after truncation, specials included: for length-grouped batching."""
         rows = self._encode_texts(texts)
         return [int(total) for total in self._layout(rows).total]
 
-    def full_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text before any truncation, specials included (for -truncation error)."""
+    def full_lengths(self, texts: Sequence[TextInput]) -> list[int]:
+        """Tokens per row before any truncation, specials included (for -truncation error)."""
         lengths = []
         for text in texts:
-            first, second = _split_pair(text)
+            first, second = _text_parts(text)
             parts = [first] if second is None else [first, second]
             specials = len(self._template.prefix) + len(self._template.suffix)
             if second is not None:
                 specials += len(self._template.middle)
-            lengths.append(specials + sum(len(self._encode_long(p)) for p in parts))
+            lengths.append(specials + sum(len(self._part_ids(p)) for p in parts))
         return lengths
 
-    def tokenize_windows(self, texts: Sequence[str], *, overlap: int) -> tuple[RaggedTokens,
-                                                                               list[int]]:
+    def _part_ids(self, part: str | Ids) -> Sequence[int]:
+        """One part's ids, untruncated."""
+        return part.ids if isinstance(part, Ids) else self._encode_long(part).ids
+
+    def tokenize_windows(self, texts: Sequence[TextInput], *,
+                         overlap: int) -> tuple[RaggedTokens, list[int]]:
         """Rows for -truncation chunk: each long text as windows (see `chunking`), and counts.
 
         A pair is one row, truncated as `tokenize_rows` does: which window of the
@@ -641,13 +672,14 @@ class TextTokenizer:
         width = self._part_limit
         prefix = np.asarray(self._template.prefix, dtype=np.int32)
         suffix = np.asarray(self._template.suffix, dtype=np.int32)
+        self._check_ids(texts)
         for text in texts:
-            _, second = _split_pair(text)
+            first, second = _text_parts(text)
             if second is not None:
                 rows.append(self.tokenize_rows([text]))
                 per_text.append(1)
                 continue
-            ids = np.asarray(self._encode_long(text).ids, dtype=np.int32)
+            ids = np.asarray(self._part_ids(first), dtype=np.int32)
             starts = window_starts(len(ids), width, overlap)
             for start in starts:
                 window = np.concatenate([prefix, ids[start: start + width], suffix])
@@ -660,7 +692,7 @@ class TextTokenizer:
         """The text's pieces, untruncated, without special tokens, with their offsets.
 
         For the HTTP routes that show tokens (TEI's /tokenize) or cut texts
-        themselves (left truncation, texts holding '|||'); batching never calls it.
+        themselves (left truncation); batching never calls it.
         """
         encoding = self._encode_untruncated(text)
         # The vocabulary's token for each id: a Unigram model's Encoding.tokens shows an
@@ -692,11 +724,28 @@ class TextTokenizer:
         """One whole text's ids for chunking, tokenized exactly as `encode` would (uncut)."""
         return self._encode_untruncated(text)
 
-    def _encode_texts(self, texts: Sequence[str]) -> _Rows:
-        return _encode_rows([_split_pair(text) for text in texts], self._encode_strings)
+    def _encode_texts(self, texts: Sequence[TextInput]) -> _Rows:
+        self._check_ids(texts)
+        return _encode_rows([_text_parts(text) for text in texts], self._encode_strings)
 
-    def _encode_tokenized(self, texts: Sequence[Sequence[str]]) -> _Rows:
-        return _encode_rows([_split_tokenized_pair(words) for words in texts], self._encode_words)
+    def _encode_tokenized(self, texts: Sequence[WordsInput]) -> _Rows:
+        return _encode_rows([_word_parts(words) for words in texts], self._encode_words)
+
+    def _check_ids(self, texts: Sequence[TextInput]) -> None:
+        """Ids a client sent must be this vocabulary's; ValueError names one that is not."""
+        for index, text in enumerate(texts):
+            if isinstance(text, Ids):
+                bad = [i for i in text.ids if i >= len(self._token_of_id)
+                       or not self._token_of_id[i]]
+                if bad:
+                    raise ValueError(f"inputs[{index}]: token id {bad[0]} is not in this "
+                                     f"model's vocabulary (ids 0 to {len(self._token_of_id) - 1})")
+
+    @staticmethod
+    def _pair_keep_counts(len_a: np.ndarray, len_b: np.ndarray,
+                          budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How many tokens of each part survive truncation: Google's rule (`_keep_counts`)."""
+        return _keep_counts(len_a, len_b, budget)
 
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
         """Text parts to ids, no special tokens, each cut at `_part_limit`."""
@@ -718,7 +767,7 @@ class TextTokenizer:
         template = self._template
         prefix, middle, suffix = len(template.prefix), len(template.middle), len(template.suffix)
         budget = self._max_len - prefix - suffix - middle * is_pair
-        keep_a, keep_b = _keep_counts(len_a, len_b, budget)
+        keep_a, keep_b = self._pair_keep_counts(len_a, len_b, budget)
         end_a = prefix + keep_a
         start_b = end_a + middle * is_pair
         end_b = start_b + keep_b
