@@ -23,7 +23,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import legacy_rows
 
-from bert_serving.proto.inputs import read_legacy_words
+from bert_serving.proto.inputs import (
+    SEPARATOR_PADDING,
+    Dual,
+    Ids,
+    read_legacy_text,
+    read_legacy_words,
+)
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 from bert_serving.server.model.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
 
@@ -603,3 +609,40 @@ def test_rows_picked_in_any_order_pad_to_those_rows_of_the_batch() -> None:
                       tokenizer.encode([texts[i] for i in picked]))
     assert RaggedTokens.concatenate([]).ids.shape == (0,)
     assert rows.take([]).ids.shape == (0,)
+
+
+_PADDED_SIDE = st.text(alphabet=st.sampled_from(list("ab Z,.é中\u3000\u2028\u200b")), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_PADDED_SIDE, second=_PADDED_SIDE,
+       pad_a=st.text(alphabet=SEPARATOR_PADDING, max_size=3),
+       pad_b=st.text(alphabet=SEPARATOR_PADDING, max_size=3), cased=st.booleans())
+def test_the_separators_padding_is_whitespace_to_wordpiece(
+        first: str, second: str, pad_a: str, pad_b: str, cased: bool) -> None:
+    """What the 1.10 reading drops beside '|||' cannot change Google's WordPiece ids: the
+    pair read from 'first{pad}|||{pad}second' encodes as the unstripped pair does."""
+    tokenizer = WordPieceTokenizer(VOCAB, lowercase=not cased, max_position_embeddings=NO_LIMIT,
+                                   max_seq_len=None)
+    read = read_legacy_text(f"{first}{pad_a}|||{pad_b}{second}")
+    assert read == Dual((first + pad_a).rstrip(SEPARATOR_PADDING),
+                        (pad_b + second).lstrip(SEPARATOR_PADDING))
+    unstripped = tokenizer.encode([Dual(first + pad_a, pad_b + second)])
+    assert_same_batch(tokenizer.encode([read]), unstripped)
+
+
+def test_a_text_is_never_split_or_stripped_by_the_tokenizer() -> None:
+    tokenizer = WordPieceTokenizer(VOCAB, max_seq_len=None, max_position_embeddings=NO_LIMIT)
+    batch = tokenizer.encode([" a ||| b ", Dual(" a ", " b ")], with_tokens=True)
+    assert batch.tokens == [["[CLS]", "a", "|", "|", "|", "b", "[SEP]"],
+                            ["[CLS]", "a", "[SEP]", "b", "[SEP]"]]
+    assert batch.token_type_ids[0].max() == 0
+
+
+def test_ids_are_taken_as_they_are_and_unknown_ids_are_named() -> None:
+    tokenizer = WordPieceTokenizer(VOCAB, max_seq_len=5, max_position_embeddings=NO_LIMIT)
+    batch = tokenizer.encode([Ids((7592, 2088, 999, 1000)), Ids(())])
+    assert batch.input_ids.tolist() == [[tokenizer.cls_id, 7592, 2088, 999, tokenizer.sep_id],
+                                        [tokenizer.cls_id, tokenizer.sep_id, 0, 0, 0]]
+    with pytest.raises(ValueError, match=r"inputs\[1\]: token id 999999 is not in this model"):
+        tokenizer.encode([Ids((1,)), Ids((5, 999999))])
