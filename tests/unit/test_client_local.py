@@ -37,6 +37,7 @@ from bert_serving.proto import (
     encode_json_reply,
     parse_request,
 )
+from bert_serving.proto.inputs import Dual, Ids, encode_inputs
 
 FAIL_TEXT = "please fail"
 WIDTH = 4
@@ -335,6 +336,18 @@ def test_tokenized_input(server: FakeServer, connect: Any) -> None:
     tokens = [["hello", "world"], ["a", "|||", "b"]]
     np.testing.assert_array_equal(connect(server).encode(tokens, is_tokenized=True),
                                   expected(tokens))
+
+
+def test_encode_inputs_sends_rows_verbatim_in_the_ext_payload(server: FakeServer,
+                                                               connect: Any) -> None:
+    rows = [" keep  edges ", "a ||| b", Dual("q", " d ||| e"), Ids((3, 4))]
+    client = connect(server)
+    with pytest.raises(ServerError):  # the fake server answers 1.10 payloads only
+        client.encode_inputs(rows)
+    assert server.requests[-1].payload == encode_inputs(rows)
+    assert server.requests[-1].msg_len == len(rows)
+    with pytest.raises(TypeError, match=r"inputs\[0\].first is an int"):
+        client.encode_inputs([Dual(1, "x")])  # type: ignore[arg-type]
 
 
 def test_output_fmt_list_and_tokens_in_order(make_server: Any, connect: Any) -> None:

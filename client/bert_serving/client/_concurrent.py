@@ -21,6 +21,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from bert_serving.proto.inputs import TextInput
+
 from ._client import BertClient, Response
 from ._scores import Prediction, Rank
 from ._sparse import SparseVector
@@ -79,6 +81,11 @@ class ConcurrentBertClient:
         """BertClient.encode_with_token_counts on a borrowed client."""
         with self._borrow() as client:
             return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
+
+    def encode_inputs(self, inputs: Sequence[TextInput]) -> tuple[np.ndarray, list[int]]:
+        """BertClient.encode_inputs on a borrowed client."""
+        with self._borrow() as client:
+            return client.encode_inputs(inputs)
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """BertClient.rerank on a borrowed client."""
