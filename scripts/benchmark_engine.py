@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference import heldout_texts
+from reference import heldout_texts, legacy_rows
 from timing import interleaved_medians
 
 from bert_serving.proto.internal import JobKey
@@ -45,7 +45,8 @@ def server_batches(engine: Engine, texts: list[str]) -> list[tuple[list[int], To
     scheduler = BatchScheduler(max_batch_size=defaults.max_batch_size,
                                max_batch_tokens=batch_token_budget(defaults, ["cpu"]),
                                priority_batch_size=defaults.priority_batch_size)
-    scheduler.add(JobRows(JobKey(b"all", 1), texts, engine.tokenizer.lengths(texts)))
+    rows_read = legacy_rows(texts)  # as the server reads a 1.10 request, and engine.tokenize
+    scheduler.add(JobRows(JobKey(b"all", 1), texts, engine.tokenizer.lengths(rows_read)))
     batches = []
     while (batch := scheduler.next_batch()) is not None:
         rows = batch.segments[0].rows
