@@ -1,11 +1,12 @@
 """Write a tiny random-weight Hugging Face folder of one non-BERT family, for tests.
 
 No PyPI package ships small real weights of RoBERTa, XLM-RoBERTa, CamemBERT,
-DistilBERT or ELECTRA, so transformers builds one from a config with random
+DistilBERT, ELECTRA or MPNet, so transformers builds one from a config with random
 weights (`XLMRobertaModel(config)` ...) and `save_pretrained` writes it, beside a
 `tokenizer.json` trained here, offline, with `tokenizers` on a small built-in
 corpus: SentencePiece Unigram for XLM-R and CamemBERT, byte-level BPE for
-RoBERTa, WordPiece for DistilBERT and ELECTRA. Never a download.
+RoBERTa and MPNet (whose pair layout, ``<s> a </s></s> b </s>``, is RoBERTa's),
+WordPiece for DistilBERT and ELECTRA. Never a download.
 
 Usage: python scripts/make_random_family.py xlm-roberta OUT_DIR [--seed 0]
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 __all__ = ["FAMILIES", "MAX_TOKENS", "write_random_family"]
 
-FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra")
+FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet")
 
 _CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -129,6 +130,11 @@ def _model(family: str, vocab_size: int, pad_id: int) -> Any:
         config = tf.ElectraConfig(vocab_size=vocab_size, embedding_size=16,
                                   max_position_embeddings=MAX_TOKENS, pad_token_id=pad_id, **_SIZES)
         return tf.ElectraModel(config)
+    if family == "mpnet":
+        config = tf.MPNetConfig(vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS + 2,
+                                pad_token_id=pad_id, bos_token_id=0, eos_token_id=2,
+                                relative_attention_num_buckets=32, **_SIZES)
+        return tf.MPNetModel(config)
     config_class, model_class = {
         "roberta": (tf.RobertaConfig, tf.RobertaModel),
         "xlm-roberta": (tf.XLMRobertaConfig, tf.XLMRobertaModel),
@@ -163,7 +169,7 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
         _save_unigram_tokenizer(family, vocab_size, out)
         tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     else:
-        make = _byte_bpe_tokenizer if family == "roberta" else _wordpiece_tokenizer
+        make = _byte_bpe_tokenizer if family in ("roberta", "mpnet") else _wordpiece_tokenizer
         tokenizer = make(vocab_size)
         tokenizer.save(str(out / "tokenizer.json"))
         (out / "tokenizer_config.json").write_text(json.dumps(_tokenizer_config(family),

@@ -22,6 +22,10 @@ from bert_serving.proto.inputs import TextInput, read_legacy_text
 HELDOUT_PATH = Path(__file__).parent / "data" / "heldout.txt"
 
 
+TYPELESS = ("distilbert", "mpnet")
+"""model_types whose transformers model takes no token_type_ids."""
+
+
 def heldout_texts() -> list[str]:
     """The multilingual held-out set (one text per line)."""
     return [line for line in HELDOUT_PATH.read_text(encoding="utf-8").split("\n") if line]
@@ -200,7 +204,7 @@ class FamilyReference(FolderReference):
         import torch
 
         inputs = {k: torch.from_numpy(v) for k, v in features.items()}
-        if self.model.config.model_type == "distilbert":
+        if self.model.config.model_type in TYPELESS:
             del inputs["token_type_ids"]
         with torch.no_grad():
             result = self.model(**inputs, output_hidden_states=True)
@@ -259,7 +263,7 @@ class ClassifierReference(FamilyReference):
         import torch
 
         inputs = {k: torch.from_numpy(v) for k, v in self.features(texts, max_seq_len).items()}
-        if self.model.config.model_type == "distilbert":
+        if self.model.config.model_type in TYPELESS:
             del inputs["token_type_ids"]
         with torch.no_grad():
             out = self.model(**inputs)
@@ -336,7 +340,7 @@ class FileClassifierReference(FileReference):
         for item in items:
             inputs = {k: torch.from_numpy(v)
                       for k, v in self.features_of(item, max_seq_len).items()}
-            if self.model.config.model_type == "distilbert":
+            if self.model.config.model_type in TYPELESS:
                 del inputs["token_type_ids"]
             with torch.no_grad():
                 rows.append(self.model(**inputs).logits[0].numpy())

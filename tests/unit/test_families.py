@@ -46,7 +46,7 @@ PAIRS = [
     "Le chat dort. ||| The cat sleeps on the sofa while it rains outside.",
     " ||| only a second half",
 ]
-HAS_POOLER = ("roberta", "xlm-roberta", "camembert")
+HAS_POOLER = ("roberta", "xlm-roberta", "camembert", "mpnet")
 
 
 def family_of(model_dir: Path) -> str:
@@ -247,7 +247,6 @@ def test_no_special_token_leaves_only_the_text(family_dir: Path) -> None:
 # -- what is not served ----------------------------------------------------------------------
 
 UNSERVED = [
-    ("mpnet", "MPNetModel"),
     ("modernbert", "ModernBertModel"),
     ("nomic_bert", "NomicBertModel"),
     ("new", "NewModel"),  # Alibaba's GTE
@@ -271,7 +270,8 @@ def test_other_model_types_are_refused_in_one_line(
     message = str(caught.value)
     assert "\n" not in message
     assert f"model_type {model_type!r}" in message
-    for served in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"):
+    for served in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra",
+                   "mpnet"):
         assert served in message
 
 
@@ -332,8 +332,8 @@ def test_checkpoints_of_the_task_heads_load_by_their_prefixed_names(
     """Hub folders are often saved from a head class: `roberta.`, `distilbert.`, `electra.`."""
     from safetensors.numpy import load_file, save_file
 
-    prefix = {"distilbert": "distilbert.", "electra": "electra."}.get(family_of(family_dir),
-                                                                       "roberta.")
+    prefix = {"distilbert": "distilbert.", "electra": "electra.",
+              "mpnet": "mpnet."}.get(family_of(family_dir), "roberta.")
     state = {prefix + name: array
              for name, array in load_file(str(family_dir / "model.safetensors")).items()}
     state["lm_head.dense.weight"] = np.ones((4, 4), np.float32)  # a head, to be left out
@@ -344,3 +344,24 @@ def test_checkpoints_of_the_task_heads_load_by_their_prefixed_names(
     np.testing.assert_allclose(load_engine(tmp_path, graph_cache).encode(texts),
                                load_engine(family_dir, graph_cache).encode(texts),
                                atol=1e-6, rtol=0)
+
+
+def test_padding_and_truncation_saved_in_tokenizer_json_are_ignored(
+    family_dir: Path, tmp_path: Path
+) -> None:
+    """sentence-transformers folders save `"padding": {"Fixed": 128}` and truncation in the
+    file (all-mpnet-base-v2 does); they once hid the specials after the text, as padding."""
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(family_dir / "tokenizer.json"))
+    saved.enable_padding(length=64, pad_id=1, pad_token="<pad>")
+    saved.enable_truncation(5)
+    saved.save(str(tmp_path / "tokenizer.json"))
+    texts = [*heldout_texts()[:5], "a text longer than five tokens, surely"]
+    plain = HfTokenizer(family_dir / "tokenizer.json", max_seq_len=None,
+                        max_position_embeddings=MAX_TOKENS)
+    padded = HfTokenizer(tmp_path / "tokenizer.json", max_seq_len=None,
+                         max_position_embeddings=MAX_TOKENS)
+    assert padded.tokenize_rows(texts).ids.tolist() == plain.tokenize_rows(texts).ids.tolist()
+    assert read_special_template(tmp_path / "tokenizer.json") == read_special_template(
+        family_dir / "tokenizer.json")

@@ -133,7 +133,7 @@ def test_model_pooling_matches_sentence_transformers(minilm_dir: Path, graph_cac
             "-graph_tmp_dir", str(graph_cache)]
     engine = Engine.load(parse_server_config(argv).engine)
     # No 'a ||| b': the engine reads it as a sentence pair (the original protocol's), where
-    # sentence-transformers reads the bars as text; the HTTP routes send such texts as tokens.
+    # sentence-transformers reads the bars as text (as the HTTP routes, which send it verbatim).
     texts = [t for t in heldout_texts() if "|||" not in t] + ["a long text " * 100]
     model = SentenceTransformer(str(minilm_dir), device="cpu")
     expected = model.encode(texts, convert_to_numpy=True)

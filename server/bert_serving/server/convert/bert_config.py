@@ -2,9 +2,10 @@
 
 Besides BERT, the families that are BERT with small changes are read here:
 RoBERTa, XLM-RoBERTa and CamemBERT (positions counted from `pad_token_id + 1`),
-DistilBERT (its own key names, no token types) and ELECTRA (an embedding width of
-its own, projected to the hidden size). Any other `model_type` is refused, in one
-line naming it and the families served.
+DistilBERT (its own key names, no token types), ELECTRA (an embedding width of
+its own, projected to the hidden size) and MPNet (RoBERTa's positions, no token
+types, and a relative position bias added to every layer's attention scores). Any
+other `model_type` is refused, in one line naming it and the families served.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FAMILY_OF_MODEL_TYPE = {
     "camembert": "roberta",
     "distilbert": "distilbert",
     "electra": "electra",
+    "mpnet": "mpnet",
 }
 """Hugging Face `model_type` -> the graph family that builds it."""
 
@@ -51,6 +53,8 @@ class BertConfig:
     embedding_size: int = 0
     """ELECTRA's embedding width, projected to hidden_size; 0: the hidden size."""
     pad_token_id: int = 0
+    relative_attention_num_buckets: int = 0
+    """MPNet's relative position buckets (T5-style, bidirectional); 0: no relative bias."""
 
     @property
     def head_size(self) -> int:
@@ -62,8 +66,9 @@ class BertConfig:
 
     @property
     def position_offset(self) -> int:
-        """RoBERTa counts positions from padding_idx + 1, so that many table rows never serve."""
-        return self.pad_token_id + 1 if self.family == "roberta" else 0
+        """RoBERTa (and MPNet) count positions from padding_idx + 1, so that many table rows
+        never serve."""
+        return self.pad_token_id + 1 if self.family in ("roberta", "mpnet") else 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -119,6 +124,7 @@ def _family_config(raw: dict[str, Any], family: str) -> BertConfig:
     as a table like learned ones.
     """
     distil = family == "distilbert"
+    typeless = distil or family == "mpnet"  # neither has token type embeddings
 
     def key(bert: str, distilbert: str) -> str:
         return distilbert if distil else bert
@@ -130,12 +136,14 @@ def _family_config(raw: dict[str, Any], family: str) -> BertConfig:
         num_attention_heads=int(raw[key("num_attention_heads", "n_heads")]),
         intermediate_size=int(raw[key("intermediate_size", "hidden_dim")]),
         max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
-        type_vocab_size=0 if distil else int(raw.get("type_vocab_size", 2)),
+        type_vocab_size=0 if typeless else int(raw.get("type_vocab_size", 2)),
         hidden_act=str(raw.get(key("hidden_act", "activation"), "gelu")),
         layer_norm_eps=1e-12 if distil else float(raw.get("layer_norm_eps", 1e-12)),
         family=family,
         embedding_size=int(raw.get("embedding_size") or 0) if family == "electra" else 0,
-        pad_token_id=_pad_token_id(raw, default=1 if family == "roberta" else 0),
+        pad_token_id=_pad_token_id(raw, default=1 if family in ("roberta", "mpnet") else 0),
+        relative_attention_num_buckets=int(raw.get("relative_attention_num_buckets", 32))
+        if family == "mpnet" else 0,
     )
 
 
@@ -158,7 +166,7 @@ def _checked_model_type(raw: dict[str, Any], path: Path) -> str:
     raise UnsupportedModelError(
         f"{path} describes {found}, which bert-serving does not serve; it serves the "
         f"model_types {', '.join(FAMILY_OF_MODEL_TYPE)} (BERT, MiniLM, bge, e5, RoBERTa, "
-        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA ...)"
+        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet ...)"
     )
 
 

@@ -3,7 +3,9 @@
 The same builder serves the families that differ from BERT only in their
 embeddings (see `bert_config`): RoBERTa's positions count real tokens from
 `pad_token_id + 1`, DistilBERT has no token types, ELECTRA projects its
-embeddings to the hidden size. The encoder layers are BERT's in all of them.
+embeddings to the hidden size. The encoder layers are BERT's in all of them;
+MPNet's add one relative position bias, shared by every layer, to the attention
+scores (`_relative_position_bias`).
 
 No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`.
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
@@ -34,9 +36,17 @@ from ..errors import UnsupportedModelError
 from ..model.graph_contract import INPUT_NAMES, OUTPUT_NAME, GraphMetadata, SpecialIds
 from ..model.pooling import PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
-from .weights import EMBEDDINGS, EMBEDDINGS_PROJECT, POOLER, BertWeights, layer_prefix
+from .weights import (
+    EMBEDDINGS,
+    EMBEDDINGS_PROJECT,
+    POOLER,
+    RELATIVE_ATTENTION_BIAS,
+    BertWeights,
+    layer_prefix,
+)
 
-__all__ = ["OPSET", "assemble_graph", "build_bert_graph", "encoder_states"]
+__all__ = ["OPSET", "assemble_graph", "build_bert_graph", "encoder_states",
+           "relative_position_buckets"]
 
 OPSET = 17  # LayerNormalization is a standard op from 17 on
 IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
@@ -44,6 +54,8 @@ IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
 ATTENTION_MASK_BIAS = -10000.0
 # The original's mask bias for REDUCE_MAX, so padding never wins the max.
 MAX_POOL_MASK_BIAS = -1e30
+# MPNet's relative positions further apart than this share the farthest buckets.
+RELATIVE_MAX_DISTANCE = 128
 
 
 class _GraphBuilder:
@@ -153,6 +165,47 @@ def _attention_bias(g: _GraphBuilder) -> str:
     mask = g.op("Cast", expanded, to=TensorProto.FLOAT)
     inverted = g.op("Sub", g.scalar_f(1.0), mask)
     return g.op("Mul", inverted, g.scalar_f(ATTENTION_MASK_BIAS))
+
+
+def relative_position_buckets(length: int, num_buckets: int,
+                              max_distance: int = RELATIVE_MAX_DISTANCE) -> np.ndarray:
+    """int32 [length, length]: the bucket of key position j seen from query position i.
+
+    MPNet's (T5's bidirectional) rule, as transformers' `relative_position_bucket`
+    computes it, in float32 like torch so the cut between buckets falls on the same
+    distances: half the buckets per direction, exact up to a quarter of them, then
+    logarithmic up to `max_distance`.
+    """
+    positions = np.arange(length, dtype=np.int64)
+    n = positions[:, None] - positions[None, :]  # -(key - query)
+    half = num_buckets // 2
+    bucket = (n < 0).astype(np.int64) * half
+    n = np.abs(n)
+    max_exact = half // 2
+    with np.errstate(divide="ignore"):
+        scaled = (np.log(n.astype(np.float32) / max_exact)
+                  / np.float32(math.log(max_distance / max_exact)) * (half - max_exact))
+    large = max_exact + np.where(n < max_exact, 0, scaled).astype(np.int64)
+    bucket += np.where(n < max_exact, n, np.minimum(large, half - 1))
+    return bucket.astype(np.int32)
+
+
+def _relative_position_bias(g: _GraphBuilder, config: BertConfig, weights: BertWeights) -> str:
+    """[1, heads, seq, seq]: MPNet's learned bias for each query/key distance.
+
+    The bucket of every (i, j) up to the longest input is computed here once and
+    sliced to the batch's length in the graph; the table lookup gives each head's
+    bias, added to the padding bias so each layer's attention adds both at once.
+    """
+    buckets = relative_position_buckets(config.max_position_embeddings,
+                                        config.relative_attention_num_buckets)
+    seq = g.op("Slice", g.op("Shape", "input_ids"), g.ints(1), g.ints(2))
+    ends = g.op("Concat", seq, seq, axis=0)
+    window = g.op("Slice", g.const(buckets, "relative_buckets"), g.ints(0, 0), ends,
+                  g.ints(0, 1))
+    table = g.const(weights[RELATIVE_ATTENTION_BIAS], "relative_attention_bias")
+    per_pair = g.op("Gather", table, window, axis=0)  # [seq, seq, heads]
+    return g.op("Unsqueeze", g.op("Transpose", per_pair, perm=[2, 0, 1]), g.ints(0))
 
 
 def _self_attention(
@@ -288,6 +341,8 @@ def encoder_states(
     weights.check_shapes(config, depth)
     hidden_states = [_embeddings(g, config, weights, use_positions)]
     bias = _attention_bias(g)
+    if config.relative_attention_num_buckets:
+        bias = g.op("Add", bias, _relative_position_bias(g, config, weights))
     for index in range(depth):
         hidden_states.append(_encoder_layer(g, hidden_states[-1], bias, config, weights, index))
     return hidden_states

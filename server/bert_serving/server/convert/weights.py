@@ -4,7 +4,9 @@ Google's TF names are the canonical ones (kernels stored [in, out], LayerNorm
 `gamma`/`beta`); Hugging Face state dicts are renamed and transposed into them.
 RoBERTa, XLM-R and CamemBERT use BERT's names under `roberta.`; ELECTRA adds
 `embeddings_project`; DistilBERT's own names (`transformer.layer.N.attention.q_lin`,
-`sa_layer_norm`, `ffn.lin1` ...) are mapped onto BERT's, which they mirror.
+`sa_layer_norm`, `ffn.lin1` ...) are mapped onto BERT's, which they mirror, and so
+are MPNet's (`attention.attn.q`, `attention.LayerNorm` ...), whose one tensor of its
+own, the relative attention bias table, is kept as `RELATIVE_ATTENTION_BIAS`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from .bert_config import BertConfig
 
-__all__ = ["CLASSIFIER", "BertWeights", "from_google_names", "from_hf_state_dict"]
+__all__ = ["CLASSIFIER", "RELATIVE_ATTENTION_BIAS", "BertWeights", "from_google_names",
+           "from_hf_state_dict"]
 
 EMBEDDINGS = "bert/embeddings"
 EMBEDDINGS_PROJECT = "bert/embeddings_project"
 """ELECTRA's Linear from its embedding width to the hidden size."""
 POOLER = "bert/pooler/dense"
+RELATIVE_ATTENTION_BIAS = "bert/encoder/relative_attention_bias"
+"""MPNet's [num_buckets, num_heads] table, shared by every layer."""
 CLASSIFIER = "classifier"
 """Sequence-classification heads keep their own names: `classifier/kernel` (BERT's Linear),
 `classifier/dense/...` and `classifier/out_proj/...` (the RoBERTa family's and ELECTRA's),
@@ -65,6 +70,9 @@ class BertWeights:
             expected[f"{EMBEDDINGS}/token_type_embeddings"] = (config.type_vocab_size, width)
         if width != hidden:
             expected[f"{EMBEDDINGS_PROJECT}/kernel"] = (width, hidden)
+        if config.relative_attention_num_buckets:
+            expected[RELATIVE_ATTENTION_BIAS] = (config.relative_attention_num_buckets,
+                                                 config.num_attention_heads)
         for i in range(num_layers):
             p = layer_prefix(i)
             for name in ("query", "key", "value"):
@@ -95,7 +103,7 @@ def from_google_names(tensors: Mapping[str, np.ndarray], source: str) -> BertWei
     return BertWeights(kept, source)
 
 
-_HF_PREFIX = re.compile(r"^(bert|model|roberta|electra|distilbert)\.")
+_HF_PREFIX = re.compile(r"^(bert|model|roberta|electra|distilbert|mpnet)\.")
 _HF_LAYER = re.compile(r"^encoder/layer/(\d+)/")
 # DistilBERT's names for the parts of a BERT layer (same maths, post-LayerNorm).
 _DISTILBERT_NAMES = (
@@ -109,6 +117,14 @@ _DISTILBERT_NAMES = (
     (re.compile(r"\.ffn\.lin2\."), ".output.dense."),
     (re.compile(r"\.output_layer_norm\."), ".output.LayerNorm."),
 )
+# MPNet's names for the attention parts of a BERT layer (the rest is BERT's own).
+_MPNET_NAMES = (
+    (re.compile(r"\.attention\.attn\.q\."), ".attention.self.query."),
+    (re.compile(r"\.attention\.attn\.k\."), ".attention.self.key."),
+    (re.compile(r"\.attention\.attn\.v\."), ".attention.self.value."),
+    (re.compile(r"\.attention\.attn\.o\."), ".attention.output.dense."),
+    (re.compile(r"\.attention\.LayerNorm\."), ".attention.output.LayerNorm."),
+)
 
 
 def _bert_dotted_name(hf_name: str) -> str:
@@ -116,6 +132,9 @@ def _bert_dotted_name(hf_name: str) -> str:
     name = _HF_PREFIX.sub("", hf_name)
     if name.startswith("transformer.layer."):
         for pattern, replacement in _DISTILBERT_NAMES:
+            name = pattern.sub(replacement, name)
+    elif ".attention.attn." in name or ".attention.LayerNorm." in name:
+        for pattern, replacement in _MPNET_NAMES:
             name = pattern.sub(replacement, name)
     return name
 
@@ -128,6 +147,8 @@ def _google_name(hf_name: str) -> str | None:
     under `classifier/`.
     """
     path = _bert_dotted_name(hf_name).replace(".", "/")
+    if path == "encoder/relative_attention_bias/weight":
+        return RELATIVE_ATTENTION_BIAS
     if path.startswith((f"{CLASSIFIER}/", f"pre_{CLASSIFIER}/")):
         head, _, leaf = path.rpartition("/")
         return f"{head}/{'kernel' if leaf == 'weight' else leaf}"

@@ -56,13 +56,23 @@ _STAND_INS = ("x", "a", "the", "0")
 
 
 def _load(path: Path) -> Tokenizer:
+    """The file's tokenizer without the padding and truncation it may have saved.
+
+    sentence-transformers folders (all-mpnet-base-v2's) save ``"padding": Fixed 128`` and
+    truncation in tokenizer.json; left on, post-processing pads the stand-ins that
+    `_template_of` reads the special tokens from, and every text would be cut there.
+    The server pads and truncates by its own flags.
+    """
     if not path.is_file():
         raise ModelNotFoundError(f"tokenizer file {path} not found")
     try:
-        return Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:  # tokenizers raises a bare Exception for unreadable files
         raise UnsupportedModelError(f"{path} is not a tokenizer.json tokenizers can read: "
                                     f"{error}") from None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 def _stand_in(tokenizer: Tokenizer, path: Path) -> Encoding:
@@ -166,7 +176,6 @@ class HfTokenizer(TextTokenizer):
             max_position_embeddings=max_position_embeddings,
         )
         self._unk = token_of_id[unk_id] if unk_id is not None else None
-        text.no_padding()
         self._text = text
         self._words = Tokenizer(WordLevel(vocab, unk_token=self._unk))
         for tokenizer in (self._text, self._words):
