@@ -4,8 +4,11 @@ Besides BERT, the families that are BERT with small changes are read here:
 RoBERTa, XLM-RoBERTa and CamemBERT (positions counted from `pad_token_id + 1`),
 DistilBERT (its own key names, no token types), ELECTRA (an embedding width of
 its own, projected to the hidden size) and MPNet (RoBERTa's positions, no token
-types, and a relative position bias added to every layer's attention scores). Any
-other `model_type` is refused, in one line naming it and the families served.
+types, and a relative position bias added to every layer's attention scores).
+ModernBERT's layers are its own (rotary positions, local and global attention, a
+GeGLU feed-forward, pre-norm; see `modernbert_graph`); what they need is read here
+too (`_modernbert_config`). Any other `model_type` is refused, in one line naming
+it and the families served.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ FAMILY_OF_MODEL_TYPE = {
     "distilbert": "distilbert",
     "electra": "electra",
     "mpnet": "mpnet",
+    "modernbert": "modernbert",
 }
 """Hugging Face `model_type` -> the graph family that builds it."""
 
@@ -55,6 +59,15 @@ class BertConfig:
     pad_token_id: int = 0
     relative_attention_num_buckets: int = 0
     """MPNet's relative position buckets (T5-style, bidirectional); 0: no relative bias."""
+    local_attention: int = 0
+    """ModernBERT's sliding window: a local layer's token sees those within
+    local_attention // 2 positions either side (0: not ModernBERT)."""
+    local_layers: tuple[int, ...] = ()
+    """ModernBERT's layers that attend within the window; the others attend globally."""
+    global_rope_theta: float = 0.0
+    """ModernBERT's rotary base of the global layers."""
+    local_rope_theta: float = 0.0
+    """ModernBERT's rotary base of the local layers."""
 
     @property
     def head_size(self) -> int:
@@ -88,7 +101,8 @@ def read_bert_config(path: Path) -> BertConfig:
     family = FAMILY_OF_MODEL_TYPE[_checked_model_type(raw, path)]
     _check_positions(raw, path)
     try:
-        config = _family_config(raw, family)
+        config = (_modernbert_config(raw, path) if family == "modernbert"
+                  else _family_config(raw, family))
     except KeyError as missing:
         raise UnsupportedModelError(f"model config {path} lacks the key {missing}") from None
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -147,6 +161,53 @@ def _family_config(raw: dict[str, Any], family: str) -> BertConfig:
     )
 
 
+def _modernbert_config(raw: dict[str, Any], path: Path) -> BertConfig:
+    """ModernBERT's keys, read as transformers' ModernBertConfig reads them.
+
+    Hub config.json files say `global_attn_every_n_layers` (layer 0 global) and
+    `global_rope_theta`/`local_rope_theta`; transformers 5 saves `layer_types` and
+    `rope_parameters` instead, which win where both are present.
+    """
+    layers = int(raw["num_hidden_layers"])
+    layer_types = raw.get("layer_types") or [
+        "full_attention" if i % int(raw.get("global_attn_every_n_layers", 3)) == 0
+        else "sliding_attention" for i in range(layers)]
+    unknown = set(layer_types) - {"full_attention", "sliding_attention"}
+    if len(layer_types) != layers or unknown:
+        raise UnsupportedModelError(f"model config {path}: layer_types {layer_types} are not "
+                                    f"{layers} of full_attention and sliding_attention")
+    return BertConfig(
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=int(raw["hidden_size"]),
+        num_hidden_layers=layers,
+        num_attention_heads=int(raw["num_attention_heads"]),
+        intermediate_size=int(raw["intermediate_size"]),
+        max_position_embeddings=int(raw.get("max_position_embeddings", 8192)),
+        type_vocab_size=0,
+        hidden_act=str(raw.get("hidden_activation", "gelu")),
+        layer_norm_eps=float(raw.get("norm_eps", 1e-5)),
+        family="modernbert",
+        pad_token_id=_pad_token_id(raw, default=50283),
+        local_attention=int(raw.get("local_attention", 128)),
+        local_layers=tuple(i for i, kind in enumerate(layer_types)
+                           if kind == "sliding_attention"),
+        global_rope_theta=_rope_theta(raw, path, "full_attention", "global_rope_theta", 160_000.0),
+        local_rope_theta=_rope_theta(raw, path, "sliding_attention", "local_rope_theta", 10_000.0),
+    )
+
+
+def _rope_theta(raw: dict[str, Any], path: Path, layer_type: str, key: str,
+                default: float) -> float:
+    """One layer type's rotary base; scaled rotary variants (YaRN ...) are refused."""
+    nested = (raw.get("rope_parameters") or {}).get(layer_type) or {}
+    scaling = raw.get("rope_scaling") or {}
+    rope_type = nested.get("rope_type") or scaling.get("rope_type") or scaling.get("type")
+    if rope_type not in (None, "default"):
+        raise UnsupportedModelError(f"model config {path}: rope_type {rope_type!r} is not "
+                                    "supported for ModernBERT (only the default rotary)")
+    return float(nested.get("rope_theta") or raw.get(key) or default)
+
+
 def _pad_token_id(raw: dict[str, Any], default: int) -> int:
     value = raw.get("pad_token_id")
     return default if value is None else int(value)
@@ -166,7 +227,7 @@ def _checked_model_type(raw: dict[str, Any], path: Path) -> str:
     raise UnsupportedModelError(
         f"{path} describes {found}, which bert-serving does not serve; it serves the "
         f"model_types {', '.join(FAMILY_OF_MODEL_TYPE)} (BERT, MiniLM, bge, e5, RoBERTa, "
-        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet ...)"
+        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT ...)"
     )
 
 

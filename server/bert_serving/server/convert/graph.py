@@ -5,7 +5,8 @@ embeddings (see `bert_config`): RoBERTa's positions count real tokens from
 `pad_token_id + 1`, DistilBERT has no token types, ELECTRA projects its
 embeddings to the hidden size. The encoder layers are BERT's in all of them;
 MPNet's add one relative position bias, shared by every layer, to the attention
-scores (`_relative_position_bias`).
+scores (`_relative_position_bias`). ModernBERT's layers are its own, built by
+`modernbert_graph` under the same pooling.
 
 No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`.
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
@@ -288,8 +289,8 @@ def _pool(
     if strategy is PoolingStrategy.CLS_POOLED:
         if not weights.has(f"{POOLER}/kernel"):
             raise UnsupportedModelError(
-                f"{weights.source} has no pooler (DistilBERT and ELECTRA never do), so "
-                "-pooling_strategy CLS_POOLED cannot be computed: use CLS_TOKEN or REDUCE_MEAN"
+                f"{weights.source} has no pooler (DistilBERT, ELECTRA and ModernBERT never do), "
+                "so -pooling_strategy CLS_POOLED cannot be computed: use CLS_TOKEN or REDUCE_MEAN"
             )
         first = _first_token(g, hidden_states[-1])
         return g.op("Tanh", _dense(g, first, weights, POOLER))
@@ -338,6 +339,10 @@ def encoder_states(
     g: _GraphBuilder, config: BertConfig, weights: BertWeights, depth: int, use_positions: bool
 ) -> list[str]:
     """The embeddings' output and each of the first `depth` layers' (shapes checked first)."""
+    if config.family == "modernbert":  # layers of its own; that module imports this one
+        from .modernbert_graph import modernbert_states
+
+        return modernbert_states(g, config, weights, depth, use_positions)
     weights.check_shapes(config, depth)
     hidden_states = [_embeddings(g, config, weights, use_positions)]
     bias = _attention_bias(g)

@@ -7,6 +7,10 @@ RoBERTa, XLM-R and CamemBERT use BERT's names under `roberta.`; ELECTRA adds
 `sa_layer_norm`, `ffn.lin1` ...) are mapped onto BERT's, which they mirror, and so
 are MPNet's (`attention.attn.q`, `attention.LayerNorm` ...), whose one tensor of its
 own, the relative attention bias table, is kept as `RELATIVE_ATTENTION_BIAS`.
+ModernBERT's layers are not BERT's: its names (`layers.N.attn.Wqkv`, `mlp.Wi`,
+`attn_norm`, `final_norm` ...) keep their own leaves under `bert/encoder/layer_N/`
+(`bert/encoder/final_norm`), norms as `gamma`/`beta`; its token embeddings and their
+norm take BERT's `word_embeddings` and `LayerNorm` names.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ class BertWeights:
             expected[f"{p}/attention/output/dense/kernel"] = (hidden, hidden)
             expected[f"{p}/intermediate/dense/kernel"] = (hidden, inner)
             expected[f"{p}/output/dense/kernel"] = (inner, hidden)
+        self.check_named_shapes(expected)
+
+    def check_named_shapes(self, expected: Mapping[str, tuple[int, ...]]) -> None:
+        """Fail, naming the tensor, if one of `expected` is missing or shaped otherwise."""
         for name, shape in expected.items():
             actual = tuple(self[name].shape)
             if actual != shape:
@@ -117,6 +125,13 @@ _DISTILBERT_NAMES = (
     (re.compile(r"\.ffn\.lin2\."), ".output.dense."),
     (re.compile(r"\.output_layer_norm\."), ".output.LayerNorm."),
 )
+# ModernBERT's names: its embeddings onto BERT's, its layers kept under BERT's prefixes.
+_MODERNBERT_NAMES = (
+    (re.compile(r"^embeddings\.tok_embeddings\."), "embeddings.word_embeddings."),
+    (re.compile(r"^embeddings\.norm\."), "embeddings.LayerNorm."),
+    (re.compile(r"^layers\."), "encoder.layer."),
+    (re.compile(r"^final_norm\."), "encoder.final_norm."),
+)
 # MPNet's names for the attention parts of a BERT layer (the rest is BERT's own).
 _MPNET_NAMES = (
     (re.compile(r"\.attention\.attn\.q\."), ".attention.self.query."),
@@ -132,6 +147,10 @@ def _bert_dotted_name(hf_name: str) -> str:
     name = _HF_PREFIX.sub("", hf_name)
     if name.startswith("transformer.layer."):
         for pattern, replacement in _DISTILBERT_NAMES:
+            name = pattern.sub(replacement, name)
+    elif name.startswith(("layers.", "final_norm.", "embeddings.tok_embeddings.",
+                          "embeddings.norm.")):
+        for pattern, replacement in _MODERNBERT_NAMES:
             name = pattern.sub(replacement, name)
     elif ".attention.attn." in name or ".attention.LayerNorm." in name:
         for pattern, replacement in _MPNET_NAMES:
@@ -153,13 +172,13 @@ def _google_name(hf_name: str) -> str | None:
         head, _, leaf = path.rpartition("/")
         return f"{head}/{'kernel' if leaf == 'weight' else leaf}"
     if not path.startswith(("embeddings/", "embeddings_project/", "encoder/layer/",
-                            "pooler/dense/")):
+                            "encoder/final_norm/", "pooler/dense/")):
         return None
     path = _HF_LAYER.sub(r"encoder/layer_\1/", path)
     head, _, leaf = path.rpartition("/")
     if head.endswith("_embeddings"):
         return f"bert/{head}"  # embedding tables have no leaf in Google's names
-    if head.endswith("LayerNorm"):
+    if head.endswith(("LayerNorm", "_norm")):  # ModernBERT's attn_norm, mlp_norm, final_norm
         leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
     elif leaf == "weight":
         leaf = "kernel"
