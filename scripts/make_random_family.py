@@ -1,12 +1,14 @@
 """Write a tiny random-weight Hugging Face folder of one non-BERT family, for tests.
 
 No PyPI package ships small real weights of RoBERTa, XLM-RoBERTa, CamemBERT,
-DistilBERT, ELECTRA or MPNet, so transformers builds one from a config with random
+DistilBERT, ELECTRA, MPNet or ModernBERT, so transformers builds one from a config with random
 weights (`XLMRobertaModel(config)` ...) and `save_pretrained` writes it, beside a
 `tokenizer.json` trained here, offline, with `tokenizers` on a small built-in
 corpus: SentencePiece Unigram for XLM-R and CamemBERT, byte-level BPE for
 RoBERTa and MPNet (whose pair layout, ``<s> a </s></s> b </s>``, is RoBERTa's),
-WordPiece for DistilBERT and ELECTRA. Never a download.
+WordPiece for DistilBERT and ELECTRA, and for ModernBERT a byte-level BPE with its
+specials appended after the merges and its ``[CLS] a [SEP] b [SEP]`` template, as
+the released ModernBERT tokenizer.json has them. Never a download.
 
 Usage: python scripts/make_random_family.py xlm-roberta OUT_DIR [--seed 0]
 """
@@ -20,7 +22,8 @@ from typing import Any
 
 __all__ = ["FAMILIES", "MAX_TOKENS", "write_random_family"]
 
-FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet")
+FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet",
+            "modernbert")
 
 _CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -100,6 +103,24 @@ def _byte_bpe_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
+def _modernbert_tokenizer(vocab_size: int) -> Any:
+    """Byte-level BPE, specials after the merges, and a [CLS] a [SEP] b [SEP] template."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+    from tokenizers.models import BPE
+
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(_SPECIALS_BERT),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.add_special_tokens(_SPECIALS_BERT)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[(token, tokenizer.token_to_id(token)) for token in ("[CLS]", "[SEP]")])
+    return tokenizer
+
+
 def _wordpiece_tokenizer(vocab_size: int) -> Any:
     """BERT's uncased WordPiece, as DistilBERT and ELECTRA ship it."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
@@ -117,10 +138,20 @@ def _wordpiece_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
-def _model(family: str, vocab_size: int, pad_id: int) -> Any:
+def _model(family: str, vocab_size: int, pad_id: int, cls_sep: tuple[int, int]) -> Any:
     """transformers' base model of the family, random weights, tiny shapes."""
     import transformers as tf
 
+    if family == "modernbert":  # 4 layers: global, local, local, global (as every 3rd)
+        config = tf.ModernBertConfig(
+            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+            intermediate_size=48, max_position_embeddings=MAX_TOKENS, pad_token_id=pad_id,
+            bos_token_id=cls_sep[0], cls_token_id=cls_sep[0], eos_token_id=cls_sep[1],
+            sep_token_id=cls_sep[1], global_attn_every_n_layers=3,
+            local_attention=8,  # each token of a local layer sees 4 either side
+            global_rope_theta=160_000.0, local_rope_theta=10_000.0,
+            attention_bias=True)  # and no mlp or norm bias: both ways of a layer are built
+        return tf.ModernBertModel(config)
     if family == "distilbert":
         config = tf.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=3, n_heads=4,
                                      hidden_dim=64, max_position_embeddings=MAX_TOKENS,
@@ -146,8 +177,32 @@ def _model(family: str, vocab_size: int, pad_id: int) -> Any:
     return model_class(config)
 
 
+MODERNBERT_SHARPENING = 4.0
+"""What the random ModernBERT's Wqkv and Wi are multiplied by (see `_sharpen_modernbert`)."""
+
+
+def _sharpen_modernbert(model: Any) -> None:
+    """Attention scores and GELU inputs of order 1, as a trained model's are.
+
+    Left at init plus noise (weights ~0.05 at width 32), every attention score is
+    ~0.1: attention is near uniform, so the rotary base of a layer barely moves a
+    vector (2e-4, twice the tests' tolerance), and the GELU's inputs are so small
+    that erf and tanh GELU agree within 4e-6. Scaled, a wrong rotary base moves
+    vectors 1e-2 to 9e-2, tanh GELU 1.5e-4, and unrelated texts stay below cosine 0.86.
+    """
+    for layer in model.layers:
+        layer.attn.Wqkv.weight.mul_(MODERNBERT_SHARPENING)
+        layer.mlp.Wi.weight.mul_(MODERNBERT_SHARPENING)
+
+
 def _tokenizer_config(family: str) -> dict[str, Any]:
     """What transformers' AutoTokenizer needs beside a tokenizer.json made here."""
+    if family == "modernbert":  # the released ModernBERT's, but for its length
+        return {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": "[CLS]",
+                "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]",
+                "mask_token": "[MASK]", "model_max_length": MAX_TOKENS,
+                "clean_up_tokenization_spaces": True,
+                "model_input_names": ["input_ids", "attention_mask"]}
     if family in ("distilbert", "electra"):
         return {"tokenizer_class": "BertTokenizer", "do_lower_case": True,
                 "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -169,17 +224,23 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
         _save_unigram_tokenizer(family, vocab_size, out)
         tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     else:
-        make = _byte_bpe_tokenizer if family in ("roberta", "mpnet") else _wordpiece_tokenizer
+        make = {"roberta": _byte_bpe_tokenizer, "mpnet": _byte_bpe_tokenizer,
+                "modernbert": _modernbert_tokenizer}.get(family, _wordpiece_tokenizer)
         tokenizer = make(vocab_size)
         tokenizer.save(str(out / "tokenizer.json"))
         (out / "tokenizer_config.json").write_text(json.dumps(_tokenizer_config(family),
                                                               indent=2))
-    pad_token = "[PAD]" if family in ("distilbert", "electra") else "<pad>"
+    bert_specials = family in ("distilbert", "electra", "modernbert")
+    pad_token, cls_token, sep_token = (("[PAD]", "[CLS]", "[SEP]") if bert_specials
+                                       else ("<pad>", "<s>", "</s>"))
     torch.manual_seed(seed)
-    model = _model(family, tokenizer.get_vocab_size(), tokenizer.token_to_id(pad_token))
+    model = _model(family, tokenizer.get_vocab_size(), tokenizer.token_to_id(pad_token),
+                   (tokenizer.token_to_id(cls_token), tokenizer.token_to_id(sep_token)))
     with torch.no_grad():  # init leaves LayerNorms at 1/0 and biases at 0: make every weight count
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
+        if family == "modernbert":
+            _sharpen_modernbert(model)
     model.eval().save_pretrained(str(out))
     return out
 

@@ -22,7 +22,7 @@ from bert_serving.proto.inputs import TextInput, read_legacy_text
 HELDOUT_PATH = Path(__file__).parent / "data" / "heldout.txt"
 
 
-TYPELESS = ("distilbert", "mpnet")
+TYPELESS = ("distilbert", "mpnet", "modernbert")
 """model_types whose transformers model takes no token_type_ids."""
 
 

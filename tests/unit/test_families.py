@@ -1,4 +1,5 @@
-"""RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT and ELECTRA against transformers.
+"""RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet and ModernBERT against
+transformers.
 
 Each family is a tiny random-weight model made by scripts/make_random_family.py
 (transformers' own model class, `save_pretrained`, a tokenizer.json trained
@@ -47,6 +48,8 @@ PAIRS = [
     " ||| only a second half",
 ]
 HAS_POOLER = ("roberta", "xlm-roberta", "camembert", "mpnet")
+TOKENIZER_JSON_ONLY = (*HAS_POOLER, "modernbert")
+"""Families whose tokenizer (Unigram, byte-level BPE) has no vocab.txt to fall back to."""
 
 
 def family_of(model_dir: Path) -> str:
@@ -73,7 +76,7 @@ def test_family_matches_transformers(
     mask_cls_sep: bool,
 ) -> None:
     if strategy == "CLS_POOLED" and family_of(family_dir) not in HAS_POOLER:
-        pytest.skip("DistilBERT and ELECTRA have no pooler (the refusal is tested below)")
+        pytest.skip("DistilBERT, ELECTRA and ModernBERT have no pooler (refusal tested below)")
     spec = PoolingSpec(layers, PoolingStrategy[strategy], mask_cls_sep)
     engine = load_engine(family_dir, graph_cache, pooling=spec, max_seq_len=None)
     texts = heldout_texts() + PAIRS
@@ -247,7 +250,6 @@ def test_no_special_token_leaves_only_the_text(family_dir: Path) -> None:
 # -- what is not served ----------------------------------------------------------------------
 
 UNSERVED = [
-    ("modernbert", "ModernBertModel"),
     ("nomic_bert", "NomicBertModel"),
     ("new", "NewModel"),  # Alibaba's GTE
     ("jina_bert", "JinaBertModel"),
@@ -271,14 +273,14 @@ def test_other_model_types_are_refused_in_one_line(
     assert "\n" not in message
     assert f"model_type {model_type!r}" in message
     for served in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra",
-                   "mpnet"):
+                   "mpnet", "modernbert"):
         assert served in message
 
 
 def test_roberta_folder_without_tokenizer_json_names_the_file(
     family_dir: Path, tmp_path: Path
 ) -> None:
-    if family_of(family_dir) not in HAS_POOLER:
+    if family_of(family_dir) not in TOKENIZER_JSON_ONLY:
         pytest.skip("WordPiece families fall back to vocab.txt")
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((family_dir / name).read_bytes())
@@ -329,11 +331,12 @@ def test_exported_family_graph_serves_with_its_tokenizer_json(
 def test_checkpoints_of_the_task_heads_load_by_their_prefixed_names(
     family_dir: Path, graph_cache: Path, tmp_path: Path
 ) -> None:
-    """Hub folders are often saved from a head class: `roberta.`, `distilbert.`, `electra.`."""
+    """Hub folders are often saved from a head class: `roberta.`, `distilbert.`, `electra.`,
+    ModernBERT's `model.`."""
     from safetensors.numpy import load_file, save_file
 
-    prefix = {"distilbert": "distilbert.", "electra": "electra.",
-              "mpnet": "mpnet."}.get(family_of(family_dir), "roberta.")
+    prefix = {"distilbert": "distilbert.", "electra": "electra.", "mpnet": "mpnet.",
+              "modernbert": "model."}.get(family_of(family_dir), "roberta.")
     state = {prefix + name: array
              for name, array in load_file(str(family_dir / "model.safetensors")).items()}
     state["lm_head.dense.weight"] = np.ones((4, 4), np.float32)  # a head, to be left out
