@@ -73,9 +73,9 @@ def test_unserved_model_type_stops_the_start_with_one_line(tmp_path: Path,
 
     from safetensors.numpy import save_file
 
-    config = {"model_type": "mpnet", "architectures": ["MPNetForMaskedLM"]}
+    config = {"model_type": "nomic_bert", "architectures": ["NomicBertModel"]}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    save_file({"mpnet.embeddings.word_embeddings.weight": np.zeros((4, 8), np.float32)},
+    save_file({"embeddings.word_embeddings.weight": np.zeros((4, 8), np.float32)},
               str(tmp_path / "model.safetensors"))
     done = subprocess.run(
         [sys.executable, "-c", "from bert_serving.server.cli import start; "
@@ -86,4 +86,4 @@ def test_unserved_model_type_stops_the_start_with_one_line(tmp_path: Path,
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("bert-serving-start:")]
     assert len(errors) == 1, done.stderr
-    assert "model_type 'mpnet'" in errors[0] and "xlm-roberta" in errors[0]
+    assert "model_type 'nomic_bert'" in errors[0] and "xlm-roberta" in errors[0]
