@@ -71,3 +71,11 @@ def test_int8_rowwise_probe_builds_row_independent_int8_graphs() -> None:
     for _, worst, alone_vs_batched in rows:
         assert float(alone_vs_batched) >= 0.999999, out
         assert 0.9 <= float(worst) <= 1.0, out
+
+
+def test_benchmark_native_view_times_both_graphs_and_their_1_10_columns_agree() -> None:
+    out = run_script("benchmark_native_view.py", "--texts", "64", "--rounds", "1")
+    assert re.search(rf"cost of the native view to the 1.10 path: [+-]{NUMBER}% time", out), out
+    assert "encoder layers run: 5 vs 6" in out, out
+    gap = re.search(r"1.10 columns, shared graph vs alone: max abs difference (\S+)", out)
+    assert gap and float(gap.group(1)) <= 1e-5, out

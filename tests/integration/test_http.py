@@ -90,17 +90,36 @@ def embeddings(reply: httpx.Response) -> np.ndarray:
 # -- vectors and tokens ----------------------------------------------------------------------
 
 
-def test_encode_and_v1_match_bert_client(http: httpx.Client, bert_client: BertClient) -> None:
+@pytest.fixture(scope="module")
+def sentence_transformer(minilm_dir: Path) -> Any:
+    """The model's own embedding, cut where this server cuts (-max_seq_len 25)."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_dir), device="cpu")
+    model.max_seq_length = 25
+    return model
+
+
+def own_embedding(model: Any, texts: list[str]) -> np.ndarray:
+    return np.asarray(model.encode(texts, convert_to_numpy=True), dtype=np.float32)
+
+
+def test_encode_keeps_the_1_10_pooling_and_v1_gives_the_models_own(
+        http: httpx.Client, bert_client: BertClient, sentence_transformer: Any,
+        reference: TransformersReference) -> None:
+    """A plain start: /encode and the 1.10 client get layer -2's masked mean (bert-as-service),
+    OpenAI's route the MiniLM's own embedding (last layer mean, normalized), from one graph."""
     texts = heldout_texts()
     want = bert_client.encode(texts)
+    np.testing.assert_allclose(want, reference.encode(texts, max_seq_len=25), atol=TOLERANCE,
+                               rtol=0)
     reply = http.post("/encode", json={"id": {"any": ["json"]}, "texts": texts})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["id"] == {"any": ["json"]} and body["status"] == 200
     np.testing.assert_allclose(np.asarray(body["result"]), want, atol=TOLERANCE, rtol=0)
-    # OpenAI's clients mean 'a ||| b' as text, not as the original protocol's sentence pair.
-    texts = [text for text in texts if "|||" not in text]
-    want = bert_client.encode(texts)
+    # OpenAI's clients mean 'a ||| b' as text: sentence-transformers reads it so too.
+    want = own_embedding(sentence_transformer, texts)
     for encoding_format in ("float", "base64"):
         got = embeddings(http.post("/v1/embeddings", json={
             "input": texts, "model": "anything", "encoding_format": encoding_format}))
@@ -115,7 +134,8 @@ def test_tokenized_input_and_single_string(http: httpx.Client, bert_client: Bert
     assert reply.status_code == 200, reply.text
     np.testing.assert_allclose(np.asarray(reply.json()["result"]), want, atol=TOLERANCE, rtol=0)
     one = embeddings(http.post("/v1/embeddings", json={"input": "hello world"}))
-    np.testing.assert_allclose(one, bert_client.encode(["hello world"]), atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(one, bert_client.encode_inputs(["hello world"], native=True)[0],
+                               atol=TOLERANCE, rtol=0)
 
 
 def test_usage_counts_the_tokens_the_model_read(http: httpx.Client,
@@ -297,13 +317,14 @@ def test_100_concurrent_requests_get_their_own_rows(server: ServerProcess,
                                                     bert_client: BertClient) -> None:
     requests = [make_texts(seed, 1 + seed % 8) for seed in range(100)]
     everything = [text for texts in requests for text in texts]
-    want = bert_client.encode(everything)
+    want = bert_client.encode(everything)  # what /encode gets
+    want_native, _ = bert_client.encode_inputs(everything, native=True)  # /v1/embeddings
     batches_before = bert_client.server_status["statistic"]["num_batches"]
     replies = asyncio.run(_send_all(server.http_url, requests))
     start = 0
     for index, (texts, got) in enumerate(zip(requests, replies, strict=True)):
-        np.testing.assert_allclose(got, want[start : start + len(texts)], atol=1e-4, rtol=0,
-                                   err_msg=f"request {index}")
+        rows = (want_native if index % 2 else want)[start : start + len(texts)]
+        np.testing.assert_allclose(got, rows, atol=1e-4, rtol=0, err_msg=f"request {index}")
         start += len(texts)
     batches = bert_client.server_status["statistic"]["num_batches"] - batches_before
     assert batches < len(requests), "HTTP requests did not reach the server together"
@@ -378,6 +399,25 @@ def test_probes_status_and_docs(http: httpx.Client) -> None:
     schemas = http.get("/openapi.json").json()["components"]["schemas"]
     for name in ("EncodeRequest", "EmbeddingsRequest", "EncodeReply", "EmbeddingsReply"):
         assert schemas[name]["examples"], name
+    info = http.get("/info").json()
+    assert info["native_embedding"] is True
+    assert info["model_type"] == {"embedding": {"pooling": "mean"}}
+    assert info["pooling_by_route"] == {"tei_and_openai": "mean, normalized",
+                                        "zeromq_and_encode": "REDUCE_MEAN of layer -2"}
+
+
+def test_the_native_view_is_asked_for_by_name_and_refused_where_absent(
+        bert_client: BertClient, graph_cache: Path) -> None:
+    native, _ = bert_client.encode_inputs(["hello world"], native=True)
+    served, _ = bert_client.encode_inputs(["hello world"])
+    assert native.shape == served.shape == (1, 384)
+    assert abs(np.linalg.norm(native) - 1) < 1e-5 and abs(np.linalg.norm(served) - 1) > 1e-3
+    with ServerProcess(["-num_worker", "1"], graph_cache) as plain, BertClient(
+            port=plain.port, port_out=plain.port_out) as client:
+        with pytest.raises(ServerError, match="computes no second, native embedding"):
+            client.encode_inputs(["hello world"], native=True)
+        np.testing.assert_allclose(client.encode_inputs(["hello world"])[0], served,
+                                   atol=TOLERANCE, rtol=0)
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -5,6 +5,7 @@ Run on the MiniLM's real tokenizer; no server.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from bert_serving.server.http.preparation import (
     shape_vectors,
 )
 from bert_serving.server.http.served_model import native_embedding_notes, served_model
+from bert_serving.server.model.graph_contract import GraphMetadata
+from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from bert_serving.server.model.tokenization import WordPieceTokenizer
 
 
@@ -112,13 +115,29 @@ def test_shape_vectors_cuts_then_normalizes() -> None:
 
 
 def test_served_model_and_notes(minilm_dir: Path, tokenizer: WordPieceTokenizer) -> None:
+    """A plain start pools the model's own embedding beside layer -2's mean for the routes;
+    only a graph without that view (a ready .onnx) leaves them the server's pooling."""
     default = parse_server_config(["-http_port", "1"])
-    model = served_model(default, tokenizer)
-    assert (model.native, model.pooling, model.normalized) == (False, "mean", False)
-    notes = native_embedding_notes(default)
-    assert any("-pooling_strategy MODEL" in note for note in notes)
+    view = default.engine.native_view
+    assert view == NativeView(PoolingSpec((-1,), PoolingStrategy.REDUCE_MEAN), normalize=True)
+    assert parse_server_config([]).engine.native_view is None  # no gateway: no second pooling
+    graph = GraphMetadata(default.engine.pooling, 384, 6, 512, 384, native=view,
+                          native_width=384)
+    model = served_model(default, tokenizer, graph)
+    assert (model.native, model.ask_native, model.pooling, model.normalized) == (
+        True, True, "mean", True)
+    assert model.server_pooling == "REDUCE_MEAN of layer -2"
+    notes = native_embedding_notes(default, view)
+    assert not any("-pooling_strategy MODEL" in note for note in notes)
     assert any("-max_seq_len 256" in note for note in notes)
+    without_view = served_model(default, tokenizer, dataclasses.replace(graph, native=None,
+                                                                        native_width=0))
+    assert (without_view.native, without_view.ask_native, without_view.normalized) == (
+        False, False, False)
+    assert any("-pooling_strategy MODEL" in note for note in native_embedding_notes(default))
     native = parse_server_config(["-http_port", "1", "-pooling_strategy", "MODEL",
                                   "-max_seq_len", "256"])
+    assert native.engine.native_view is None  # its pooling is the model's own already
     assert served_model(native, tokenizer).native
+    assert not served_model(native, tokenizer).ask_native
     assert native_embedding_notes(native) == []

@@ -6,6 +6,7 @@ folder, on torch CPU): 1e-4 absolute on every element (observed ~2e-7).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -140,3 +141,24 @@ def test_model_pooling_matches_sentence_transformers(minilm_dir: Path, graph_cac
     ours = engine.encode(texts)
     assert ours.shape == expected.shape
     assert np.abs(ours - expected).max() < TOLERANCE
+
+
+def test_one_graph_pools_the_servers_and_the_models_own_embedding(
+        minilm_dir: Path, graph_cache: Path) -> None:
+    """A plain start with -http_port: [layer -2 mean | last layer mean, normalized] per row,
+    each half what a graph of that pooling alone gives (the encoder runs once)."""
+    both_options = parse_server_config(["-model_dir", str(minilm_dir), "-http_port", "1",
+                                        "-graph_tmp_dir", str(graph_cache)]).engine
+    view = both_options.native_view
+    assert view is not None and view.normalize
+    both = Engine.load(both_options)
+    served = Engine.load(dataclasses.replace(both_options, native_view=None))
+    own = Engine.load(parse_server_config(["-model_dir", str(minilm_dir), "-pooling_strategy",
+                                           "MODEL", "-graph_tmp_dir", str(graph_cache)]).engine)
+    metadata = both.graph.metadata
+    assert (metadata.native, metadata.output_width, metadata.row_width) == (view, 384, 768)
+    texts = heldout_texts()
+    rows = both.encode(texts)
+    assert rows.shape == (len(texts), 768)
+    np.testing.assert_allclose(rows[:, :384], served.encode(texts), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(rows[:, 384:], own.encode(texts), atol=1e-6, rtol=0)

@@ -68,20 +68,24 @@ def test_text_request_round_trip() -> None:
     request = parse_request(frames)
     assert (request.client_id, request.req_id, request.msg_len) == (CLIENT, 7, 2)
     assert request.command is None
-    assert decode_texts(request.payload) == (["hello world", Dual("naïve café", "東京")], False)
+    assert decode_texts(request.payload) == (["hello world", Dual("naïve café", "東京")], False,
+                                             False)
 
 
 def test_tokenized_request_round_trip() -> None:
     tokens = [["hello", "world"], ["a", "|||", "b"]]
     request = parse_request(encode_request(CLIENT, 1, tokens))
-    assert decode_texts(request.payload) == ([["hello", "world"], WordPair(["a"], ["b"])], True)
+    assert decode_texts(request.payload) == ([["hello", "world"], WordPair(["a"], ["b"])], True,
+                                             False)
 
 
 def test_ext_payload_carries_every_text_verbatim_and_pairs_as_pairs() -> None:
     rows = ["  lead and trail \t", "a ||| b", Dual(" q ", "x ||| y "), Ids((5, 0, 7)), ""]
     request = parse_request(encode_request(CLIENT, 3, rows, verbatim=True))
     assert request.msg_len == 5
-    assert decode_texts(request.payload) == (rows, False)
+    assert decode_texts(request.payload) == (rows, False, False)
+    native = parse_request(encode_request(CLIENT, 4, rows, verbatim=True, native=True))
+    assert decode_texts(native.payload) == (rows, False, True)
 
 
 def test_the_1_10_reading_drops_only_the_separators_padding() -> None:
@@ -94,6 +98,8 @@ def test_the_1_10_reading_drops_only_the_separators_padding() -> None:
 
 @pytest.mark.parametrize(("payload", "expected"), [
     (b'{"inputs": "x"}', "inputs must be a JSON list"),
+    (b'{"inputs": ["x"], "native": 1}', "native must be true or false, got an int 1"),
+    (b'{"inputs": ["x"], "native": true, "more": 1}', "an object with keys"),
     (b'{"texts": ["x"]}', "an object with keys .'texts'.: it must be"),
     (b'{"inputs": []}', "empty list"),
     (b'{"inputs": [["a"]]}', r"inputs\[0\] is a list"),

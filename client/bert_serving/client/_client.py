@@ -222,18 +222,19 @@ class BertClient:
         return reply.body
 
     def _send(self, body: list[Any] | Command, *, detached: bool = False,
-              verbatim: bool = False) -> int:
+              verbatim: bool = False, native: bool = False) -> int:
         """Send one request, registered first so that its reply cannot be dropped.
 
-        `verbatim`: the rows go in the *ext* payload, each as it is (`encode_inputs`).
+        `verbatim`: the rows go in the *ext* payload, each as it is (`encode_inputs`),
+        asking for the native view with `native`.
         """
         with self._send_lock:
             self._request_id += 1
             req_id = self._request_id
             self._replies.expect(req_id, detached=detached)
             try:
-                self._sender.send_multipart(encode_request(self.identity, req_id, body,
-                                                          verbatim=verbatim))
+                self._sender.send_multipart(encode_request(
+                    self.identity, req_id, body, verbatim=verbatim, native=native))
             except zmq.Again:
                 self._replies.forget(req_id)
                 raise BertClientTimeout.waiting(
@@ -285,18 +286,21 @@ class BertClient:
                               "than this client?)", ErrorKind.BAD_REPLY)
         return vectors, counts
 
-    def encode_inputs(self, inputs: Sequence[TextInput]) -> tuple[np.ndarray, list[int]]:
+    def encode_inputs(self, inputs: Sequence[TextInput], *,
+                      native: bool = False) -> tuple[np.ndarray, list[int]]:
         """Encode rows exactly as given, with the tokens the model read per row.
 
         Each row is a text (a str: every character reaches the model's tokenizer,
         '|||' and leading or trailing whitespace included), a sentence pair
         (`Dual(first, second)`) or token ids without special tokens (`Ids((...))`).
         What the TEI, OpenAI and Cohere routes send; `encode` keeps the 1.10 reading
-        ('a ||| b' is a pair). Always an array. Raises TypeError/ValueError for bad
-        input, ServerError, BertClientTimeout.
+        ('a ||| b' is a pair). `native`: the model's own embedding (sentence-transformers'
+        pooling), which a server started with -http_port on such a folder pools beside its
+        own; a server without it answers ServerError. Always an array. Raises
+        TypeError/ValueError for bad input, ServerError, BertClientTimeout.
         """
         check_inputs(inputs)
-        rows = self._encode_streamed(list(inputs), verbatim=True)
+        rows = self._encode_streamed(list(inputs), verbatim=True, native=native)
         vectors, _ = rows.result()
         counts = rows.token_counts()
         if counts is None:
@@ -381,7 +385,8 @@ class BertClient:
             self._model_head = _model_head(self.server_config)
         return self._model_head
 
-    def _encode_streamed(self, texts: list[Any], *, verbatim: bool = False) -> RowAssembler:
+    def _encode_streamed(self, texts: list[Any], *, verbatim: bool = False,
+                         native: bool = False) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
         in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
@@ -390,7 +395,8 @@ class BertClient:
                 if len(in_flight) >= self.chunks_in_flight:
                     self._collect(rows, *in_flight.popleft())
                 chunk = texts[start : start + self.chunk_size]
-                in_flight.append((self._send(chunk, verbatim=verbatim), start, len(chunk)))
+                in_flight.append((self._send(chunk, verbatim=verbatim, native=native),
+                                  start, len(chunk)))
             while in_flight:
                 self._collect(rows, *in_flight.popleft())
         finally:

@@ -82,10 +82,11 @@ class ConcurrentBertClient:
         with self._borrow() as client:
             return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
 
-    def encode_inputs(self, inputs: Sequence[TextInput]) -> tuple[np.ndarray, list[int]]:
+    def encode_inputs(self, inputs: Sequence[TextInput], *,
+                      native: bool = False) -> tuple[np.ndarray, list[int]]:
         """BertClient.encode_inputs on a borrowed client."""
         with self._borrow() as client:
-            return client.encode_inputs(inputs)
+            return client.encode_inputs(inputs, native=native)
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """BertClient.rerank on a borrowed client."""

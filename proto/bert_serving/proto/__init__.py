@@ -41,7 +41,7 @@ import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,6 +61,7 @@ __all__ = [
     "MAX_IDENTITY_BYTES",
     "PROTOCOL_VERSION",
     "Command",
+    "DecodedTexts",
     "EmbeddingReply",
     "ErrorKind",
     "ErrorReply",
@@ -190,16 +191,18 @@ def parse_request(frames: Sequence[bytes]) -> Request:
 
 def encode_request(
     client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command,
-    *, verbatim: bool = False,
+    *, verbatim: bool = False, native: bool = False,
 ) -> list[bytes]:
     """The 4 frames of a request: texts (or token lists), or a control command.
 
     `verbatim`: the *ext* payload (`encode_inputs`), where each row of `body` (a str,
-    `Dual` or `Ids`) is taken as it is; else the 1.10 one, where 'a ||| b' is a pair.
+    `Dual` or `Ids`) is taken as it is, and `native` asks for the model's own embedding;
+    else the 1.10 one, where 'a ||| b' is a pair.
     """
     if isinstance(body, Command):
         return [client_id, body.value, b"%d" % req_id, b"0"]
-    payload = encode_inputs(body) if verbatim else encode_texts(body)  # type: ignore[arg-type]
+    payload = (encode_inputs(body, native=native)  # type: ignore[arg-type]
+               if verbatim else encode_texts(body))
     return [client_id, payload, b"%d" % req_id, b"%d" % len(body)]
 
 
@@ -214,10 +217,19 @@ def _describe(value: Any) -> str:
     return f"{article} {name} {json.dumps(value, ensure_ascii=False)[:40]}"
 
 
+class DecodedTexts(NamedTuple):
+    """A text payload's rows, whether they are pre-tokenized, and whether the client asked
+    for the model's own embedding (the *ext* payload's ``"native"``)."""
+
+    rows: list[TextInput] | list[WordsInput]
+    is_tokenized: bool
+    native: bool = False
+
+
 def decode_texts(
     payload: bytes, *, max_texts: int | None = None, max_text_bytes: int | None = None
-) -> tuple[list[TextInput] | list[WordsInput], bool]:
-    """The rows of a payload and whether they are pre-tokenized.
+) -> DecodedTexts:
+    """The rows of a payload, whether they are pre-tokenized, and the view asked for.
 
     Two payloads carry texts. The 1.10 one is a JSON list of strings (or of token
     lists: pre-tokenized, inferred from the shape), where ``'a ||| b'`` is a pair
@@ -231,6 +243,7 @@ def decode_texts(
     """
     body = _load_json(payload)
     rows = _rows_of(body)
+    native = _native_flag(body)
     if not rows:
         raise TextPayloadError("payload is an empty list: send at least one text")
     if max_texts is not None and len(rows) > max_texts:
@@ -239,30 +252,40 @@ def decode_texts(
             "split it into smaller requests"
         )
     if isinstance(body, dict):
-        return [_ext_row(row, index, max_text_bytes) for index, row in enumerate(rows)], False
+        typed = [_ext_row(row, index, max_text_bytes) for index, row in enumerate(rows)]
+        return DecodedTexts(typed, False, native)
     is_tokenized = isinstance(rows[0], list)
     for index, text in enumerate(rows):
         _check_text(text, index, is_tokenized)
         if max_text_bytes is not None:
             _check_text_size(text, index, max_text_bytes)
     if is_tokenized:
-        return [read_legacy_words(words) for words in rows], True
+        return DecodedTexts([read_legacy_words(words) for words in rows], True)
     texts: list[TextInput] = [read_legacy_text(text) for text in rows]
-    return texts, False
+    return DecodedTexts(texts, False)
 
 
 def _rows_of(body: Any) -> list[Any]:
     """The list of rows: the 1.10 payload itself, or the *ext* payload's `inputs`."""
-    if isinstance(body, dict) and set(body) == {"inputs"}:
+    if isinstance(body, dict) and set(body) in ({"inputs"}, {"inputs", "native"}):
         body = body["inputs"]
         if not isinstance(body, list):
             raise TextPayloadError(f"payload's inputs must be a JSON list, got {_describe(body)}")
     elif isinstance(body, dict):
         raise TextPayloadError(f"payload is an object with keys {sorted(body)[:5]}: it must be "
-                               "a JSON list of strings, or {\"inputs\": [...]}")
+                               "a JSON list of strings, or {\"inputs\": [...], \"native\"?}")
     elif not isinstance(body, list):
         raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(body)}")
     return body
+
+
+def _native_flag(body: Any) -> bool:
+    if not isinstance(body, dict) or "native" not in body:
+        return False
+    if not isinstance(body["native"], bool):
+        raise TextPayloadError(f"payload's native must be true or false, got "
+                               f"{_describe(body['native'])}")
+    return body["native"]
 
 
 def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
@@ -273,7 +296,12 @@ def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
     elif isinstance(row, list) and len(row) == 2 and all(isinstance(p, str) for p in row):
         item, parts = Dual(row[0], row[1]), row
     elif isinstance(row, dict) and set(row) == {"ids"}:
-        return Ids(_checked_ids(row["ids"], index))
+        ids = _checked_ids(row["ids"], index)
+        if max_text_bytes is not None and len(ids) > max_text_bytes:
+            raise TextPayloadError(
+                f"inputs[{index}] holds {len(ids)} token ids, more than the server's limit of "
+                f"{max_text_bytes} per text (-max_text_bytes): shorten or split it")
+        return Ids(ids)
     else:
         raise TextPayloadError(
             f"inputs[{index}] is {_describe(row)}: each input is a string, a "
@@ -301,8 +329,9 @@ def _load_json(payload: bytes) -> Any:
     """
     try:
         return json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TextPayloadError(f"payload is not valid UTF-8 JSON: {error}") from None
+    except (ValueError, UnicodeDecodeError) as error:  # ValueError: JSON, and int() of
+        # over 4,300 digits, which Python refuses
+        raise TextPayloadError(f"payload is not valid UTF-8 JSON: {str(error)[:200]}") from None
     except RecursionError:
         raise TextPayloadError(
             "payload nests JSON too deeply: it must be a list of strings or of token lists"

@@ -107,7 +107,13 @@ def input_to_json(item: TextInput) -> Any:
     return item
 
 
-def encode_inputs(items: Sequence[TextInput]) -> bytes:
-    """The *ext* payload ``{"inputs": [...]}``: every row taken as it is, no ``|||`` reading."""
-    rows = [input_to_json(item) for item in items]
-    return json.dumps({"inputs": rows}, ensure_ascii=False).encode("utf-8")
+def encode_inputs(items: Sequence[TextInput], *, native: bool = False) -> bytes:
+    """The *ext* payload ``{"inputs": [...]}``: every row taken as it is, no ``|||`` reading.
+
+    `native` (``"native": true``) asks for the model's own embedding where the server
+    computes it beside its own pooling (the TEI and OpenAI routes' vectors).
+    """
+    body: dict[str, Any] = {"inputs": [input_to_json(item) for item in items]}
+    if native:
+        body["native"] = True
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")

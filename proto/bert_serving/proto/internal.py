@@ -308,6 +308,8 @@ class JobMessage:
     """-truncation chunk: windows per text (num_rows counts windows), else None."""
     weights: list[int] | None = None
     """-truncation chunk: tokens each window pooled, for the token-weighted mean."""
+    native: bool = False
+    """Reply with the rows' native-view columns (the model's own embedding), not the first."""
 
 
 def encode_job(job: JobMessage) -> list[bytes]:
@@ -315,6 +317,8 @@ def encode_job(job: JobMessage) -> list[bytes]:
                             "tokens": job.want_tokens, "token_counts": job.token_counts}
     if job.windows is not None:
         body["windows"], body["weights"] = job.windows, job.weights
+    if job.native:
+        body["native"] = True
     return [JOB, json.dumps(body).encode()]
 
 
@@ -322,7 +326,7 @@ def _decode_job(frames: Sequence[bytes]) -> JobMessage:
     body = json.loads(frames[1])
     return JobMessage(_key_from_json(body["key"]), int(body["rows"]), bool(body["tokens"]),
                       [int(n) for n in body["token_counts"]], body.get("windows"),
-                      body.get("weights"))
+                      body.get("weights"), bool(body.get("native", False)))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from .model.chunking import TRUNCATION_MODES, Truncation, reduction_for
 from .model.default_model import default_model_dir
 from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
-from .model.native_embedding import model_native_embedding
-from .model.pooling import PoolingSpec, PoolingStrategy
+from .model.native_embedding import model_native_embedding, read_native_embedding
+from .model.pooling import NativeView, PoolingSpec, PoolingStrategy
 
 __all__ = [
     "CPU_BATCH_TOKENS",
@@ -230,6 +230,9 @@ class EngineOptions:
     """None: what the folder is (-head auto)."""
     device: str = "cpu"
     intra_op_threads: int | None = None
+    native_view: NativeView | None = None
+    """The model's own embedding, computed beside `pooling` for the HTTP routes: decided
+    once at start by `parse_server_config` (`native_view_for`), never a flag."""
 
 
 @dataclass(frozen=True)
@@ -487,4 +490,34 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
             raise ConfigError("-truncation chunk is not supported with -head sparse yet: use "
                               "truncate or error")
         reduction_for(config.engine.pooling.strategy)  # refuses NONE
-    return config
+    native = native_view_for(config)
+    if native is None:
+        return config
+    return dataclasses.replace(config, engine=dataclasses.replace(config.engine,
+                                                                  native_view=native))
+
+
+def native_view_for(config: ServerConfig) -> NativeView | None:
+    """The model's own embedding to compute beside the server's pooling, if both are needed.
+
+    They are when the gateway runs (-http_port: its TEI and OpenAI routes owe the folder's
+    users the vectors the model was trained for), the folder is a sentence-transformers
+    one this server can pool, and the server's pooling (the 1.10 protocol's) is another:
+    layer -2 masked mean on a plain start. Not for token vectors (NONE), a -head other
+    than embeddings, or a ready .onnx graph (exported with one pooling).
+    """
+    engine = config.engine
+    if (config.http_port is None or engine.head not in (None, ModelHead.EMBEDDING)
+            or engine.pooling.strategy is PoolingStrategy.NONE):
+        return None
+    model_dir = engine.model_dir or default_model_dir()
+    if model_dir.suffix == ".onnx" or (model_dir / "model.onnx").is_file():
+        return None
+    try:
+        native = read_native_embedding(model_dir)
+    except ConfigError:  # modules this server does not compute: nothing to offer
+        return None
+    if native is None or (engine.pooling == native.pooling_spec()
+                          and engine.normalize == native.normalize):
+        return None
+    return NativeView(native.pooling_spec(), native.normalize)

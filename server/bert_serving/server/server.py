@@ -49,7 +49,7 @@ from .model.head import ModelHead
 from .model.pooling import PoolingStrategy
 from .model.runtime import usable_gpu_count
 from .model.tokenization import TextTokenizer
-from .pipeline.sink import Sink
+from .pipeline.sink import ReplyView, Sink
 from .pipeline.ventilator import Ventilator
 from .pipeline.worker import WorkerSpec, run_worker
 
@@ -206,14 +206,14 @@ class BertServer:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout,
                              access=self.config.access, fault=self.config.fault,
-                             reduction=self._chunk_reduction(),
-                             normalize=self.config.engine.normalize,
+                             view=self._reply_view(), native_view=self._native_reply_view(),
                              min_tokens=self._token_rows())
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
                 server_info=show_config(self.config, self.devices, self.graph),
                 shutdown=self.shutdown_event,
+                has_native_view=self.graph.metadata.native is not None,
             )
         except zmq.ZMQError as error:
             raise ServerStartError(
@@ -233,13 +233,29 @@ class BertServer:
         token_level = engine.pooling.strategy is PoolingStrategy.NONE
         return (engine.max_seq_len or 0) if token_level else 0
 
-    def _chunk_reduction(self) -> Reduction:
+    def _reply_view(self) -> ReplyView:
+        """The server's pooling: the first `output_width` columns of the graph's rows."""
+        metadata = self.graph.metadata
+        columns = slice(0, metadata.output_width) if metadata.native else slice(None)
+        return ReplyView(columns, self._chunk_reduction(self.config.engine.pooling.strategy),
+                         self.config.engine.normalize)
+
+    def _native_reply_view(self) -> ReplyView | None:
+        """The model's own embedding, in the columns after the server's pooling, if pooled."""
+        metadata = self.graph.metadata
+        if metadata.native is None:
+            return None
+        return ReplyView(slice(metadata.output_width, metadata.row_width),
+                         self._chunk_reduction(metadata.native.pooling.strategy),
+                         metadata.native.normalize)
+
+    def _chunk_reduction(self, strategy: PoolingStrategy) -> Reduction:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
         if self.graph.metadata.head is ModelHead.SPARSE:
             raise ConfigError(f"{self.graph.path} outputs sparse term weights, which "
                               "-truncation chunk does not join yet: use truncate or error")
-        return reduction_for(self.config.engine.pooling.strategy)
+        return reduction_for(strategy)
 
     def _start_gateway(self, tokenizer: TextTokenizer) -> None:
         """Serve HTTP (-http_port) through a BertClient of this server, in a thread."""
@@ -250,13 +266,12 @@ class BertServer:
                 f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
                 f"to this server from: add it to -allow_ip, or drop -http_port"
             )
-        for note in native_embedding_notes(self.config):
+        for note in native_embedding_notes(self.config, self.graph.metadata.native):
             log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, is_ready=self.is_ready,
                          is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata.head,
-                                            self.graph.metadata.labels))
+                         model=served_model(self.config, tokenizer, self.graph.metadata))
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S)
         self.gateway.start()

@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UnsupportedModelError
 from ..model.graph_contract import INPUT_NAMES, OUTPUT_NAME, GraphMetadata, SpecialIds
-from ..model.pooling import PoolingSpec, PoolingStrategy
+from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from .bert_config import BertConfig
 from .weights import (
     EMBEDDINGS,
@@ -318,21 +318,42 @@ def build_bert_graph(
     *,
     special_ids: SpecialIds,
     use_position_embeddings: bool = True,
+    native: NativeView | None = None,
 ) -> onnx.ModelProto:
-    """The encoder up to the deepest pooled layer, with pooling, as an ONNX model."""
-    depth = pooling.deepest_layer(config.num_hidden_layers)
+    """The encoder up to the deepest pooled layer, with pooling, as an ONNX model.
+
+    With `native`, each row also holds the model's own embedding after the pooled
+    columns (`NativeView`): one encoder run, built as deep as the deeper of the two.
+    """
+    if native is not None and pooling.strategy is PoolingStrategy.NONE:
+        raise UnsupportedModelError("token vectors (-pooling_strategy NONE) cannot share "
+                                    "rows with the model's own embedding")
+    depth = max(pooling.deepest_layer(config.num_hidden_layers),
+                native.pooling.deepest_layer(config.num_hidden_layers) if native else 0)
     g = _GraphBuilder()
     hidden_states = encoder_states(g, config, weights, depth, use_position_embeddings)
     pooled = _pool(g, hidden_states, pooling, config, weights, special_ids)
     width = pooling.output_width(config.hidden_size)
-    out_shape: list[str | int] = ["batch", width]
+    native_width = native.pooling.output_width(config.hidden_size) if native else 0
+    if native is not None:
+        own = _pool(g, hidden_states, native.pooling, config, weights, special_ids)
+        pooled = g.op("Concat", pooled, _l2_normalized(g, own) if native.normalize else own,
+                      axis=1)
+    out_shape: list[str | int] = ["batch", width + native_width]
     if pooling.strategy is PoolingStrategy.NONE:
         out_shape = ["batch", "sequence", width]
     metadata = GraphMetadata(pooling, config.hidden_size, config.num_hidden_layers,
                              config.max_position_embeddings, width,
                              num_attention_heads=config.num_attention_heads,
-                             position_offset=config.position_offset)
+                             position_offset=config.position_offset,
+                             native=native, native_width=native_width)
     return assemble_graph(g, pooled, out_shape, metadata)
+
+
+def _l2_normalized(g: _GraphBuilder, vectors: str) -> str:
+    """Rows scaled to unit length as torch's normalize does (norms clamped at 1e-12)."""
+    norms = g.op("ReduceL2", vectors, axes=[1], keepdims=1)
+    return g.op("Div", vectors, g.op("Max", norms, g.scalar_f(1e-12)))
 
 
 def encoder_states(

@@ -28,7 +28,7 @@ from ..errors import ConfigError, UnsupportedModelError
 from ..model.default_model import default_model_dir
 from ..model.graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
 from ..model.head import ModelHead
-from ..model.pooling import PoolingSpec
+from ..model.pooling import NativeView, PoolingSpec
 from ..model.runtime import Device, parse_device
 from ..model.tokenization import read_vocab
 from .bert_config import BertConfig, read_bert_config
@@ -78,6 +78,8 @@ class ConversionOptions:
     fuse_for_gpu: bool = False
     head: ModelHead = ModelHead.EMBEDDING
     """SPARSE: a masked-LM folder's SPLADE weights (see sparse_head) instead of pooling."""
+    native: NativeView | None = None
+    """The model's own embedding beside `pooling` in every row (embedding graphs only)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -87,6 +89,11 @@ class ConversionOptions:
         fields = dataclasses.asdict(self)
         fields["pooling"] = GraphMetadata(self.pooling, 0, 0, 0, 0).as_props()
         fields["head"] = self.head.value
+        if self.native is not None:
+            fields["native"] = GraphMetadata(self.native.pooling, 0, 0, 0, 0, native=self.native,
+                                             native_width=1).as_props()
+        else:
+            del fields["native"]  # graphs cached before the field keep their keys
         if self.precision == "int8":  # a new quantization scheme must not reuse old graphs
             fields["int8_scheme"] = (f"MatMulNBits bits=8 block={INT8_BLOCK_SIZE} "
                                     f"accuracy_level={INT8_ACCURACY_LEVEL} heads fp32")
@@ -197,6 +204,7 @@ def _build_fp32(
         options.pooling,
         special_ids=special,
         use_position_embeddings=options.use_position_embeddings,
+        native=options.native,
     )
     return model, config
 
@@ -295,6 +303,7 @@ def conversion_options(options: EngineOptions, device: Device) -> ConversionOpti
         precision=precision,
         fuse_for_gpu=on_gpu,
         head=options.head or ModelHead.EMBEDDING,
+        native=options.native_view,
     )
 
 

@@ -71,15 +71,18 @@ class TextTools(Protocol):
 class ServedModel:
     """What the TEI and OpenAI routes know of the model behind the server.
 
-    `native`: the server's vectors are the model's own embedding (it runs
-    -pooling_strategy MODEL, or flags that amount to it). `pooling` is TEI's
-    name for the server's pooling; `normalized`: the server's vectors are unit
-    length already.
+    `native`: the routes' vectors are the model's own embedding, either because the
+    graph pools it beside the server's pooling (`ask_native`: the routes ask for those
+    columns) or because the server runs -pooling_strategy MODEL. `pooling` is TEI's
+    name for the routes' pooling; `normalized`: their vectors are unit length already;
+    `server_pooling`: what the 1.10 protocol and /encode get.
     """
 
     name: str
     pooling: str = "mean"
     native: bool = False
+    ask_native: bool = False
+    server_pooling: str = ""
     normalized: bool = False
     token_level: bool = False
     prompts: dict[str, str] = field(default_factory=dict)

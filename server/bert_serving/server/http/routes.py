@@ -122,7 +122,7 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",
         truncation=body.truncation, server_truncation=model.truncation))
-    encoded = await service.encode_inputs(inputs)
+    encoded = await service.encode_inputs(inputs, native=model.ask_native)
     if body.dimensions is not None:
         vectors = shape_vectors(encoded.vectors, dimensions=body.dimensions, normalize=True)
         encoded = Encoded(vectors, encoded.token_counts)

@@ -1,15 +1,16 @@
 """The one place the gateway's view of the served model (`ServedModel`) is built from the config.
 
-One server, one graph, one pooling: the TEI and OpenAI routes serve what the
-server computes. They serve the model's own embedding when the server runs
--pooling_strategy MODEL (or flags that amount to it); with the original
-defaults (layer -2, masked mean, for the 1.10.0 client) they serve those, and
-the server says so at start when the folder has sentence-transformers modules.
+The TEI and OpenAI routes serve the model's own embedding whenever the folder
+declares one (sentence-transformers' Pooling and Normalize): on a plain start
+the graph pools it beside the 1.10 protocol's layer -2 mean (`NativeView`, the
+graph's `native` metadata), and the routes ask for those columns; under
+-pooling_strategy MODEL the server's vectors are the model's own already. The
+1.10 protocol and /encode keep bert-as-service's pooling either way.
 
 Usage::
 
-    model = served_model(config, tokenizer)
-    for line in native_embedding_notes(config): log.warning(line)
+    model = served_model(config, tokenizer, graph.metadata)
+    for line in native_embedding_notes(config, graph.metadata.native): log.warning(line)
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 from ..config import ServerConfig
 from ..errors import ConfigError
 from ..model.default_model import default_model_dir
+from ..model.graph_contract import GraphMetadata
 from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
-from ..model.pooling import PoolingStrategy
+from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 
@@ -47,18 +49,21 @@ def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
 
 
 def served_model(config: ServerConfig, tokenizer: TextTools,
-                 head: ModelHead = ModelHead.EMBEDDING,
-                 labels: tuple[str, ...] = ()) -> ServedModel:
+                 graph: GraphMetadata | None = None) -> ServedModel:
     """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer
-    and the head (and a classifier's labels) of the graph it serves."""
+    and the served graph's metadata (its head, a classifier's labels, its native view)."""
     native = _folder_native(config)
+    head = graph.head if graph else ModelHead.EMBEDDING
+    view = graph.native if graph else None
     strategy = config.engine.pooling.strategy
-    pooling = POOLING_NAMES.get(strategy, strategy.name.lower())
+    pooling = _pooling_name(view.pooling if view else config.engine.pooling)
     return ServedModel(
         name=GatewaySettings.from_config(config).model_name,
         pooling=SPLADE_POOLING if head is ModelHead.SPARSE else pooling,
-        native=_is_native(config, native),
-        normalized=config.engine.normalize,
+        native=view is not None or _is_native(config, native),
+        ask_native=view is not None,
+        server_pooling=_describe(config.engine.pooling, config.engine.normalize),
+        normalized=view.normalize if view else config.engine.normalize,
         token_level=strategy is PoolingStrategy.NONE,
         prompts=dict(native.prompts) if native else {},
         default_prompt_name=native.default_prompt_name if native else None,
@@ -67,24 +72,39 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         tools=tokenizer,
         truncation=config.truncation,
         head=head,
-        labels=labels,
+        labels=graph.labels if graph else (),
     )
 
 
-def native_embedding_notes(config: ServerConfig) -> list[str]:
-    """Warnings for a gateway whose routes will not give the model's own embedding in full."""
+def _pooling_name(spec: PoolingSpec) -> str:
+    """TEI's name for a pooling (mean, cls ...), else ours in lower case."""
+    return POOLING_NAMES.get(spec.strategy, spec.strategy.name.lower())
+
+
+def _describe(spec: PoolingSpec, normalize: bool) -> str:
+    """`REDUCE_MEAN of layer -2`: what the 1.10 protocol and /encode get, for /info."""
+    layers = ", ".join(str(layer) for layer in spec.layers)
+    masked = ", [CLS]/[SEP] masked" if spec.mask_cls_sep else ""
+    plural = "s" if len(spec.layers) > 1 else ""
+    return (f"{spec.strategy.name} of layer{plural} {layers}{masked}"
+            f"{', normalized' if normalize else ''}")
+
+
+def native_embedding_notes(config: ServerConfig, view: NativeView | None = None) -> list[str]:
+    """Warnings for a gateway whose routes will not give the model's own embedding in full
+    (`view`: the one the served graph pools beside the server's, if any)."""
     native = _folder_native(config)
     if native is None:
         return []
     notes = []
-    if not _is_native(config, native):
+    if view is None and not _is_native(config, native):
         pooling = config.engine.pooling
         notes.append(
             f"the TEI and OpenAI routes serve this server's pooling (layers "
             f"{list(pooling.layers)}, {pooling.strategy.name}), not the model's own embedding "
             f"({native.pooling_name} of the last layer"
-            f"{', normalized' if native.normalize else ''}): start with -pooling_strategy MODEL "
-            "for that")
+            f"{', normalized' if native.normalize else ''}): this graph computes no second "
+            "pooling (a ready .onnx graph?); start with -pooling_strategy MODEL for that")
     max_len = config.engine.max_seq_len
     if native.max_seq_length and (max_len is None or max_len < native.max_seq_length):
         notes.append(

@@ -92,9 +92,11 @@ class EmbeddingService:
         return await self._run(lambda: self.client.encode_with_token_counts(
             texts, is_tokenized=is_tokenized), len(texts))
 
-    async def encode_inputs(self, inputs: list[TextInput]) -> Encoded:
-        """Vectors and tokens per row, every row sent exactly as given (`encode_inputs`)."""
-        return await self._run(lambda: self.client.encode_inputs(inputs), len(inputs))
+    async def encode_inputs(self, inputs: list[TextInput], *, native: bool = False) -> Encoded:
+        """Vectors and tokens per row, every row sent exactly as given (`encode_inputs`);
+        `native`: the model's own embedding the graph pools beside the server's."""
+        return await self._run(lambda: self.client.encode_inputs(inputs, native=native),
+                               len(inputs))
 
     async def _run(self, call: Callable[[], tuple[np.ndarray, list[int]]], rows: int) -> Encoded:
         if rows > self._max_texts:

@@ -60,7 +60,7 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
         body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
         direction=body.truncation_direction, truncation=body.truncation,
         server_truncation=model.truncation))
-    return await service.encode_inputs(inputs)
+    return await service.encode_inputs(inputs, native=model.ask_native)
 
 
 @tei_routes.post("/embed", response_model=list[list[float]])
@@ -145,6 +145,9 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "served_model_name": model.name,
         "model_type": _model_type(model),
         "native_embedding": model.native,
+        "pooling_by_route": {
+            "tei_and_openai": model.pooling + (", normalized" if model.normalized else ""),
+            "zeromq_and_encode": model.server_pooling},
         "prompts": model.prompts,
         "max_concurrent_requests": settings.max_connect,
         "max_input_length": model.tools.max_len if model.tools else None,

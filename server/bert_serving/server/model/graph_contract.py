@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .head import ModelHead
-from .pooling import PoolingSpec, PoolingStrategy
+from .pooling import NativeView, PoolingSpec, PoolingStrategy
 
 __all__ = [
     "INPUT_NAMES",
@@ -61,6 +61,14 @@ class GraphMetadata:
     """What the graph outputs: pooled embeddings, classifier logits or sparse term weights."""
     labels: tuple[str, ...] = ()
     """A classifier's label names by logit index (config.json's id2label); () otherwise."""
+    native: NativeView | None = None
+    """The model's own embedding, in `native_width` columns after `output_width`; None: none."""
+    native_width: int = 0
+
+    @property
+    def row_width(self) -> int:
+        """Columns of each output row: the server's pooling, then the native view's."""
+        return self.output_width + self.native_width
 
     @property
     def max_tokens(self) -> int:
@@ -81,6 +89,7 @@ class GraphMetadata:
             "bert_serving.position_offset": str(self.position_offset),
             "bert_serving.head": self.head.value,
             "bert_serving.labels": json.dumps(list(self.labels)),
+            **(_native_props(self.native, self.native_width) if self.native else {}),
         }
 
     @staticmethod
@@ -103,9 +112,27 @@ class GraphMetadata:
                 int(props.get("bert_serving.position_offset", "0")),
                 ModelHead(props.get("bert_serving.head", ModelHead.EMBEDDING.value)),
                 tuple(str(x) for x in json.loads(props.get("bert_serving.labels", "[]"))),
+                *_native_from_props(props),
             )
         except (KeyError, ValueError, TypeError):  # TypeError: labels that are not a list
             return None
+
+
+def _native_props(native: NativeView, width: int) -> dict[str, str]:
+    spec = native.pooling
+    return {"bert_serving.native_pooling": json.dumps(
+        {"layers": list(spec.layers), "strategy": spec.strategy.name,
+         "mask_cls_sep": spec.mask_cls_sep, "normalize": native.normalize, "width": width})}
+
+
+def _native_from_props(props: dict[str, str]) -> tuple[NativeView | None, int]:
+    """(view, width) from `_native_props`; (None, 0) for graphs without a native view."""
+    if "bert_serving.native_pooling" not in props:
+        return None, 0
+    found = json.loads(props["bert_serving.native_pooling"])
+    spec = PoolingSpec(tuple(int(x) for x in found["layers"]),
+                       PoolingStrategy[found["strategy"]], bool(found["mask_cls_sep"]))
+    return NativeView(spec, bool(found["normalize"])), int(found["width"])
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["PoolingSpec", "PoolingStrategy", "parse_pooling_strategy"]
+__all__ = ["NativeView", "PoolingSpec", "PoolingStrategy", "parse_pooling_strategy"]
 
 
 class PoolingStrategy(enum.IntEnum):
@@ -105,3 +105,19 @@ class PoolingSpec:
             parse_pooling_strategy(pooling_strategy),
             mask_cls_sep,
         )
+
+
+@dataclass(frozen=True)
+class NativeView:
+    """The model's own embedding, pooled in the same graph beside the server's pooling.
+
+    A plain start keeps bert-as-service's pooling for the 1.10 protocol and /encode,
+    while the TEI and OpenAI routes owe a sentence-transformers folder's users the
+    vectors the model was trained for. Both come out of one encoder run: each graph
+    row is ``[server pooling | native]`` (`GraphMetadata.native_width` columns at the
+    end), and the sink hands a request the columns it asked for.
+    """
+
+    pooling: PoolingSpec
+    normalize: bool
+    """L2-normalized in the graph (the folder's Normalize module)."""

@@ -510,6 +510,12 @@ def _keep_counts(
     return keep_a, keep_b
 
 
+def _full_length(encoding: Encoding) -> int:
+    """A part's length before the cut at `_part_limit` (stride 0: the overflow is the rest)."""
+    overflow = getattr(encoding, "overflowing", None) or ()
+    return len(encoding) + sum(len(part) for part in overflow)
+
+
 def _ragged_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Flat indices of `counts[i]` consecutive slots from `starts[i]`, row after row."""
     offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -735,7 +741,7 @@ class TextTokenizer:
         """Ids a client sent must be this vocabulary's; ValueError names one that is not."""
         for index, text in enumerate(texts):
             if isinstance(text, Ids):
-                bad = [i for i in text.ids if i >= len(self._token_of_id)
+                bad = [i for i in text.ids if not 0 <= i < len(self._token_of_id)
                        or not self._token_of_id[i]]
                 if bad:
                     raise ValueError(f"inputs[{index}]: token id {bad[0]} is not in this "
@@ -767,7 +773,18 @@ class TextTokenizer:
         template = self._template
         prefix, middle, suffix = len(template.prefix), len(template.middle), len(template.suffix)
         budget = self._max_len - prefix - suffix - middle * is_pair
-        keep_a, keep_b = self._pair_keep_counts(len_a, len_b, budget)
+        full_a, full_b = len_a.copy(), len_b.copy()
+        # Parts come back cut at `_part_limit`: where both of a pair were, which is longer
+        # (what tokenizers' rule asks) is only known from what the cut left over.
+        both_cut = rows.pair_rows[(len_a[rows.pair_rows] >= self._part_limit)
+                                  & (len_b[rows.pair_rows] >= self._part_limit)]
+        if both_cut.size:
+            seconds = dict(zip(rows.pair_rows.tolist(), rows.seconds, strict=True))
+            for row in both_cut.tolist():
+                full_a[row] = _full_length(rows.firsts[row])
+                full_b[row] = _full_length(seconds[row])
+        keep_a, keep_b = self._pair_keep_counts(full_a, full_b, budget)
+        keep_a, keep_b = np.minimum(keep_a, len_a), np.minimum(keep_b, len_b)
         end_a = prefix + keep_a
         start_b = end_a + middle * is_pair
         end_b = start_b + keep_b
@@ -826,6 +843,10 @@ class WordPieceTokenizer(TextTokenizer):
         return _encode_words_with(self._words, parts, _UNK)
 
     def _encode_untruncated(self, text: str) -> Encoding:
+        if self._lowercase and _CAPITAL_SIGMA in text:
+            # As `_encode_strings` (final sigma), where lowering keeps the offsets valid.
+            lowered = text.lower()
+            text = lowered if len(lowered) == len(text) else text
         return self._untruncated.encode(text, add_special_tokens=False)
 
     def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:

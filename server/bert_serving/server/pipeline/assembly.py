@@ -30,8 +30,10 @@ class JobAssembly:
 
     def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False,
                  chunks: ChunkReducer | None = None, token_counts: list[int] | None = None,
-                 min_tokens: int = 0) -> None:
+                 min_tokens: int = 0, columns: slice = slice(None)) -> None:
         self.key = key
+        self.columns = columns
+        """The columns of the graph's rows this request gets (a graph may pool two ways)."""
         self.chunks = chunks
         """-truncation chunk: rows are windows, folded into one per text by `result`."""
         self.token_counts = token_counts
@@ -57,7 +59,7 @@ class JobAssembly:
         fresh = ~self._filled[index]
         if not fresh.any():
             return
-        self._rows.write(index[fresh], vectors[fresh])
+        self._rows.write(index[fresh], vectors[fresh][..., self.columns])
         self._filled[index[fresh]] = True
         self._filled_count += int(fresh.sum())
         if self._tokens is not None and tokens is not None:

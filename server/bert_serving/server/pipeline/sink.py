@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,18 +56,30 @@ class _HeldReply:
     deadline: float
 
 
+@dataclass(frozen=True)
+class ReplyView:
+    """Which columns of the graph's rows a request gets, and how -truncation chunk folds
+    its windows. A graph with a native view (`NativeView`) has two: the server's pooling
+    in the first columns, the model's own embedding after them."""
+
+    columns: slice = field(default_factory=lambda: slice(None))
+    reduction: Reduction = "mean"
+    normalize: bool = False
+
+
 class Sink:
     """Result reassembly and reply publishing; run `serve()` in its own thread."""
 
     def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
                  job_timeout: float, access: AccessPolicy | None = None,
-                 fault: str | None = None, reduction: Reduction = "mean",
-                 normalize: bool = False, min_tokens: int = 0) -> None:
+                 fault: str | None = None, view: ReplyView | None = None,
+                 native_view: ReplyView | None = None, min_tokens: int = 0) -> None:
         self.job_timeout = job_timeout
         self.min_tokens = min_tokens  # token-level replies are at least this long
         self.fault = fault
-        self.reduction = reduction  # how -truncation chunk folds a text's windows
-        self.normalize = normalize
+        self.view = view or ReplyView()
+        """What a request gets; `native_view` for one that asked for the native columns."""
+        self.native_view = native_view
         self.jobs: dict[JobKey, JobAssembly] = {}
         self.subscribed: set[bytes] = set()
         self.held: list[_HeldReply] = []
@@ -197,16 +209,22 @@ class Sink:
         if isinstance(message, PublishMessage):
             self._publish(message.client_id, list(message.frames))
         else:
+            view = self._view_of(message)
             self.jobs[message.key] = JobAssembly(
                 message.key, message.num_rows, want_tokens=message.want_tokens,
-                chunks=self._chunks(message), token_counts=message.token_counts,
-                min_tokens=self.min_tokens)
+                chunks=self._chunks(message, view), token_counts=message.token_counts,
+                min_tokens=self.min_tokens, columns=view.columns)
         return True
 
-    def _chunks(self, job: JobMessage) -> ChunkReducer | None:
+    def _view_of(self, job: JobMessage) -> ReplyView:
+        # The ventilator refused a native request to a graph without the view.
+        return self.native_view if job.native and self.native_view else self.view
+
+    @staticmethod
+    def _chunks(job: JobMessage, view: ReplyView) -> ChunkReducer | None:
         if job.windows is None or job.weights is None:
             return None
-        return ChunkReducer(job.windows, job.weights, self.reduction, self.normalize)
+        return ChunkReducer(job.windows, job.weights, view.reduction, view.normalize)
 
     def _on_result(self, result: ResultMessage) -> None:
         offset = 0

@@ -96,8 +96,11 @@ class Ventilator:
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
+        has_native_view: bool = False,
     ) -> None:
         self.config = config
+        self.has_native_view = has_native_view
+        """The graph pools the model's own embedding too: requests may ask for it."""
         self.tokenizer = tokenizer
         self.server_info = server_info
         self.shutdown = shutdown
@@ -307,9 +310,10 @@ class Ventilator:
             self._reply_error(client, req_id, "server is shutting down", ErrorKind.SERVER_BUSY)
             return
         try:
-            texts, is_tokenized = decode_texts(request.payload,
-                                               max_texts=self.config.max_request_texts,
-                                               max_text_bytes=self.config.max_text_bytes)
+            texts, is_tokenized, native = decode_texts(request.payload,
+                                                       max_texts=self.config.max_request_texts,
+                                                       max_text_bytes=self.config.max_text_bytes)
+            self._check_view(native)
             tokens, windows = self._tokenize(texts, is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
@@ -327,7 +331,7 @@ class Ventilator:
         key = JobKey(client, req_id)
         job = JobMessage(key, len(tokens), self.config.show_tokens_to_client,
                          _tokens_per_text(tokens, windows), windows,
-                         self._window_weights(tokens) if windows else None)
+                         self._window_weights(tokens, native) if windows else None, native)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows(key, tokens, tokens.lengths))
 
@@ -356,9 +360,18 @@ class Ventilator:
                     "(the server runs -truncation error): shorten it, or start the server "
                     "with -truncation chunk or truncate")
 
-    def _window_weights(self, tokens: RaggedTokens) -> list[int]:
-        """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep."""
-        masked = self.tokenizer.single_specials if self.config.engine.pooling.mask_cls_sep else 0
+    def _check_view(self, native: bool) -> None:
+        """A request for the model's own embedding needs a graph that computes it."""
+        if native and not self.has_native_view:
+            raise ValueError("this server computes no second, native embedding (its model "
+                             "folder declares none, or its pooling already is the model's "
+                             "own): send the request without \"native\"")
+
+    def _window_weights(self, tokens: RaggedTokens, native: bool) -> list[int]:
+        """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep
+        (the native view reads every token)."""
+        masks = self.config.engine.pooling.mask_cls_sep and not native
+        masked = self.tokenizer.single_specials if masks else 0
         return [max(0, n - masked) for n in tokens.lengths.tolist()]
 
 
