@@ -368,3 +368,17 @@ def test_padding_and_truncation_saved_in_tokenizer_json_are_ignored(
     assert padded.tokenize_rows(texts).ids.tolist() == plain.tokenize_rows(texts).ids.tolist()
     assert read_special_template(tmp_path / "tokenizer.json") == read_special_template(
         family_dir / "tokenizer.json")
+
+
+@pytest.mark.parametrize("max_seq_len", [20, 21])
+def test_a_pair_whose_parts_both_pass_the_limit_is_cut_by_their_real_lengths(
+    family_dir: Path, family_reference: FamilyReference, max_seq_len: int
+) -> None:
+    """Each part is cut at the single-text limit before the pair rule runs; two parts cut
+    there look equally long, but tokenizers' rule gives the odd token to the longer one."""
+    long_a, long_b = " ".join(["hello world"] * 30), " ".join(["guitar street"] * 12)
+    cut = tokenizer_of(family_dir, max_seq_len=max_seq_len)
+    for first, second in ((long_a, long_b), (long_b, long_a)):
+        rows = cut.tokenize_rows([Dual(first, second)])
+        assert [rows.ids.tolist()] == [ids for ids, _ in transformers_rows(
+            family_reference, [f"{first} ||| {second}"], max_seq_len)]
