@@ -162,3 +162,30 @@ def test_one_graph_pools_the_servers_and_the_models_own_embedding(
     assert rows.shape == (len(texts), 768)
     np.testing.assert_allclose(rows[:, :384], served.encode(texts), atol=1e-6, rtol=0)
     np.testing.assert_allclose(rows[:, 384:], own.encode(texts), atol=1e-6, rtol=0)
+
+
+def test_a_folder_saved_by_sentence_transformers_6_is_read_as_its_model(
+        minilm_dir: Path, graph_cache: Path, tmp_path: Path) -> None:
+    """6.x writes `sentence_transformers.<package>.modules.pooling.Pooling` and
+    `"pooling_mode": "mean"` where 5.x wrote `...models.Pooling` and one switch a mode."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_dir), device="cpu")
+    model.save(str(tmp_path / "saved"))
+    saved = tmp_path / "saved"
+    types = [m["type"] for m in json.loads((saved / "modules.json").read_text())]
+    pooling = json.loads((saved / "1_Pooling" / "config.json").read_text())
+    if types[1] == "sentence_transformers.models.Pooling" and "pooling_mode" not in pooling:
+        pytest.skip("this sentence-transformers writes the 5.x layout, tested above")
+    native = read_native_embedding(saved)
+    assert native is not None
+    assert (native.strategy, native.normalize) == (PoolingStrategy.REDUCE_MEAN, True)
+    argv = ["-model_dir", str(saved), "-pooling_strategy", "MODEL", "-max_seq_len", "256",
+            "-graph_tmp_dir", str(graph_cache)]
+    texts = [t for t in heldout_texts() if "|||" not in t]
+    np.testing.assert_allclose(Engine.load(parse_server_config(argv).engine).encode(texts),
+                               model.encode(texts, convert_to_numpy=True), atol=TOLERANCE,
+                               rtol=0)
+    (saved / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "median"}))
+    with pytest.raises(ConfigError, match="pooling_mode median"):
+        read_native_embedding(saved)

@@ -9,6 +9,11 @@ the last encoder layer, the folder's pooling, and L2 normalization when the
 folder has a Normalize module; this module reads the folder and says which
 `PoolingSpec` that is. Nothing here touches the model itself.
 
+Both layouts sentence-transformers writes are read: before 6.x, module types
+``sentence_transformers.models.Pooling`` and one ``pooling_mode_*`` switch per
+pooling; from 6.x, ``sentence_transformers.<package>.modules.pooling.Pooling`` and
+``"pooling_mode": "mean"`` (a module is known by its class name, in their package).
+
 Folders whose modules do more than that (a Dense projection, weighted or
 sqrt-length means, pooling that leaves the prompt out) are refused with the
 module named, rather than served with vectors the model was not trained for.
@@ -33,9 +38,8 @@ from .pooling import PoolingSpec, PoolingStrategy
 
 __all__ = ["NativeEmbedding", "l2_normalize", "model_native_embedding", "read_native_embedding"]
 
-_TRANSFORMER = "sentence_transformers.models.Transformer"
-_POOLING = "sentence_transformers.models.Pooling"
-_NORMALIZE = "sentence_transformers.models.Normalize"
+_TRANSFORMER, _POOLING, _NORMALIZE = "Transformer", "Pooling", "Normalize"
+"""Module class names (`_module_class`), whatever package path the version writes."""
 
 # 1_Pooling/config.json's switches, and the strategy each one is here.
 _POOLING_MODES = {
@@ -45,6 +49,13 @@ _POOLING_MODES = {
     "pooling_mode_lasttoken": PoolingStrategy.LAST_TOKEN,
 }
 _UNSERVED_MODES = ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens")
+# sentence-transformers 6's `"pooling_mode"` values, as the switch each one replaces.
+_MODE_SWITCHES = {
+    "cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens",
+    "max": "pooling_mode_max_tokens", "lasttoken": "pooling_mode_lasttoken",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+    "weightedmean": "pooling_mode_weightedmean_tokens",
+}
 # TEI's names for the poolings (what /info reports).
 POOLING_NAMES = {
     PoolingStrategy.FIRST_TOKEN: "cls",
@@ -85,10 +96,11 @@ def read_native_embedding(folder: Path) -> NativeEmbedding | None:
     modules = _read_json(modules_path)
     if not isinstance(modules, list):
         raise ConfigError(f"{modules_path} is not a list of modules")
-    types = [str(module.get("type", "")) for module in modules]
+    types = [_module_class(module) for module in modules]
     _check_modules(modules_path, types)
-    pooling = next(m for m in modules if m.get("type") == _POOLING)
-    settings = _read_json(folder / str(pooling.get("path", "1_Pooling")) / "config.json")
+    pooling = modules[types.index(_POOLING)]
+    settings = _switches(_read_json(folder / str(pooling.get("path", "1_Pooling"))
+                                    / "config.json"))
     prompts_config = _optional_json(folder / "config_sentence_transformers.json")
     bert_config = _optional_json(folder / "sentence_bert_config.json")
     prompts = prompts_config.get("prompts") or {}
@@ -124,6 +136,30 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(vectors.dtype, copy=False)
 
 
+def _module_class(module: Any) -> str:
+    """`Pooling` for ``sentence_transformers.models.Pooling`` (5.x) and for
+    ``sentence_transformers.sentence_transformer.modules.pooling.Pooling`` (6.x); a class
+    from another package keeps its whole name, so it is never taken for one of these."""
+    kind = str(module.get("type", "")) if isinstance(module, dict) else ""
+    package, _, name = kind.rpartition(".")
+    return name if package.split(".")[0] == "sentence_transformers" else kind
+
+
+def _switches(settings: Any) -> dict[str, Any]:
+    """1_Pooling/config.json as 5.x's switches: 6.x's `"pooling_mode"` (a name or a list of
+    names) turns on the switch each name replaced."""
+    if not isinstance(settings, dict):
+        return {}
+    modes = settings.get("pooling_mode")
+    if modes is None:
+        return settings
+    names = [modes] if isinstance(modes, str) else list(modes) if isinstance(modes, list) else []
+    switches = {key: value for key, value in settings.items() if key != "pooling_mode"}
+    for name in names:
+        switches[_MODE_SWITCHES.get(str(name), f"pooling_mode {name}")] = True
+    return switches
+
+
 def _check_modules(path: Path, types: list[str]) -> None:
     if _POOLING not in types:
         raise ConfigError(f"{path} has no Pooling module: the model's own pooling is unknown, "
@@ -140,6 +176,7 @@ def _check_modules(path: Path, types: list[str]) -> None:
 
 def _strategy(folder: Path, settings: dict[str, Any]) -> PoolingStrategy:
     unserved = [mode for mode in _UNSERVED_MODES if settings.get(mode)]
+    unserved += [key for key in settings if key.startswith("pooling_mode ")]  # unknown names
     if settings.get("include_prompt") is False:
         unserved.append("include_prompt false")
     chosen = [strategy for mode, strategy in _POOLING_MODES.items() if settings.get(mode)]
