@@ -1,7 +1,8 @@
 """Classifier logits as rankings and predictions: what `rerank` and `predict` return.
 
-A server that serves a sequence-classification model answers `encode` with
-its logits, one row of num_labels per text or sentence pair (a `Dual`).
+A server that serves a sequence-classification model answers `encode` (and
+`encode_inputs`, where a sentence pair is a `Dual`) with its logits, one row of
+num_labels per text or pair.
 These pure functions turn those rows into scores on the client
 side, as text-embeddings-inference does on its side:
 

@@ -22,7 +22,8 @@ error reply names its `ErrorKind`. docs/protocol.md has the details.
 Every parser here is total: whatever bytes arrive, it returns a value or raises
 MalformedRequest / TextPayloadError with a message naming the problem. Frames are
 size-checked before they are parsed (`MAX_DIGITS`, `MAX_IDENTITY_BYTES`), JSON
-nesting is bounded (a payload is at most two levels deep), and a text can be
+nesting is bounded (a payload is at most three levels deep: the *ext* payload's
+`{"inputs": [[first, second], {"ids": [...]}]}`), and a text can be
 limited in UTF-8 bytes before anyone tokenizes it.
 
 An error header also carries the message as its `dtype` (commas written as
@@ -325,7 +326,7 @@ def _load_json(payload: bytes) -> Any:
 
     The C parser bounds nesting by the interpreter's recursion limit and raises
     RecursionError past it (a text frame of `[` 100,000 deep); a real payload is
-    two levels deep.
+    two levels deep, three for the *ext* payload.
     """
     try:
         return json.loads(payload)
@@ -334,7 +335,8 @@ def _load_json(payload: bytes) -> Any:
         raise TextPayloadError(f"payload is not valid UTF-8 JSON: {str(error)[:200]}") from None
     except RecursionError:
         raise TextPayloadError(
-            "payload nests JSON too deeply: it must be a list of strings or of token lists"
+            "payload nests JSON too deeply: it must be a list of strings or of token lists, "
+            "or {\"inputs\": [...]}"
         ) from None
 
 

@@ -91,7 +91,7 @@ class Engine:
         return self.graph.metadata.output_width
 
     def tokenize(
-        self, texts: Sequence[str | TextInput] | Sequence[WordsInput], *,
+        self, texts: Sequence[TextInput] | Sequence[WordsInput], *,
         is_tokenized: bool = False, with_tokens: bool = False,
     ) -> TokenBatch:
         """Rows as `BertClient.encode` (whose local twin this is) has the server read them:
@@ -129,7 +129,7 @@ class Engine:
         return shapes
 
     def encode(
-        self, texts: Sequence[str | TextInput] | Sequence[WordsInput], *,
+        self, texts: Sequence[TextInput] | Sequence[WordsInput], *,
         is_tokenized: bool = False,
     ) -> np.ndarray:
         """Vectors for `texts`, one row each, in order (float32); rows as `tokenize` reads them."""

@@ -42,6 +42,7 @@ from bert_serving.proto import (
     encode_json_reply,
     parse_request,
 )
+from bert_serving.proto.inputs import TextInput
 from bert_serving.proto.internal import (
     BatchMessage,
     Control,
@@ -351,7 +352,7 @@ class Ventilator:
                                                            overlap=self.config.chunk_overlap)
         return tokens, per_text if len(tokens) > len(texts) else None
 
-    def _refuse_long(self, texts: list[str]) -> None:
+    def _refuse_long(self, texts: list[TextInput]) -> None:
         limit = self.tokenizer.max_len
         for index, length in enumerate(self.tokenizer.full_lengths(texts)):
             if length > limit:
