@@ -7,8 +7,9 @@ its own, projected to the hidden size) and MPNet (RoBERTa's positions, no token
 types, and a relative position bias added to every layer's attention scores).
 ModernBERT's layers are its own (rotary positions, local and global attention, a
 GeGLU feed-forward, pre-norm; see `modernbert_graph`); what they need is read here
-too (`_modernbert_config`). Any other `model_type` is refused, in one line naming
-it and the families served.
+too (`_modernbert_config`), and so is what the decoder-only Qwen3 and Qwen2 embedding
+models need (`_qwen_config`; their layers are in `qwen_graph`). Any other
+`model_type` is refused, in one line naming it and the families served.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["FAMILY_OF_MODEL_TYPE", "BertConfig", "model_family", "read_bert_conf
 
 # Activation names as transformers spells them. Google's bert_config.json says
 # "gelu"; we follow transformers and read it as the exact (erf) GELU.
-SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu")
 
 FAMILY_OF_MODEL_TYPE = {
     "bert": "bert",
@@ -35,6 +36,8 @@ FAMILY_OF_MODEL_TYPE = {
     "electra": "electra",
     "mpnet": "mpnet",
     "modernbert": "modernbert",
+    "qwen3": "qwen3",
+    "qwen2": "qwen2",
 }
 """Hugging Face `model_type` -> the graph family that builds it."""
 
@@ -68,10 +71,16 @@ class BertConfig:
     """ModernBERT's rotary base of the global layers."""
     local_rope_theta: float = 0.0
     """ModernBERT's rotary base of the local layers."""
+    head_dim: int = 0
+    """Qwen's width of one attention head, which need not be hidden / heads (0: that)."""
+    num_key_value_heads: int = 0
+    """Qwen's key/value heads, each shared by heads / num_key_value_heads query heads."""
+    rope_theta: float = 0.0
+    """Qwen's rotary base."""
 
     @property
     def head_size(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        return self.head_dim or self.hidden_size // self.num_attention_heads
 
     @property
     def embedding_width(self) -> int:
@@ -101,8 +110,12 @@ def read_bert_config(path: Path) -> BertConfig:
     family = FAMILY_OF_MODEL_TYPE[_checked_model_type(raw, path)]
     _check_positions(raw, path)
     try:
-        config = (_modernbert_config(raw, path) if family == "modernbert"
-                  else _family_config(raw, family))
+        if family == "modernbert":
+            config = _modernbert_config(raw, path)
+        elif family in ("qwen3", "qwen2"):
+            config = _qwen_config(raw, path, family)
+        else:
+            config = _family_config(raw, family)
     except KeyError as missing:
         raise UnsupportedModelError(f"model config {path} lacks the key {missing}") from None
     if config.hidden_act not in SUPPORTED_ACTIVATIONS:
@@ -110,7 +123,7 @@ def read_bert_config(path: Path) -> BertConfig:
             f"model config {path}: hidden_act {config.hidden_act!r} is not supported "
             f"(supported: {', '.join(SUPPORTED_ACTIVATIONS)})"
         )
-    if config.hidden_size % config.num_attention_heads:
+    if config.hidden_size % config.num_attention_heads and not config.head_dim:
         raise UnsupportedModelError(
             f"model config {path}: hidden_size {config.hidden_size} is not a multiple "
             f"of num_attention_heads {config.num_attention_heads}"
@@ -196,15 +209,57 @@ def _modernbert_config(raw: dict[str, Any], path: Path) -> BertConfig:
     )
 
 
-def _rope_theta(raw: dict[str, Any], path: Path, layer_type: str, key: str,
-                default: float) -> float:
-    """One layer type's rotary base; scaled rotary variants (YaRN ...) are refused."""
-    nested = (raw.get("rope_parameters") or {}).get(layer_type) or {}
+def _qwen_config(raw: dict[str, Any], path: Path, family: str) -> BertConfig:
+    """Qwen3's (and Qwen2's) keys, read as transformers' Qwen3Config and Qwen2Config read them.
+
+    head_dim: Qwen3Config's default is 128 whatever the width, Qwen2's hidden / heads.
+    The rotary base is `rope_parameters.rope_theta` as transformers 5 saves it, else the
+    hub's top-level `rope_theta`. Sliding-window layers are refused (no Qwen embedding
+    model uses them), and so are scaled rotary types.
+    """
+    layers = int(raw["num_hidden_layers"])
+    sliding = raw.get("use_sliding_window") or "sliding_attention" in (raw.get("layer_types")
+                                                                        or [])
+    if sliding:
+        raise UnsupportedModelError(
+            f"model config {path}: sliding-window attention (use_sliding_window, layer_types) "
+            f"is not supported for {family}; every layer must attend to all earlier tokens")
+    heads = int(raw["num_attention_heads"])
+    kv_heads = int(raw.get("num_key_value_heads") or heads)
+    if heads % kv_heads:
+        raise UnsupportedModelError(f"model config {path}: num_attention_heads {heads} is not "
+                                    f"a multiple of num_key_value_heads {kv_heads}")
+    hidden = int(raw["hidden_size"])
+    default_head_dim = 128 if family == "qwen3" else hidden // heads
+    return BertConfig(
+        vocab_size=int(raw["vocab_size"]),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=int(raw["intermediate_size"]),
+        max_position_embeddings=int(raw.get("max_position_embeddings", 32768)),
+        type_vocab_size=0,
+        hidden_act=str(raw.get("hidden_act", "silu")),
+        layer_norm_eps=float(raw.get("rms_norm_eps", 1e-6)),
+        family=family,
+        pad_token_id=_pad_token_id(raw, default=0),
+        head_dim=int(raw.get("head_dim") or default_head_dim),
+        num_key_value_heads=kv_heads,
+        rope_theta=_rope_theta(raw, path, None, "rope_theta", 10_000.0, family),
+    )
+
+
+def _rope_theta(raw: dict[str, Any], path: Path, layer_type: str | None, key: str,
+                default: float, family: str = "ModernBERT") -> float:
+    """One layer type's rotary base (None: the one of every layer); scaled rotary variants
+    (YaRN ...) are refused."""
+    parameters = raw.get("rope_parameters") or {}
+    nested = (parameters.get(layer_type) if layer_type else parameters) or {}
     scaling = raw.get("rope_scaling") or {}
     rope_type = nested.get("rope_type") or scaling.get("rope_type") or scaling.get("type")
     if rope_type not in (None, "default"):
         raise UnsupportedModelError(f"model config {path}: rope_type {rope_type!r} is not "
-                                    "supported for ModernBERT (only the default rotary)")
+                                    f"supported for {family} (only the default rotary)")
     return float(nested.get("rope_theta") or raw.get(key) or default)
 
 
@@ -227,7 +282,7 @@ def _checked_model_type(raw: dict[str, Any], path: Path) -> str:
     raise UnsupportedModelError(
         f"{path} describes {found}, which bert-serving does not serve; it serves the "
         f"model_types {', '.join(FAMILY_OF_MODEL_TYPE)} (BERT, MiniLM, bge, e5, RoBERTa, "
-        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT ...)"
+        "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT, Qwen3 ...)"
     )
 
 

@@ -5,8 +5,9 @@ embeddings (see `bert_config`): RoBERTa's positions count real tokens from
 `pad_token_id + 1`, DistilBERT has no token types, ELECTRA projects its
 embeddings to the hidden size. The encoder layers are BERT's in all of them;
 MPNet's add one relative position bias, shared by every layer, to the attention
-scores (`_relative_position_bias`). ModernBERT's layers are its own, built by
-`modernbert_graph` under the same pooling.
+scores (`_relative_position_bias`). ModernBERT's layers are their own, built by
+`modernbert_graph` under the same pooling, and so are the decoder-only Qwen3's and
+Qwen2's (`qwen_graph`).
 
 No torch and no TensorFlow: `onnx.helper` nodes over the arrays in `BertWeights`.
 The graph takes `input_ids`, `attention_mask`, `token_type_ids` (int64, dynamic
@@ -106,6 +107,8 @@ def _activation(g: _GraphBuilder, x: str, name: str) -> str:
     """The encoder's feed-forward activation, in the shapes PyTorch exports."""
     if name == "relu":
         return g.op("Relu", x)
+    if name == "silu":  # x sigmoid(x), Qwen's SwiGLU
+        return g.op("Mul", x, g.op("Sigmoid", x))
     half = g.op("Mul", x, g.scalar_f(0.5))
     if name == "gelu":  # exact: 0.5 x (1 + erf(x / sqrt 2))
         erf = g.op("Erf", g.op("Div", x, g.scalar_f(math.sqrt(2.0))))
@@ -289,7 +292,8 @@ def _pool(
     if strategy is PoolingStrategy.CLS_POOLED:
         if not weights.has(f"{POOLER}/kernel"):
             raise UnsupportedModelError(
-                f"{weights.source} has no pooler (DistilBERT, ELECTRA and ModernBERT never do), "
+                f"{weights.source} has no pooler (DistilBERT, ELECTRA, ModernBERT and Qwen never "
+                "do), "
                 "so -pooling_strategy CLS_POOLED cannot be computed: use CLS_TOKEN or REDUCE_MEAN"
             )
         first = _first_token(g, hidden_states[-1])
@@ -364,6 +368,10 @@ def encoder_states(
         from .modernbert_graph import modernbert_states
 
         return modernbert_states(g, config, weights, depth, use_positions)
+    if config.family in ("qwen3", "qwen2"):  # decoder layers; that module imports this one
+        from .qwen_graph import qwen_states
+
+        return qwen_states(g, config, weights, depth, use_positions)
     weights.check_shapes(config, depth)
     hidden_states = [_embeddings(g, config, weights, use_positions)]
     bias = _attention_bias(g)

@@ -119,7 +119,7 @@ def _tokenizer_file(folder: Path, family: str) -> Path:
         return folder / VOCAB_NAME
     if tokenizer_json.is_file():
         return tokenizer_json
-    if family in ("roberta", "mpnet", "modernbert"):
+    if family in ("roberta", "mpnet", "modernbert", "qwen3", "qwen2"):
         raise ModelNotFoundError(
             f"{tokenizer_json} is missing: a {family}-family model is tokenized by the "
             "tokenizer.json it was trained with; copy it into that folder"

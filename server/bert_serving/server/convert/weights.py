@@ -10,7 +10,10 @@ own, the relative attention bias table, is kept as `RELATIVE_ATTENTION_BIAS`.
 ModernBERT's layers are not BERT's: its names (`layers.N.attn.Wqkv`, `mlp.Wi`,
 `attn_norm`, `final_norm` ...) keep their own leaves under `bert/encoder/layer_N/`
 (`bert/encoder/final_norm`), norms as `gamma`/`beta`; its token embeddings and their
-norm take BERT's `word_embeddings` and `LayerNorm` names.
+norm take BERT's `word_embeddings` and `LayerNorm` names. Qwen3's and Qwen2's
+(`embed_tokens`, `layers.N.self_attn.q_proj`, `input_layernorm`, `mlp.gate_proj`,
+`norm` ...) likewise: `word_embeddings`, their own leaves under `bert/encoder/layer_N/`,
+and the final `norm` as `bert/encoder/final_norm`; RMSNorm weights as `gamma`.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ _MODERNBERT_NAMES = (
     (re.compile(r"^layers\."), "encoder.layer."),
     (re.compile(r"^final_norm\."), "encoder.final_norm."),
 )
+# Qwen's names outside its layers (`layers.N.` is renamed as ModernBERT's is).
+_QWEN_NAMES = (
+    (re.compile(r"^embed_tokens\."), "embeddings.word_embeddings."),
+    (re.compile(r"^norm\."), "encoder.final_norm."),
+)
 # MPNet's names for the attention parts of a BERT layer (the rest is BERT's own).
 _MPNET_NAMES = (
     (re.compile(r"\.attention\.attn\.q\."), ".attention.self.query."),
@@ -147,6 +155,9 @@ def _bert_dotted_name(hf_name: str) -> str:
     name = _HF_PREFIX.sub("", hf_name)
     if name.startswith("transformer.layer."):
         for pattern, replacement in _DISTILBERT_NAMES:
+            name = pattern.sub(replacement, name)
+    elif name.startswith(("embed_tokens.", "norm.")):
+        for pattern, replacement in _QWEN_NAMES:
             name = pattern.sub(replacement, name)
     elif name.startswith(("layers.", "final_norm.", "embeddings.tok_embeddings.",
                           "embeddings.norm.")):
@@ -178,7 +189,7 @@ def _google_name(hf_name: str) -> str | None:
     head, _, leaf = path.rpartition("/")
     if head.endswith("_embeddings"):
         return f"bert/{head}"  # embedding tables have no leaf in Google's names
-    if head.endswith(("LayerNorm", "_norm")):  # ModernBERT's attn_norm, mlp_norm, final_norm
+    if head.endswith(("LayerNorm", "_norm", "layernorm")):  # ModernBERT's, Qwen's norms
         leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
     elif leaf == "weight":
         leaf = "kernel"

@@ -114,9 +114,9 @@ def _template_of(tokenizer: Tokenizer, path: Path) -> SpecialTemplate:
         )
     if not template.pair_size:
         raise UnsupportedModelError(
-            f"{path} has no post-processor adding special tokens ([CLS]/[SEP], <s>/</s>): "
-            "the model's pooling and -mask_cls_sep need them; add the one the model was "
-            "trained with"
+            f"{path} has no post-processor adding special tokens ([CLS]/[SEP], <s>/</s>, "
+            "Qwen3-Embedding's appended <|endoftext|>): the model's pooling and -mask_cls_sep "
+            "need them; add the one the model was trained with"
         )
     return template
 
