@@ -8,7 +8,11 @@ corpus: SentencePiece Unigram for XLM-R and CamemBERT, byte-level BPE for
 RoBERTa and MPNet (whose pair layout, ``<s> a </s></s> b </s>``, is RoBERTa's),
 WordPiece for DistilBERT and ELECTRA, and for ModernBERT a byte-level BPE with its
 specials appended after the merges and its ``[CLS] a [SEP] b [SEP]`` template, as
-the released ModernBERT tokenizer.json has them. Never a download.
+the released ModernBERT tokenizer.json has them. Qwen3 (and Qwen2, kept out of
+FAMILIES: its layers are Qwen3's without q/k norms, checked in test_qwen.py) get
+Qwen's byte-level BPE: its split regex, NFC, its specials after the merges, and
+Qwen3-Embedding's post-processor, which appends ``<|endoftext|>`` (``a <eos>``,
+``a <eos> b <eos>``) so that last-token pooling reads it. Never a download.
 
 Usage: python scripts/make_random_family.py xlm-roberta OUT_DIR [--seed 0]
 """
@@ -23,7 +27,9 @@ from typing import Any
 __all__ = ["FAMILIES", "MAX_TOKENS", "write_random_family"]
 
 FAMILIES = ("roberta", "xlm-roberta", "camembert", "distilbert", "electra", "mpnet",
-            "modernbert")
+            "modernbert", "qwen3")
+MADE_ONLY = ("qwen2",)
+"""Families this script makes that the family-wide tests do not run (see test_qwen.py)."""
 
 _CORPUS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -121,6 +127,47 @@ def _modernbert_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
+QWEN_EOS = "<|endoftext|>"
+"""What Qwen3-Embedding's tokenizer.json appends to each text, and pads with."""
+_SPECIALS_QWEN = [QWEN_EOS, "<|im_start|>", "<|im_end|>"]
+_QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+               r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+"""The regex Qwen's tokenizer.json splits words with, before the byte-level mapping."""
+
+
+def _qwen_tokenizer(vocab_size: int) -> Any:
+    """Qwen's byte-level BPE, with Qwen3-Embedding's post-processor (a <eos>, a <eos> b <eos>).
+
+    The released Qwen3-Embedding tokenizer.json appends <|endoftext|> through a
+    TemplateProcessing post-processor, the second text and its <|endoftext|> of type 1.
+    """
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from tokenizers.models import BPE
+
+    tokenizer = Tokenizer(BPE())
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_QWEN_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(_SPECIALS_QWEN),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.add_special_tokens(_SPECIALS_QWEN)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A:0 {QWEN_EOS}:0", pair=f"$A:0 {QWEN_EOS}:0 $B:1 {QWEN_EOS}:1",
+        special_tokens=[(QWEN_EOS, tokenizer.token_to_id(QWEN_EOS))])
+    return tokenizer
+
+
 def _wordpiece_tokenizer(vocab_size: int) -> Any:
     """BERT's uncased WordPiece, as DistilBERT and ELECTRA ship it."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors, trainers
@@ -142,6 +189,15 @@ def _model(family: str, vocab_size: int, pad_id: int, cls_sep: tuple[int, int]) 
     """transformers' base model of the family, random weights, tiny shapes."""
     import transformers as tf
 
+    if family in ("qwen3", "qwen2"):  # 4 query heads of width 16 (not 32 / 4) on 2 kv heads
+        make_config = tf.Qwen3Config if family == "qwen3" else tf.Qwen2Config
+        config = make_config(
+            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, intermediate_size=64,
+            max_position_embeddings=MAX_TOKENS, rope_theta=QWEN_ROPE_THETA,
+            pad_token_id=pad_id, eos_token_id=pad_id, bos_token_id=None,
+            tie_word_embeddings=False, **({"attention_bias": True} if family == "qwen3" else {}))
+        return (tf.Qwen3Model if family == "qwen3" else tf.Qwen2Model)(config)
     if family == "modernbert":  # 4 layers: global, local, local, global (as every 3rd)
         config = tf.ModernBertConfig(
             vocab_size=vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
@@ -195,8 +251,40 @@ def _sharpen_modernbert(model: Any) -> None:
         layer.mlp.Wi.weight.mul_(MODERNBERT_SHARPENING)
 
 
+QWEN_ROPE_THETA = 20_000.0
+"""The random Qwen's rotary base (Qwen3-Embedding's is 1e6; any base not 10000 shows it is
+read)."""
+QWEN_SHARPENING = 4.0
+"""What the random Qwen's gate_proj and up_proj are multiplied by (see `_sharpen_qwen`)."""
+QWEN_ATTENTION_SHARPENING = 2.0
+"""What Qwen3's q_norm and k_norm (Qwen2's q_proj and k_proj) are multiplied by."""
+
+
+def _sharpen_qwen(model: Any) -> None:
+    """SwiGLU inputs and attention scores of order 1 and more, as a trained model's.
+
+    Left at init plus noise, the SwiGLU's inputs are ~0.3 and q_norm/k_norm give each
+    head unit RMS, so attention is broad and every text's last token ends up alike
+    (unrelated texts at cosine 0.92). Scaled, Qwen3's stay below 0.86 (last token and
+    mean of the last layer), and a wrong rotary base, causal mask or key/value head moves
+    vectors far beyond the tests' tolerance (measured in the commit adding Qwen3).
+    """
+    for layer in model.layers:
+        layer.mlp.gate_proj.weight.mul_(QWEN_SHARPENING)
+        layer.mlp.up_proj.weight.mul_(QWEN_SHARPENING)
+        attention = layer.self_attn
+        for part in ((attention.q_norm, attention.k_norm) if hasattr(attention, "q_norm")
+                     else (attention.q_proj, attention.k_proj)):
+            part.weight.mul_(QWEN_ATTENTION_SHARPENING)
+
+
 def _tokenizer_config(family: str) -> dict[str, Any]:
     """What transformers' AutoTokenizer needs beside a tokenizer.json made here."""
+    if family in ("qwen3", "qwen2"):  # the file as it is; its post-processor appends the eos
+        return {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": QWEN_EOS,
+                "pad_token": QWEN_EOS, "model_max_length": MAX_TOKENS,
+                "clean_up_tokenization_spaces": False,
+                "model_input_names": ["input_ids", "attention_mask"]}
     if family == "modernbert":  # the released ModernBERT's, but for its length
         return {"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": "[CLS]",
                 "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]",
@@ -217,15 +305,16 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
     import torch
     from tokenizers import Tokenizer
 
-    if family not in FAMILIES:
-        raise ValueError(f"family {family!r} is not one of {FAMILIES}")
+    if family not in FAMILIES + MADE_ONLY:
+        raise ValueError(f"family {family!r} is not one of {FAMILIES + MADE_ONLY}")
     out.mkdir(parents=True, exist_ok=True)
     if family in ("xlm-roberta", "camembert"):
         _save_unigram_tokenizer(family, vocab_size, out)
         tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     else:
         make = {"roberta": _byte_bpe_tokenizer, "mpnet": _byte_bpe_tokenizer,
-                "modernbert": _modernbert_tokenizer}.get(family, _wordpiece_tokenizer)
+                "modernbert": _modernbert_tokenizer, "qwen3": _qwen_tokenizer,
+                "qwen2": _qwen_tokenizer}.get(family, _wordpiece_tokenizer)
         tokenizer = make(vocab_size)
         tokenizer.save(str(out / "tokenizer.json"))
         (out / "tokenizer_config.json").write_text(json.dumps(_tokenizer_config(family),
@@ -233,6 +322,8 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
     bert_specials = family in ("distilbert", "electra", "modernbert")
     pad_token, cls_token, sep_token = (("[PAD]", "[CLS]", "[SEP]") if bert_specials
                                        else ("<pad>", "<s>", "</s>"))
+    if family in ("qwen3", "qwen2"):
+        pad_token = cls_token = sep_token = QWEN_EOS
     torch.manual_seed(seed)
     model = _model(family, tokenizer.get_vocab_size(), tokenizer.token_to_id(pad_token),
                    (tokenizer.token_to_id(cls_token), tokenizer.token_to_id(sep_token)))
@@ -241,13 +332,15 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
             parameter.add_(torch.randn_like(parameter) * 0.05)
         if family == "modernbert":
             _sharpen_modernbert(model)
+        if family in ("qwen3", "qwen2"):
+            _sharpen_qwen(model)
     model.eval().save_pretrained(str(out))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("family", choices=FAMILIES)
+    parser.add_argument("family", choices=FAMILIES + MADE_ONLY)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

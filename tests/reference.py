@@ -22,7 +22,7 @@ from bert_serving.proto.inputs import TextInput, read_legacy_text
 HELDOUT_PATH = Path(__file__).parent / "data" / "heldout.txt"
 
 
-TYPELESS = ("distilbert", "mpnet", "modernbert")
+TYPELESS = ("distilbert", "mpnet", "modernbert", "qwen3", "qwen2")
 """model_types whose transformers model takes no token_type_ids."""
 
 
@@ -174,8 +174,9 @@ class FolderReference:
 class FamilyReference(FolderReference):
     """transformers' AutoModel and its fast tokenizer over a folder of any served family.
 
-    For the random-weight RoBERTa, XLM-R, CamemBERT, DistilBERT and ELECTRA models
-    of scripts/make_random_family.py; pooled with the same `pool` as above.
+    For the random-weight RoBERTa, XLM-R, CamemBERT, DistilBERT, ELECTRA, MPNet,
+    ModernBERT and Qwen models of scripts/make_random_family.py; pooled with the same
+    `pool` as above.
     """
 
     def encode(
@@ -191,9 +192,12 @@ class FamilyReference(FolderReference):
         return self.pool_features(features, layers, strategy, mask_cls_sep)
 
     def encode_tokens(self, tokens: Sequence[str]) -> np.ndarray:
-        """One pre-tokenized text: each token's id (unknown: unk), between cls and sep."""
-        ids = [self.tokenizer.cls_token_id, *self.tokenizer.convert_tokens_to_ids(list(tokens)),
-               self.tokenizer.sep_token_id]
+        """One pre-tokenized text: each token's id (unknown: unk), between cls and sep (Qwen's:
+        no cls, and its eos after)."""
+        cls, sep = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        ids = [*([] if cls is None else [cls]),
+               *self.tokenizer.convert_tokens_to_ids(list(tokens)),
+               self.tokenizer.eos_token_id if sep is None else sep]
         features = {"input_ids": np.array([ids], np.int64),
                     "attention_mask": np.ones((1, len(ids)), np.int64),
                     "token_type_ids": np.zeros((1, len(ids)), np.int64)}
@@ -214,9 +218,11 @@ class FamilyReference(FolderReference):
         picked = np.concatenate([states[layer] for layer in layers], axis=-1)
         mask = features["attention_mask"].astype(np.float32)
         pool_mask = mask.copy()
-        if mask_cls_sep:
-            special = np.isin(features["input_ids"],
-                              [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id])
+        if mask_cls_sep:  # Qwen's tokenizer has neither: its one special is the eos it appends
+            marks = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
+            if marks == [None, None]:
+                marks = [self.tokenizer.eos_token_id]
+            special = np.isin(features["input_ids"], marks)
             pool_mask[special] = 0.0
         return pool(picked, mask, pool_mask, strategy)
 

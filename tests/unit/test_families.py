@@ -1,4 +1,4 @@
-"""RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet and ModernBERT against
+"""RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT and Qwen3 against
 transformers.
 
 Each family is a tiny random-weight model made by scripts/make_random_family.py
@@ -48,7 +48,7 @@ PAIRS = [
     " ||| only a second half",
 ]
 HAS_POOLER = ("roberta", "xlm-roberta", "camembert", "mpnet")
-TOKENIZER_JSON_ONLY = (*HAS_POOLER, "modernbert")
+TOKENIZER_JSON_ONLY = (*HAS_POOLER, "modernbert", "qwen3")
 """Families whose tokenizer (Unigram, byte-level BPE) has no vocab.txt to fall back to."""
 
 
@@ -76,7 +76,8 @@ def test_family_matches_transformers(
     mask_cls_sep: bool,
 ) -> None:
     if strategy == "CLS_POOLED" and family_of(family_dir) not in HAS_POOLER:
-        pytest.skip("DistilBERT, ELECTRA and ModernBERT have no pooler (refusal tested below)")
+        pytest.skip("DistilBERT, ELECTRA, ModernBERT and Qwen3 have no pooler (refusal tested "
+                    "below)")
     spec = PoolingSpec(layers, PoolingStrategy[strategy], mask_cls_sep)
     engine = load_engine(family_dir, graph_cache, pooling=spec, max_seq_len=None)
     texts = heldout_texts() + PAIRS
@@ -176,6 +177,9 @@ def test_pairs_are_laid_out_as_the_family_does(
         assert tokens[0] == "<s>" and tokens[-1] == "</s>"
         assert tokens.count("</s>") == 3
         assert batch.token_type_ids.max() == 0
+    elif family_of(family_dir) == "qwen3":  # Qwen3-Embedding's: A <eos> B <eos>, nothing before
+        assert tokens[-1] == "<|endoftext|>" and tokens.count("<|endoftext|>") == 2
+        assert tokens[0] != "<|endoftext|>"
     else:
         assert tokens[0] == "[CLS]" and tokens.count("[SEP]") == 2
 
@@ -216,7 +220,9 @@ def test_show_tokens_are_the_family_tokens_and_round_trip(
         ids = batch.input_ids[row, : batch.lengths[row]].tolist()
         assert tokens == family_reference.tokenizer.convert_ids_to_tokens(ids)
     # The tokens between the specials, sent back pre-tokenized, are the same ids.
-    again = tokenizer.encode_tokenized([tokens[1:-1] for tokens in batch.tokens])
+    template = read_special_template(family_dir / "tokenizer.json")
+    inner = slice(len(template.prefix), -len(template.suffix))
+    again = tokenizer.encode_tokenized([tokens[inner] for tokens in batch.tokens])
     np.testing.assert_array_equal(again.input_ids, batch.input_ids)
 
 
@@ -244,7 +250,10 @@ def test_no_special_token_leaves_only_the_text(family_dir: Path) -> None:
     plain = tokenizer_of(family_dir, max_seq_len=None, add_special_tokens=False)
     full = tokenizer_of(family_dir, max_seq_len=None)
     text = heldout_texts()[0]
-    assert plain.tokenize_rows([text]).ids.tolist() == full.tokenize_rows([text]).ids[1:-1].tolist()
+    template = read_special_template(family_dir / "tokenizer.json")
+    inner = slice(len(template.prefix), -len(template.suffix))
+    assert (plain.tokenize_rows([text]).ids.tolist()
+            == full.tokenize_rows([text]).ids[inner].tolist())
 
 
 # -- what is not served ----------------------------------------------------------------------
@@ -273,7 +282,7 @@ def test_other_model_types_are_refused_in_one_line(
     assert "\n" not in message
     assert f"model_type {model_type!r}" in message
     for served in ("bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra",
-                   "mpnet", "modernbert"):
+                   "mpnet", "modernbert", "qwen3", "qwen2"):
         assert served in message
 
 
@@ -332,11 +341,11 @@ def test_checkpoints_of_the_task_heads_load_by_their_prefixed_names(
     family_dir: Path, graph_cache: Path, tmp_path: Path
 ) -> None:
     """Hub folders are often saved from a head class: `roberta.`, `distilbert.`, `electra.`,
-    ModernBERT's `model.`."""
+    ModernBERT's `model.`, Qwen3ForCausalLM's `model.` (beside its `lm_head`)."""
     from safetensors.numpy import load_file, save_file
 
     prefix = {"distilbert": "distilbert.", "electra": "electra.", "mpnet": "mpnet.",
-              "modernbert": "model."}.get(family_of(family_dir), "roberta.")
+              "modernbert": "model.", "qwen3": "model."}.get(family_of(family_dir), "roberta.")
     state = {prefix + name: array
              for name, array in load_file(str(family_dir / "model.safetensors")).items()}
     state["lm_head.dense.weight"] = np.ones((4, 4), np.float32)  # a head, to be left out

@@ -177,8 +177,8 @@ class EngineOptions:
     model_dir: Path | None = setting(None, group="model", flags=(flag(
         "model_dir", type=Path, default=None,
         help="model folder (Google BERT checkpoint, or Hugging Face BERT, RoBERTa, "
-             "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT) or .onnx file; "
-             "default: the embedded all-MiniLM-L6-v2"),))
+             "XLM-RoBERTa, CamemBERT, DistilBERT, ELECTRA, MPNet, ModernBERT, Qwen3, Qwen2) "
+             "or .onnx file; default: the embedded all-MiniLM-L6-v2"),))
     tuned_model_dir: Path | None = setting(None, group="model", flags=(flag(
         "tuned_model_dir", type=Path, default=None,
         help="folder of a fine-tuned checkpoint; config and vocab still come from -model_dir"),))
