@@ -257,6 +257,8 @@ read)."""
 QWEN_SHARPENING = 4.0
 """What the random Qwen's gate_proj and up_proj are multiplied by (see `_sharpen_qwen`)."""
 QWEN_ATTENTION_SHARPENING = 2.0
+QWEN_EMBEDDING_SHARPENING = 4.0
+"""What the random Qwen's token embeddings are multiplied by."""
 """What Qwen3's q_norm and k_norm (Qwen2's q_proj and k_proj) are multiplied by."""
 
 
@@ -269,6 +271,9 @@ def _sharpen_qwen(model: Any) -> None:
     mean of the last layer), and a wrong rotary base, causal mask or key/value head moves
     vectors far beyond the tests' tolerance (measured in the commit adding Qwen3).
     """
+    # The residual stream's own part of each token, as for the encoders (`_sharpen_encoder`):
+    # without it unrelated texts' last-layer means sat at cosine 0.91, with it at 0.67.
+    model.embed_tokens.weight.mul_(QWEN_EMBEDDING_SHARPENING)
     for layer in model.layers:
         layer.mlp.gate_proj.weight.mul_(QWEN_SHARPENING)
         layer.mlp.up_proj.weight.mul_(QWEN_SHARPENING)
@@ -276,6 +281,26 @@ def _sharpen_qwen(model: Any) -> None:
         for part in ((attention.q_norm, attention.k_norm) if hasattr(attention, "q_norm")
                      else (attention.q_proj, attention.k_proj)):
             part.weight.mul_(QWEN_ATTENTION_SHARPENING)
+
+
+WORD_EMBEDDING_SHARPENING = 8.0
+"""What the BERT-like families' word embeddings are multiplied by (see `_sharpen_encoder`)."""
+
+
+def _sharpen_encoder(model: Any) -> None:
+    """Scale the word embeddings (and ELECTRA's projection of them) up.
+
+    At init plus noise, unrelated texts came out of the random RoBERTa, XLM-R, CamemBERT
+    and ELECTRA at cosine 0.975-0.99: the one part of a token's input that is its own, the
+    word embedding, was small beside the position embeddings and the biases every token
+    shares, so every text got nearly one vector and a wrong mask or pooling could hide
+    under the tests' 1e-4. Scaled by 8 (scaling every matrix by 4 made it worse, 0.99),
+    they stay below cosine 0.8 (a test per family checks 0.9), and shifting every
+    position id by one still moves RoBERTa's vectors by 2e-2, 200 times the tolerance.
+    """
+    for name, parameter in model.named_parameters():
+        if "word_embeddings" in name or "embeddings_project" in name:
+            parameter.mul_(WORD_EMBEDDING_SHARPENING)
 
 
 def _tokenizer_config(family: str) -> dict[str, Any]:
@@ -332,8 +357,10 @@ def write_random_family(family: str, out: Path, *, seed: int = 0, vocab_size: in
             parameter.add_(torch.randn_like(parameter) * 0.05)
         if family == "modernbert":
             _sharpen_modernbert(model)
-        if family in ("qwen3", "qwen2"):
+        elif family in ("qwen3", "qwen2"):
             _sharpen_qwen(model)
+        else:
+            _sharpen_encoder(model)
     model.eval().save_pretrained(str(out))
     return out
 

@@ -88,6 +88,24 @@ def test_family_matches_transformers(
     np.testing.assert_allclose(got, want, atol=TOLERANCE, rtol=0)
 
 
+UNRELATED = ["The quick brown fox jumps over the lazy dog.", "今天天气很好，我们去公园散步吧。",
+             "Numbers like 3.14, 42 and 2026 appear in texts too!", "ok",
+             "Привет, как дела? Всё хорошо, спасибо.", "Short text."]
+
+
+@pytest.mark.parametrize("layer", [-1, -2])
+def test_the_random_model_tells_unrelated_texts_apart(
+    family_reference: FamilyReference, layer: int
+) -> None:
+    """A parity figure is only worth something where texts get different vectors: at a
+    random model's default init they nearly coincide, and a wrong position id, mask or
+    pooling hides under 1e-4. Each family's random weights are scaled for this."""
+    vectors = family_reference.encode(UNRELATED, layers=(layer,), max_seq_len=None)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosines = unit @ unit.T - 2 * np.eye(len(UNRELATED))
+    assert cosines.max() < 0.9, cosines.max()
+
+
 def test_truncated_texts_match_transformers(
     family_dir: Path, family_reference: FamilyReference, graph_cache: Path
 ) -> None:
