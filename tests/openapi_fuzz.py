@@ -18,7 +18,7 @@ __all__ = ["JSON_ROUTES", "JSON_VALUES", "from_schema", "post_fuzzed_bodies", "r
 
 JSON_ROUTES = frozenset({
     "/encode", "/v1/embeddings", "/", "/embed", "/embed_all", "/embed_sparse", "/tokenize",
-    "/decode", "/rerank", "/predict", "/v1/rerank", "/v2/rerank"})
+    "/decode", "/rerank", "/predict", "/v1/rerank", "/v2/rerank", "/v1/embed", "/v2/embed"})
 """Every route that takes a JSON body, whatever the model (those of another kind refuse)."""
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)

@@ -492,7 +492,8 @@ def test_http_port_in_use_is_a_one_line_start_error(graph_cache: Path) -> None:
 
 
 def test_fuzzed_bodies_never_get_a_5xx(http: httpx.Client) -> None:
-    """On this embedding model; /rerank, /predict and Cohere's routes refuse it."""
+    """On this embedding model; /rerank, /predict and Cohere's rerank refuse it, Cohere's
+    embed answers one row per text in each form asked."""
 
     def check_reply(path: str, body: Any, reply: httpx.Response) -> None:
         if reply.status_code == 200 and path == "/encode":
@@ -500,8 +501,16 @@ def test_fuzzed_bodies_never_get_a_5xx(http: httpx.Client) -> None:
         if reply.status_code == 200 and path == "/v1/embeddings":
             count = 1 if isinstance(body["input"], str) else len(body["input"])
             assert len(reply.json()["data"]) == count
+        if reply.status_code == 200 and path in ("/v1/embed", "/v2/embed"):
+            for rows in _cohere_forms(reply.json()["embeddings"]):
+                assert len(rows) == len(body["texts"])
 
     post_fuzzed_bodies(http, max_examples=150, check_reply=check_reply)
+
+
+def _cohere_forms(embeddings: Any) -> list[Any]:
+    """Cohere's v1 floats are the rows themselves; by type, each form is a list of rows."""
+    return [embeddings] if isinstance(embeddings, list) else list(embeddings.values())
 
 
 # -- the error map for failures a healthy server will not show on demand -------------------------

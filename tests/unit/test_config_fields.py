@@ -33,7 +33,8 @@ FLAG_KEYS = {
 }
 """What SHOW_CONFIG says of the flags (the original sent its CLI arguments); no secrets."""
 BANNER_ONLY = {"bind_ip", "http_max_body_bytes", "api_key", "max_request_texts",
-               "max_queue_texts", "intra_op_threads", "job_timeout", "device_map"}
+               "max_queue_texts", "intra_op_threads", "job_timeout", "device_map",
+               "embedding_ranges"}
 
 
 @pytest.fixture(autouse=True)

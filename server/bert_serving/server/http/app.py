@@ -53,7 +53,9 @@ Sentence embeddings from a bert-serving server over HTTP: the original
 bert-as-service routes (`/encode`, `/status/*`), OpenAI's `/v1/embeddings`, and
 text-embeddings-inference's (`/`, `/embed`, `/embed_all`, `/embed_sparse`,
 `/tokenize`, `/decode`, `/info`, and `/rerank`, `/predict` on a classifier or
-cross-encoder), and Cohere's `/v1/rerank` and `/v2/rerank` on a cross-encoder.
+cross-encoder), and Cohere's `/v1/rerank` and `/v2/rerank` on a cross-encoder and
+`/v1/embed` and `/v2/embed` (float, int8, uint8, binary, ubinary, base64) on an
+embedding model.
 Routes follow the loaded model's kind: a sparse model (`-head sparse`) answers
 `/embed_sparse` and the embedding routes refuse it, and the other way round.
 With `-api_key`, every route but `/health` and `/ready` (and `/metrics` under

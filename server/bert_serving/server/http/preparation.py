@@ -96,6 +96,8 @@ class ServedModel:
     """What the served graph outputs; routes for another head refuse (see `model_head`)."""
     labels: tuple[str, ...] = ()
     """A classifier's label names by logit index (id2label); () for other heads."""
+    embedding_ranges: np.ndarray | None = field(default=None, compare=False)
+    """-embedding_ranges: [2, dim] per-dimension min and max for int8 and uint8."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..config import ServerConfig
 from ..errors import ConfigError
 from ..model.default_model import default_model_dir
@@ -25,6 +27,7 @@ from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from .preparation import ServedModel, TextTools
+from .quantized_embeddings import load_ranges
 from .settings import GatewaySettings
 
 __all__ = ["SPLADE_POOLING", "native_embedding_notes", "served_model"]
@@ -73,7 +76,18 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         truncation=config.truncation,
         head=head,
         labels=graph.labels if graph else (),
+        embedding_ranges=_embedding_ranges(config.embedding_ranges),
     )
+
+
+def _embedding_ranges(path: Path | None) -> np.ndarray | None:
+    """-embedding_ranges' array, checked at start; ConfigError naming the flag if unusable."""
+    if path is None:
+        return None
+    try:
+        return load_ranges(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"-embedding_ranges: {error}") from None
 
 
 def _pooling_name(spec: PoolingSpec) -> str:
