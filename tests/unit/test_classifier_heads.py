@@ -213,3 +213,31 @@ def test_require_head_names_the_loaded_kind() -> None:
     assert "needs an embedding model" in problem.message
     assert "serves a sequence-classification model" in problem.message
     assert "/predict" in problem.message
+
+
+def test_a_cross_encoder_with_sentence_transformers_modules_gets_one_logits_graph(
+        tmp_path: Path) -> None:
+    """A folder that is a classifier and also has modules.json: the start asks for a native
+    view (it cannot know the head yet), the converter builds the logits graph without one,
+    under the same cache entry as a start without -http_port, and no note claims a pooling."""
+    from bert_serving.server.config import parse_server_config
+    from bert_serving.server.http.served_model import native_embedding_notes
+    from bert_serving.server.model.pooling import NativeView
+
+    folder = write_random_classifier("bert", tmp_path / "cross-encoder")
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"pooling_mode_cls_token": True}))
+    config = parse_server_config(["-model_dir", str(folder), "-http_port", "1"])
+    view = config.engine.native_view
+    assert isinstance(view, NativeView)
+    cache, source = GraphCache(tmp_path / "cache"), detect_model_source(folder)
+    with_view = prepare_graph(source, ConversionOptions(native=view), cache)
+    without = prepare_graph(source, ConversionOptions(), cache)
+    assert with_view.path == without.path and not without.converted_now
+    assert (with_view.metadata.head, with_view.metadata.native) == (ModelHead.CLASSIFIER, None)
+    assert native_embedding_notes(config, None, ModelHead.CLASSIFIER) == []

@@ -90,3 +90,27 @@ def test_cpu_sessions_leave_out_the_slow_skip_layer_norm_fusion(
     assert "SkipLayerNormalization" not in ours  # ...and CPU runners do not let it
     assert "LayerNormalization" in ours
     assert disabled_optimizers(parse_device("cuda:0")) == []
+
+
+def test_fp16_gpu_graph_with_the_native_view_loads_and_keeps_both_halves(
+        minilm_dir: Path, tmp_path: Path) -> None:
+    """The graph a GPU gets on a plain start with -http_port: [layer -2 mean | MiniLM's own,
+    normalized in the graph]. Max in that normalization once stayed fp32 after the fp16
+    conversion, which onnxruntime refused to load."""
+    from bert_serving.server.config import parse_server_config
+
+    options = parse_server_config(["-model_dir", str(minilm_dir), "-http_port", "1",
+                                   "-graph_tmp_dir", str(tmp_path)]).engine
+    assert options.native_view is not None
+    graph = prepare_graph(detect_model_source(minilm_dir),
+                          ConversionOptions(precision="fp16", fuse_for_gpu=True,
+                                            native=options.native_view),
+                          GraphCache(tmp_path))
+    onnx.checker.check_model(onnx.load(str(graph.path)))
+    fp32 = Engine.load(options)
+    runner = OnnxRunner(graph.path, device="cpu", use_io_binding=True)
+    batch = fp32.tokenize(heldout_texts())
+    rows, want = runner.embed(batch), fp32.embed(batch)
+    for half in (slice(0, 384), slice(384, 768)):
+        assert cosine_rows(rows[:, half], want[:, half]).min() >= 0.999
+    assert np.allclose(np.linalg.norm(rows[:, 384:], axis=1), 1, atol=1e-3)

@@ -266,7 +266,8 @@ class BertServer:
                 f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
                 f"to this server from: add it to -allow_ip, or drop -http_port"
             )
-        for note in native_embedding_notes(self.config, self.graph.metadata.native):
+        metadata = self.graph.metadata
+        for note in native_embedding_notes(self.config, metadata.native, metadata.head):
             log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
         app = create_app(settings, self._local_client, is_ready=self.is_ready,

@@ -355,9 +355,13 @@ def build_bert_graph(
 
 
 def _l2_normalized(g: _GraphBuilder, vectors: str) -> str:
-    """Rows scaled to unit length as torch's normalize does (norms clamped at 1e-12)."""
+    """Rows scaled to unit length as torch's normalize does (norms clamped at 1e-12).
+
+    Clip, not Max: the fp16 converter keeps Max in fp32 (its block list) without a Cast
+    in front, and onnxruntime then refuses the GPU graph for mixing the two types.
+    """
     norms = g.op("ReduceL2", vectors, axes=[1], keepdims=1)
-    return g.op("Div", vectors, g.op("Max", norms, g.scalar_f(1e-12)))
+    return g.op("Div", vectors, g.op("Clip", norms, g.scalar_f(1e-12)))
 
 
 def encoder_states(

@@ -65,7 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "6"  # 6: classifier folders become logits graphs
+BUILDER_VERSION = "7"  # 6: classifier folders become logits graphs; 7: native view's Clip
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,8 @@ def prepare_graph(
             return ready
     if _classifier_head(source) is not None:  # before any work: one line, not a conversion
         check_classifier_pooling(options.pooling)
+        # A logits graph pools nothing: a cross-encoder folder's modules.json asks for no view.
+        options = dataclasses.replace(options, native=None)
     started = time.perf_counter()
     progress(f"hashing {source.describe()} for the graph cache")
     key = _cache_key(source, options)

@@ -104,21 +104,27 @@ def _describe(spec: PoolingSpec, normalize: bool) -> str:
             f"{', normalized' if normalize else ''}")
 
 
-def native_embedding_notes(config: ServerConfig, view: NativeView | None = None) -> list[str]:
+def native_embedding_notes(config: ServerConfig, view: NativeView | None = None,
+                           head: ModelHead = ModelHead.EMBEDDING) -> list[str]:
     """Warnings for a gateway whose routes will not give the model's own embedding in full
-    (`view`: the one the served graph pools beside the server's, if any)."""
+    (`view`: the one the served graph pools beside the server's, if any; a classifier or
+    sparse graph embeds nothing, so it gets none)."""
     native = _folder_native(config)
-    if native is None:
+    if native is None or head is not ModelHead.EMBEDDING:
         return []
     notes = []
     if view is None and not _is_native(config, native):
         pooling = config.engine.pooling
+        why = ("token vectors (-pooling_strategy NONE) share no rows with it"
+               if pooling.strategy is PoolingStrategy.NONE
+               else "this graph computes no second pooling (a ready .onnx graph, or no "
+                    "-http_port when it was built)")
         notes.append(
             f"the TEI and OpenAI routes serve this server's pooling (layers "
             f"{list(pooling.layers)}, {pooling.strategy.name}), not the model's own embedding "
             f"({native.pooling_name} of the last layer"
-            f"{', normalized' if native.normalize else ''}): this graph computes no second "
-            "pooling (a ready .onnx graph?); start with -pooling_strategy MODEL for that")
+            f"{', normalized' if native.normalize else ''}): {why}; start with "
+            "-pooling_strategy MODEL for that")
     max_len = config.engine.max_seq_len
     if native.max_seq_length and (max_len is None or max_len < native.max_seq_length):
         notes.append(

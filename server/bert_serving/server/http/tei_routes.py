@@ -9,9 +9,10 @@ The embedding routes answer an embedding model and `/embed_sparse` a sparse one
 (`-head sparse`); each refuses the other kind, naming the kind loaded. Errors come
 back in TEI's shape (errors.py, by path).
 
-The vectors are the server's: the model's own embedding when the server runs
--pooling_strategy MODEL (or its folder's equivalent flags), else the server's
-pooling; `/info` says which (`model_type.embedding.pooling`). `normalize`
+The vectors are the model's own embedding wherever the folder declares one: the
+graph pools it beside the 1.10 protocol's pooling (`NativeView`) and these routes
+ask for it, or the server runs -pooling_strategy MODEL; else the server's pooling.
+`/info` says which (`model_type.embedding.pooling`, `pooling_by_route`). `normalize`
 (default true) L2-normalizes after that; a server whose model normalizes
 (MODEL with a Normalize module) answers unit vectors whatever `normalize` says.
 """

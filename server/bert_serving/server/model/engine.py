@@ -11,6 +11,9 @@ Usage::
 
     engine = Engine.load(EngineOptions(model_dir=Path("./chinese_L-12_H-768_A-12")))
     vectors = engine.encode(["你好", "hello world"])   # float32 [2, 768]
+
+A graph with a native view (`NativeView`) returns rows of `graph.metadata.row_width`:
+the server's pooling (`output_width` columns), then the model's own embedding.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class Engine:
         self._tokenizer = tokenizer
         self.padder = padder
         self.runner = runner
+        if normalize and graph.metadata.native is not None:  # would mix both halves' norms
+            raise ValueError("a graph with a native view is never L2-normalized as a whole: "
+                             "its native half is normalized in the graph")
         self.normalize = normalize
 
     @classmethod
@@ -88,6 +94,7 @@ class Engine:
 
     @property
     def output_width(self) -> int:
+        """The server's pooling's columns; a native view's follow (`metadata.row_width`)."""
         return self.graph.metadata.output_width
 
     def tokenize(
