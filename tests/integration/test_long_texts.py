@@ -36,6 +36,18 @@ def reference_windows(reference: TransformersReference, text: str) -> list[list[
     return [[tokenizer.cls_token_id, *ids[s: s + width], tokenizer.sep_token_id] for s in starts]
 
 
+def window_features(windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray,
+                                                       dict[str, np.ndarray]]:
+    """A text's windows as one padded batch: (ids, mask, the model's inputs)."""
+    width = max(map(len, windows))
+    ids = np.zeros((len(windows), width), np.int64)
+    mask = np.zeros_like(ids)
+    for i, window in enumerate(windows):
+        ids[i, : len(window)], mask[i, : len(window)] = window, 1
+    return ids, mask, {"input_ids": ids, "attention_mask": mask,
+                       "token_type_ids": np.zeros_like(ids)}
+
+
 def reference_native(reference: TransformersReference, texts: list[str], *,
                      chunked: bool) -> np.ndarray:
     """The MiniLM's own embedding (last layer mean, normalized) of each text's windows, or of
@@ -44,12 +56,7 @@ def reference_native(reference: TransformersReference, texts: list[str], *,
     rows = []
     for text in texts:
         windows = reference_windows(reference, text)[: None if chunked else 1]
-        width = max(map(len, windows))
-        ids = np.zeros((len(windows), width), np.int64)
-        mask = np.zeros_like(ids)
-        for i, window in enumerate(windows):
-            ids[i, : len(window)], mask[i, : len(window)] = window, 1
-        features = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        _, mask, features = window_features(windows)
         weights = mask.astype(np.float32)
         pooled = pool(reference.hidden_states(features)[-1], weights, weights, "REDUCE_MEAN")
         pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -63,12 +70,7 @@ def reference_chunked(reference: TransformersReference, texts: list[str], strate
     rows, counts = [], []
     for text in texts:
         windows = reference_windows(reference, text)
-        width = max(map(len, windows))
-        ids = np.zeros((len(windows), width), np.int64)
-        mask = np.zeros_like(ids)
-        for i, window in enumerate(windows):
-            ids[i, : len(window)], mask[i, : len(window)] = window, 1
-        features = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        ids, mask, features = window_features(windows)
         states = reference.hidden_states(features)[-2]
         pool_mask = mask.astype(np.float32)
         if mask_cls_sep:

@@ -278,13 +278,7 @@ class BertClient:
         """
         check_texts(texts, is_tokenized)
         self._warn_about_length(texts, is_tokenized)
-        rows = self._encode_streamed(texts)
-        vectors, _ = rows.result()
-        counts = rows.token_counts()
-        if counts is None:
-            raise ServerError("the server sent no token counts (a bert-serving server older "
-                              "than this client?)", ErrorKind.BAD_REPLY)
-        return vectors, counts
+        return _with_token_counts(self._encode_streamed(texts))
 
     def encode_inputs(self, inputs: Sequence[TextInput], *,
                       native: bool = False) -> tuple[np.ndarray, list[int]]:
@@ -300,13 +294,8 @@ class BertClient:
         TypeError/ValueError for bad input, ServerError, BertClientTimeout.
         """
         check_inputs(inputs)
-        rows = self._encode_streamed(list(inputs), verbatim=True, native=native)
-        vectors, _ = rows.result()
-        counts = rows.token_counts()
-        if counts is None:
-            raise ServerError("the server sent no token counts (a bert-serving server older "
-                              "than this client?)", ErrorKind.BAD_REPLY)
-        return vectors, counts
+        return _with_token_counts(self._encode_streamed(list(inputs), verbatim=True,
+                                                        native=native))
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """Score each text against `query` with the server's cross-encoder, best first.
@@ -518,6 +507,16 @@ class BertClient:
         exc_tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _with_token_counts(rows: RowAssembler) -> tuple[np.ndarray, list[int]]:
+    """The assembled rows and the tokens the model read per row, which the reply must carry."""
+    vectors, _ = rows.result()
+    counts = rows.token_counts()
+    if counts is None:
+        raise ServerError("the server sent no token counts (a bert-serving server older "
+                          "than this client?)", ErrorKind.BAD_REPLY)
+    return vectors, counts
 
 
 def _embeddings(reply: Reply) -> EmbeddingReply:
