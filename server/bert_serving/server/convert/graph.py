@@ -28,7 +28,7 @@ Usage::
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import onnx
@@ -47,8 +47,9 @@ from .weights import (
     layer_prefix,
 )
 
-__all__ = ["OPSET", "assemble_graph", "build_bert_graph", "encoder_states",
-           "relative_position_buckets"]
+__all__ = ["OPSET", "assemble_graph", "build_bert_graph", "encoder_states", "pair_bias",
+           "refuse_without_positions", "relative_position_buckets", "sequence_length",
+           "sequence_positions"]
 
 OPSET = 17  # LayerNormalization is a standard op from 17 on
 IR_VERSION = 8  # onnxruntime 1.31 reads IR <= 13; 8 is what opset 17 needs
@@ -149,14 +150,39 @@ def _position_ids(g: _GraphBuilder, config: BertConfig) -> str:
     non-padding ids; the attention mask says the same without reading ids).
     """
     if not config.position_offset:
-        seq_len = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)),
-                       axis=0)
-        return g.op("Range", g.const(np.array(0, np.int64)), seq_len,
-                    g.const(np.array(1, np.int64)), hint="position_ids")
+        return sequence_positions(g, hint="position_ids")
     counted = g.op("CumSum", "attention_mask", g.const(np.array(1, np.int64)))
     real = g.op("Mul", counted, "attention_mask")
     return g.op("Add", real, g.const(np.array(config.pad_token_id, np.int64)),
                 hint="position_ids")
+
+
+def sequence_length(g: _GraphBuilder) -> str:
+    """[1] int64: the batch's sequence length, for slicing tables built for the longest."""
+    return g.op("Slice", g.op("Shape", "input_ids"), g.ints(1), g.ints(2))
+
+
+def sequence_positions(g: _GraphBuilder, hint: str | None = None) -> str:
+    """[seq] int64 0, 1, 2 ...: the batch's positions (Shape, Gather, Range, as PyTorch
+    exports BERT's position ids)."""
+    seq_len = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)),
+                   axis=0)
+    return g.op("Range", g.const(np.array(0, np.int64)), seq_len,
+                g.const(np.array(1, np.int64)), hint=hint)
+
+
+def pair_bias(g: _GraphBuilder, blocked: str) -> str:
+    """[1, 1, seq, seq] additive bias: -10000 where `blocked` ([query, key] bool) is true."""
+    masked = g.op("Mul", g.op("Cast", blocked, to=TensorProto.FLOAT),
+                  g.scalar_f(ATTENTION_MASK_BIAS))
+    return g.op("Unsqueeze", masked, g.ints(0, 1))
+
+
+def refuse_without_positions(family: str) -> NoReturn:
+    """-no_position_embeddings for a rotary family: there is no table to leave out."""
+    raise UnsupportedModelError(
+        f"-no_position_embeddings does not apply to {family}: its positions are rotary, "
+        "part of every attention layer, not a table added to the embeddings; drop the flag")
 
 
 def _attention_bias(g: _GraphBuilder) -> str:
@@ -203,7 +229,7 @@ def _relative_position_bias(g: _GraphBuilder, config: BertConfig, weights: BertW
     """
     buckets = relative_position_buckets(config.max_position_embeddings,
                                         config.relative_attention_num_buckets)
-    seq = g.op("Slice", g.op("Shape", "input_ids"), g.ints(1), g.ints(2))
+    seq = sequence_length(g)
     ends = g.op("Concat", seq, seq, axis=0)
     window = g.op("Slice", g.const(buckets, "relative_buckets"), g.ints(0, 0), ends,
                   g.ints(0, 1))

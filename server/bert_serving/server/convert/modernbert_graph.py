@@ -27,11 +27,17 @@ Usage (through graph.py, which dispatches on `config.family`)::
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
 
-from ..errors import UnsupportedModelError
 from .bert_config import BertConfig
-from .graph import ATTENTION_MASK_BIAS, _activation, _attention_bias, _GraphBuilder
+from .graph import (
+    _activation,
+    _attention_bias,
+    _GraphBuilder,
+    pair_bias,
+    refuse_without_positions,
+    sequence_length,
+    sequence_positions,
+)
 from .weights import EMBEDDINGS, BertWeights, layer_prefix
 
 __all__ = ["FINAL_NORM", "modernbert_states", "rotary_tables"]
@@ -43,9 +49,7 @@ def modernbert_states(g: _GraphBuilder, config: BertConfig, weights: BertWeights
                       use_positions: bool) -> list[str]:
     """The embeddings' output and each of the first `depth` layers' (the last one normed)."""
     if not use_positions:
-        raise UnsupportedModelError(
-            "-no_position_embeddings does not apply to ModernBERT: its positions are rotary, "
-            "part of every attention layer, not a table added to the embeddings; drop the flag")
+        refuse_without_positions("ModernBERT")
     _check_shapes(config, weights, depth)
     eps = config.layer_norm_eps
     words = g.op("Gather", g.const(weights[f"{EMBEDDINGS}/word_embeddings"], "word_emb"),
@@ -112,13 +116,10 @@ def _window_bias(g: _GraphBuilder, half_window: int) -> str:
 
     transformers' bidirectional sliding window: |query - key| <= local_attention // 2.
     """
-    seq = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)), axis=0)
-    positions = g.op("Range", g.const(np.array(0, np.int64)), seq, g.const(np.array(1, np.int64)))
+    positions = sequence_positions(g)
     distance = g.op("Abs", g.op("Sub", g.op("Unsqueeze", positions, g.ints(1)),
                                 g.op("Unsqueeze", positions, g.ints(0))))
-    far = g.op("Cast", g.op("Greater", distance, g.const(np.array(half_window, np.int64))),
-               to=TensorProto.FLOAT)
-    return g.op("Unsqueeze", g.op("Mul", far, g.scalar_f(ATTENTION_MASK_BIAS)), g.ints(0, 1))
+    return pair_bias(g, g.op("Greater", distance, g.const(np.array(half_window, np.int64))))
 
 
 def rotary_tables(length: int, head_size: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +139,7 @@ def rotary_tables(length: int, head_size: int, theta: float) -> tuple[np.ndarray
 def _rotary(g: _GraphBuilder, config: BertConfig, theta: float) -> tuple[str, str]:
     """cos and sin for the batch's length: the full tables, sliced in the graph."""
     cos, sin = rotary_tables(config.max_position_embeddings, config.head_size, theta)
-    seq = g.op("Slice", g.op("Shape", "input_ids"), g.ints(1), g.ints(2))
+    seq = sequence_length(g)
 
     def sliced(table: np.ndarray, name: str) -> str:
         return g.op("Slice", g.const(table, name), g.ints(0), seq, g.ints(0))

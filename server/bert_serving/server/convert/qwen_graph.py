@@ -33,12 +33,15 @@ Usage (through graph.py, which dispatches on `config.family`)::
 
 from __future__ import annotations
 
-import numpy as np
-from onnx import TensorProto
-
-from ..errors import UnsupportedModelError
 from .bert_config import BertConfig
-from .graph import ATTENTION_MASK_BIAS, _activation, _attention_bias, _GraphBuilder
+from .graph import (
+    _activation,
+    _attention_bias,
+    _GraphBuilder,
+    pair_bias,
+    refuse_without_positions,
+    sequence_positions,
+)
 from .modernbert_graph import FINAL_NORM, _linear, _rotary, _rotate
 from .weights import EMBEDDINGS, BertWeights, layer_prefix
 
@@ -49,10 +52,7 @@ def qwen_states(g: _GraphBuilder, config: BertConfig, weights: BertWeights, dept
                 use_positions: bool) -> list[str]:
     """The token embeddings and each of the first `depth` layers' outputs (the last normed)."""
     if not use_positions:
-        raise UnsupportedModelError(
-            f"-no_position_embeddings does not apply to {config.family}: its positions are "
-            "rotary, part of every attention layer, not a table added to the embeddings; "
-            "drop the flag")
+        refuse_without_positions(config.family)
     _check_shapes(config, weights, depth)
     states = [g.op("Gather", g.const(weights[f"{EMBEDDINGS}/word_embeddings"], "word_emb"),
                    "input_ids", axis=0)]
@@ -104,13 +104,9 @@ def _rms_norm(g: _GraphBuilder, x: str, weights: BertWeights, prefix: str, eps: 
 
 def _causal_bias(g: _GraphBuilder) -> str:
     """[1, 1, seq, seq]: -10000 where the key comes after the query."""
-    seq = g.op("Gather", g.op("Shape", "input_ids"), g.const(np.array(1, np.int64)), axis=0)
-    positions = g.op("Range", g.const(np.array(0, np.int64)), seq, g.const(np.array(1, np.int64)))
-    later = g.op("Greater", g.op("Unsqueeze", positions, g.ints(0)),
-                 g.op("Unsqueeze", positions, g.ints(1)))  # [query, key]: key > query
-    masked = g.op("Mul", g.op("Cast", later, to=TensorProto.FLOAT),
-                  g.scalar_f(ATTENTION_MASK_BIAS))
-    return g.op("Unsqueeze", masked, g.ints(0, 1))
+    positions = sequence_positions(g)
+    return pair_bias(g, g.op("Greater", g.op("Unsqueeze", positions, g.ints(0)),
+                             g.op("Unsqueeze", positions, g.ints(1))))  # [query, key]: key > query
 
 
 def _heads(g: _GraphBuilder, x: str, weights: BertWeights, config: BertConfig, prefix: str,
