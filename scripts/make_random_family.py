@@ -109,18 +109,31 @@ def _byte_bpe_tokenizer(vocab_size: int) -> Any:
     return tokenizer
 
 
-def _modernbert_tokenizer(vocab_size: int) -> Any:
-    """Byte-level BPE, specials after the merges, and a [CLS] a [SEP] b [SEP] template."""
-    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors, trainers
+def _bpe_with_specials_after(vocab_size: int, pre_tokenizer: Any, specials: list[str],
+                             normalizer: Any = None) -> Any:
+    """Byte-level BPE trained on the corpus, its special tokens added after the merges (as
+    ModernBERT's and Qwen's files have them), the vocabulary `vocab_size` in all."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
     from tokenizers.models import BPE
 
     tokenizer = Tokenizer(BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if normalizer is not None:
+        tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(_SPECIALS_BERT),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(specials),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(_corpus(), trainer)
-    tokenizer.add_special_tokens(_SPECIALS_BERT)
+    tokenizer.add_special_tokens(specials)
+    return tokenizer
+
+
+def _modernbert_tokenizer(vocab_size: int) -> Any:
+    """Byte-level BPE, specials after the merges, and a [CLS] a [SEP] b [SEP] template."""
+    from tokenizers import pre_tokenizers, processors
+
+    tokenizer = _bpe_with_specials_after(
+        vocab_size, pre_tokenizers.ByteLevel(add_prefix_space=False), _SPECIALS_BERT)
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
         special_tokens=[(token, tokenizer.token_to_id(token)) for token in ("[CLS]", "[SEP]")])
@@ -141,27 +154,12 @@ def _qwen_tokenizer(vocab_size: int) -> Any:
     The released Qwen3-Embedding tokenizer.json appends <|endoftext|> through a
     TemplateProcessing post-processor, the second text and its <|endoftext|> of type 1.
     """
-    from tokenizers import (
-        Regex,
-        Tokenizer,
-        decoders,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from tokenizers.models import BPE
+    from tokenizers import Regex, normalizers, pre_tokenizers, processors
 
-    tokenizer = Tokenizer(BPE())
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+    tokenizer = _bpe_with_specials_after(vocab_size, pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(_QWEN_SPLIT), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(_SPECIALS_QWEN),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(_corpus(), trainer)
-    tokenizer.add_special_tokens(_SPECIALS_QWEN)
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]),
+        _SPECIALS_QWEN, normalizer=normalizers.NFC())
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A:0 {QWEN_EOS}:0", pair=f"$A:0 {QWEN_EOS}:0 $B:1 {QWEN_EOS}:1",
         special_tokens=[(QWEN_EOS, tokenizer.token_to_id(QWEN_EOS))])
