@@ -26,7 +26,6 @@ Usage::
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any, Literal
 
@@ -35,11 +34,10 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ..model.head import ModelHead
 from .classifier_schemas import CohereRerankRequest
 from .cohere_schemas import CohereEmbedRequest, EmbeddingType, prompt_name_for
-from .errors import GatewayError, Problem, invalid
-from .heads import require_cross_encoder, require_head
+from .errors import GatewayError, invalid
+from .heads import require_cross_encoder, require_pooled
 from .preparation import (
     Direction,
     ServedModel,
@@ -48,7 +46,7 @@ from .preparation import (
     prompt_for,
     shape_vectors,
 )
-from .quantized_embeddings import RANGED, quantize, ranges_for
+from .quantized_embeddings import RANGED, base64_floats, quantize, ranges_for
 from .routes import Service, Settings, errors_documented, json_reply
 from .schemas import OpenAIErrorReply
 from .service import Encoded
@@ -104,11 +102,7 @@ async def cohere_embed_v1(body: CohereEmbedRequest, service: Service, model: Mod
 async def _embed(body: CohereEmbedRequest, service: Service, model: ServedModel
                  ) -> tuple[list[str], Encoded, dict[EmbeddingType, Any]]:
     """The texts, their vectors (cut to output_dimension) and each asked form of them."""
-    require_head(model, ModelHead.EMBEDDING)
-    if model.token_level:
-        raise GatewayError(Problem(
-            "ValidationError", 422, "this server returns token vectors (-pooling_strategy "
-            "NONE): start it with -pooling_strategy MODEL for Cohere's embed"))
+    require_pooled(model, "start it with -pooling_strategy MODEL for Cohere's embed")
     texts, types = body.checked_texts, body.types
     unit_vectors = model.normalized or body.output_dimension is not None
     _check_ranged(types, unit_vectors, model.embedding_ranges)
@@ -148,7 +142,7 @@ def _forms(vectors: np.ndarray, types: list[EmbeddingType], *, unit_vectors: boo
         if kind == "float":
             forms[kind] = vectors
         elif kind == "base64":
-            forms[kind] = [_base64(row) for row in vectors]
+            forms[kind] = [base64_floats(row) for row in vectors]
         else:
             try:
                 ranges = ranges_for(vectors.shape[-1], unit_vectors=unit_vectors,
@@ -171,6 +165,3 @@ def _meta(version: str, encoded: Encoded) -> dict[str, Any]:
             "billed_units": {"input_tokens": sum(encoded.token_counts)}}
 
 
-def _base64(row: np.ndarray) -> str:
-    """Cohere's base64: the float vector's little-endian float32 bytes."""
-    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")

@@ -20,7 +20,7 @@ from ..model.head import ModelHead
 from .errors import GatewayError, Problem
 from .preparation import ServedModel
 
-__all__ = ["ROUTES_OF_HEAD", "require_cross_encoder", "require_head"]
+__all__ = ["ROUTES_OF_HEAD", "require_cross_encoder", "require_head", "require_pooled"]
 
 ROUTES_OF_HEAD = {
     ModelHead.EMBEDDING: "/embed, /embed_all, /v1/embeddings and /encode",
@@ -45,6 +45,16 @@ def require_head(model: ServedModel, *heads: ModelHead) -> None:
         "WrongModelKind", 400,
         f"this route needs {wanted}, but this server serves {_DESCRIPTIONS[model.head]} "
         f"({model.name}), which answers {ROUTES_OF_HEAD[model.head]}"))
+
+
+def require_pooled(model: ServedModel, instead: str) -> None:
+    """An embedding model's pooled vectors: refused, with `instead`, under -pooling_strategy
+    NONE, whose rows are token vectors."""
+    require_head(model, ModelHead.EMBEDDING)
+    if model.token_level:
+        raise GatewayError(Problem(
+            "ValidationError", 422,
+            f"this server returns token vectors (-pooling_strategy NONE): {instead}"))
 
 
 def require_cross_encoder(model: ServedModel) -> None:

@@ -35,13 +35,14 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
-__all__ = ["PRECISIONS", "RANGED", "Precision", "load_ranges", "quantize", "ranges_for",
-           "unit_vector_ranges"]
+__all__ = ["PRECISIONS", "RANGED", "Precision", "base64_floats", "load_ranges", "quantize",
+           "ranges_for", "unit_vector_ranges"]
 
 Precision = Literal["int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
@@ -50,6 +51,11 @@ RANGED: frozenset[str] = frozenset({"int8", "uint8"})
 
 UNIT_RANGE_SIGMAS = 4.0
 """The default range's half-width, in root-mean-squares of a unit vector's coordinates."""
+
+
+def base64_floats(row: np.ndarray) -> str:
+    """OpenAI's and Cohere's base64 form: the float vector's little-endian float32 bytes."""
+    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
 
 
 def unit_vector_ranges(dim: int) -> np.ndarray:

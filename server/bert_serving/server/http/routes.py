@@ -14,7 +14,6 @@ models then serve /docs only.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, cast
@@ -29,6 +28,7 @@ from ..model.head import ModelHead
 from .heads import require_head
 from .metrics import CONTENT_TYPE, GatewayMetrics
 from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
+from .quantized_embeddings import base64_floats
 from .schemas import (
     EmbeddingsReply,
     EmbeddingsRequest,
@@ -132,7 +132,7 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
 
 def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dict[str, Any]:
     tokens = sum(encoded.token_counts)
-    as_value = _base64 if encoding_format == "base64" else _as_is
+    as_value = base64_floats if encoding_format == "base64" else _as_is
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": as_value(row)}
@@ -152,9 +152,6 @@ def _as_is(row: np.ndarray) -> np.ndarray:
     return row
 
 
-def _base64(row: np.ndarray) -> str:
-    """OpenAI's base64: the vector's little-endian float32 bytes."""
-    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
 
 
 # -- probes --------------------------------------------------------------------------------------

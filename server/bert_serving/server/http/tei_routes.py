@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from .. import __version__
 from ..model.head import ModelHead
 from .errors import GatewayError, Problem
-from .heads import require_head
+from .heads import require_head, require_pooled
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
 from .routes import Service, Settings, json_reply
 from .service import Encoded, EncodedSparse
@@ -67,11 +67,7 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
 @tei_routes.post("/embed", response_model=list[list[float]])
 async def embed(body: EmbedRequest, service: Service, model: Model) -> Response:
     """TEI's pooled embeddings: one vector per input, in order."""
-    require_head(model, ModelHead.EMBEDDING)
-    if model.token_level:
-        raise GatewayError(Problem(
-            "ValidationError", 422, "this server returns token vectors (-pooling_strategy "
-            "NONE): use /embed_all, or start it with -pooling_strategy MODEL"))
+    require_pooled(model, "use /embed_all, or start it with -pooling_strategy MODEL")
     encoded = await _encode(body, service, model)
     return await json_reply(lambda: shape_vectors(
         encoded.vectors, dimensions=body.dimensions, normalize=body.normalize))
