@@ -41,7 +41,7 @@ from bert_serving.proto.internal import Control, encode_control
 from .access import start_authenticator
 from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget, show_config
 from .errors import BertServingError, ConfigError
-from .http import GatewaySettings, HttpGateway, create_app
+from .http import Drain, GatewaySettings, HttpGateway, create_app
 from .http.served_model import native_embedding_notes, served_model
 from .model.chunking import Reduction, reduction_for
 from .model.engine import build_tokenizer
@@ -270,11 +270,13 @@ class BertServer:
         for note in native_embedding_notes(self.config, metadata.native, metadata.head):
             log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
+        drain = Drain()
         app = create_app(settings, self._local_client, is_ready=self.is_ready,
                          is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata))
+                         model=served_model(self.config, tokenizer, self.graph.metadata),
+                         drain=drain)
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
-                                   grace_s=DRAIN_TIMEOUT_S)
+                                   grace_s=DRAIN_TIMEOUT_S, drain=drain)
         self.gateway.start()
 
     def _local_ip(self) -> str:

@@ -10,7 +10,8 @@ plain values to the service; TEI's in `tei_routes`), `preparation` (prompts,
 truncation and Matryoshka cuts around the server's vectors), `served_model`
 (what the server runs, as those routes see it), `service` (the shared client,
 in threads), `errors` (the one error-to-status map), `auth` (API key),
-`bodies` (size limit, always JSON), `limits` (requests in flight), `metrics`
+`bodies` (size limit, always JSON), `limits` (requests in flight), `draining`
+(503 to new work after SIGTERM until what is in flight is answered), `metrics`
 (Prometheus), `app` (`create_app` assembles them), `gateway` (uvicorn in a
 thread).
 
@@ -23,7 +24,8 @@ Usage::
 from __future__ import annotations
 
 from .app import create_app
+from .draining import Drain
 from .gateway import GatewayStartError, HttpGateway
 from .settings import GatewaySettings
 
-__all__ = ["GatewaySettings", "GatewayStartError", "HttpGateway", "create_app"]
+__all__ = ["Drain", "GatewaySettings", "GatewayStartError", "HttpGateway", "create_app"]

@@ -5,6 +5,7 @@ The app owns one BertClient, made by `client_factory` when the app starts
 Middlewares, outermost first, and why in that order:
 
     metrics  -> sees every answer, including the ones below give without a route
+    drain    -> 503 to new work once SIGTERM came, counts what is in flight
     CORS     -> answers browsers' preflights, adds its headers to errors too
     API key  -> before anything costs memory or a slot
     in flight (-http_max_connect) -> 429 before the body is read
@@ -34,6 +35,7 @@ from .auth import ApiKeyMiddleware
 from .bodies import RequestBodyMiddleware
 from .classifier_routes import classifier_routes
 from .cohere_routes import cohere_routes
+from .draining import Drain, DrainMiddleware
 from .errors import install_error_handlers
 from .limits import ConcurrencyLimitMiddleware
 from .metrics import GatewayMetrics, MetricsMiddleware
@@ -70,11 +72,12 @@ def _always() -> bool:
 def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClient], *,
                is_ready: Callable[[], bool] = _always,
                is_alive: Callable[[], bool] = _always,
-               model: ServedModel | None = None) -> FastAPI:
+               model: ServedModel | None = None, drain: Drain | None = None) -> FastAPI:
     """The gateway app; `client_factory` is called once, in a thread, as the app starts.
 
     `model` tells the TEI and OpenAI routes what the server runs (its pooling,
-    prompts, tokenizer); without it they know only the model's name.
+    prompts, tokenizer); without it they know only the model's name. `drain` is
+    what the HttpGateway that serves the app begins on stop.
     """
     metrics = GatewayMetrics()
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files in
@@ -89,11 +92,12 @@ def create_app(settings: GatewaySettings, client_factory: Callable[[], BertClien
     for router in _ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
-    _add_middlewares(app, settings, metrics)
+    _add_middlewares(app, settings, metrics, drain or Drain())
     return app
 
 
-def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
+def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMetrics,
+                     drain: Drain) -> None:
     # Starlette wraps each added middleware around the previous ones: innermost first.
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_connect)
@@ -103,6 +107,7 @@ def _add_middlewares(app: FastAPI, settings: GatewaySettings, metrics: GatewayMe
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(DrainMiddleware, drain=drain)
     paths = frozenset(str(getattr(r, "path", "")) for router in _ROUTERS for r in router.routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, paths=paths)
 

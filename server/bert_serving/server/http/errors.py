@@ -20,6 +20,7 @@ server side failed (502, 504) or a bug (500).
     BodyTooLarge      413      a body over -http_max_body_bytes
     TooManyRequests   429      -http_max_connect requests already in flight (Retry-After)
     ServerBusy        429      the server's queue is full, -max_queue_texts (Retry-After)
+    ShuttingDown      503      the server is draining on SIGTERM: retry on another replica
     BadReply          502      the server answered something unusable
     EncodingFailed    502      the model run of a batch holding the texts failed
     ServerError       502      the server failed handling the request (a bug there)
@@ -65,6 +66,7 @@ __all__ = [
     "invalid",
     "problem_from",
     "render",
+    "shutting_down",
     "too_many_requests",
     "too_many_texts",
     "unauthorized",
@@ -82,7 +84,8 @@ _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
 
 TEI_PATHS = frozenset({"/", "/embed", "/embed_all", "/embed_sparse", "/tokenize", "/decode",
                        "/info", "/rerank", "/predict"})
-_TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded", "Empty": "empty",
+_TEI_TYPES = {"TooManyRequests": "overloaded", "ServerBusy": "overloaded",
+              "ShuttingDown": "overloaded", "Empty": "empty",
               "Timeout": "backend", "BadReply": "backend", "InternalError": "backend",
               "EncodingFailed": "backend", "ServerError": "backend",
               "MalformedRequest": "backend"}
@@ -97,7 +100,7 @@ SERVER_ERROR_STATUSES: dict[ErrorKind, int] = {
 }
 """The HTTP status of each kind of error the server (or the client reading it) reports."""
 _TEI_STATUSES = {"validation": 422, "empty": 400, "overloaded": 429, "backend": 424}
-_TEI_KEEPS_STATUS = frozenset({401, 404, 405, 413, 500})
+_TEI_KEEPS_STATUS = frozenset({401, 404, 405, 413, 500, 503})
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,12 @@ def too_many_requests(limit: int) -> Problem:
     return Problem("TooManyRequests", 429,
                    f"{limit} requests are already in flight (-http_max_connect): retry after "
                    f"{RETRY_AFTER_S} s", retry_after=RETRY_AFTER_S)
+
+
+def shutting_down() -> Problem:
+    return Problem("ShuttingDown", 503,
+                   "this server is shutting down (SIGTERM) and takes no new requests: send "
+                   "this one to another replica", retry_after=RETRY_AFTER_S)
 
 
 def unauthorized() -> Problem:

@@ -5,6 +5,8 @@ port is a one-line start error rather than a log line from a thread. uvicorn
 installs no signal handlers outside the main thread: SIGINT/SIGTERM stay the
 server's, which calls `stop` before closing its own sockets, so requests in
 flight are answered (within `grace_s`) while the pipeline behind them still runs.
+`stop` first drains (draining.py): the listener stays open, answering probes and
+refusing new work with 503, until nothing is in flight; only then does uvicorn close it.
 
 Usage::
 
@@ -19,16 +21,19 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from ..errors import BertServingError
+from .draining import Drain
 
 __all__ = ["GatewayStartError", "HttpGateway"]
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
+DRAIN_POLL_S = 0.05
 
 
 class GatewayStartError(BertServingError):
@@ -52,8 +57,10 @@ class _ThreadServer(uvicorn.Server):
 class HttpGateway:
     """Serves `app` on host:port from a daemon thread until `stop`."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: int, grace_s: float = 30.0) -> None:
+    def __init__(self, app: ASGIApp, *, host: str, port: int, grace_s: float = 30.0,
+                 drain: Drain | None = None) -> None:
         self.host, self.port = host, port
+        self._drain = drain or Drain()  # the app's, so that stop can wait for its requests
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                                 ws="none", timeout_graceful_shutdown=int(grace_s))
         self._grace_s = grace_s
@@ -99,6 +106,10 @@ class HttpGateway:
         """
         if self._thread is None:
             return
+        deadline = time.monotonic() + self._grace_s
+        self._drain.begin()
+        while not force and not self._drain.idle() and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_S)
         self._server.force_exit = force
         self._server.should_exit = True
         self._thread.join(self._grace_s + START_TIMEOUT_S)
