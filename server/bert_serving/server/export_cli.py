@@ -1,6 +1,7 @@
 """`bert-serving-export`: convert a model ahead of time, e.g. while building a container image.
 
-Writes the graph and the vocab.txt beside it; `bert-serving-start -model_dir OUT.onnx`
+Writes the graph and the vocab.txt beside it (and `OUT.onnx.data`, the weights, for a
+graph past graph_file's one-file size); `bert-serving-start -model_dir OUT.onnx`
 (with the same pooling flags) then serves it without converting.
 
 Usage::
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import add_model_flags, engine_options_from_args
+from .convert.graph_file import copy_graph
 from .convert.prepare import prepare_engine_graph
 from .errors import BertServingError
 
@@ -44,7 +46,7 @@ def export(args: argparse.Namespace) -> Path:
     graph = prepare_engine_graph(options)
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(graph.path, output)
+    copy_graph(graph.path, output)  # with its weights file beside it, if it has one
     vocab = output.parent / graph.vocab_path.name  # vocab.txt, or tokenizer.json
     if vocab.resolve() != graph.vocab_path.resolve():
         shutil.copyfile(graph.vocab_path, vocab)

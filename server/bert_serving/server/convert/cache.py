@@ -1,13 +1,16 @@
 """A disk cache of converted graphs, keyed by content, safe for several servers at once.
 
-Each entry is `<root>/<key>.onnx`. A build writes a temporary file in the same
-folder and renames it into place (atomic on POSIX), under an exclusive file lock
-per key, so two servers starting together convert once and never read half a file.
+Each entry is `<root>/<key>.onnx`, with `<key>.onnx.data` beside it when the graph's
+weights are external (see graph_file). A build writes the data file under its final
+name and the graph to a temporary file in the same folder, then renames the graph
+into place (atomic on POSIX) last, under an exclusive file lock per key, so two
+servers starting together convert once and never read half a graph or its data.
 
 Usage::
 
     cache = GraphCache(default_cache_dir())
-    path, built = cache.get_or_build(key, lambda tmp: onnx.save(model, tmp))
+    path, built = cache.get_or_build(key, lambda tmp, data: save_graph(model, tmp,
+                                                                       data_name=data))
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from .graph_file import data_file_name
 
 __all__ = ["GraphCache", "default_cache_dir", "digest_files"]
 
@@ -68,8 +73,14 @@ class GraphCache:
     def path_for(self, key: str) -> Path:
         return self.root / f"{key}.onnx"
 
-    def get_or_build(self, key: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
-        """The cached graph for `key`, building it first if absent; says whether it built."""
+    def get_or_build(self, key: str,
+                     build: Callable[[Path, str], None]) -> tuple[Path, bool]:
+        """The cached graph for `key`, building it first if absent; says whether it built.
+
+        `build(temporary, data_name)` writes the graph at `temporary` and, if its weights
+        go external, names their file `data_name` (in the same folder): the name that pairs
+        with the entry once the graph is renamed.
+        """
         target = self.path_for(key)
         if target.is_file():
             return target, False
@@ -78,11 +89,23 @@ class GraphCache:
             if target.is_file():  # another process built it while we waited
                 return target, False
             temporary = self.root / f".{key}.{os.getpid()}.tmp"
+            data = self.root / data_file_name(target.name)
             try:
-                build(temporary)
-                with temporary.open("rb") as file:
-                    os.fsync(file.fileno())
+                build(temporary, data.name)
+                for written in (data, temporary):
+                    _sync(written)
                 os.replace(temporary, target)
+            except BaseException:
+                data.unlink(missing_ok=True)  # half a conversion's weights
+                raise
             finally:
                 temporary.unlink(missing_ok=True)
         return target, True
+
+
+def _sync(path: Path) -> None:
+    """Flush `path` to disk before the rename publishes it (absent files are skipped)."""
+    if not path.is_file():
+        return
+    with path.open("rb") as file:
+        os.fsync(file.fileno())

@@ -63,10 +63,10 @@ int8 dot-product instruction (AVX2 without VNNI, as our CI VMs) level 1 is also 
 faster of the two; level 4's int8 arithmetic pays only with VNNI."""
 
 
-def quantize_to_int8(model_path: Path, output_path: Path,
+def quantize_to_int8(model_path: Path,
                      block_size: int = INT8_BLOCK_SIZE,
                      accuracy_level: int = INT8_ACCURACY_LEVEL,
-                     keep_fp32: Collection[str] = ()) -> None:
+                     keep_fp32: Collection[str] = ()) -> onnx.ModelProto:
     """Block-wise int8 weights (`MatMulNBits`, 8 bits, symmetric), every weight MatMul.
 
     Why not onnxruntime's dynamic quantization, used before: it scales activations
@@ -79,7 +79,8 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     fp32's memory. Only MatMuls with a constant weight are quantized;
     attention's activation x activation products stay fp32. The attention output
     projections, once kept in fp32 for the per-batch scale's sake, are quantized too.
-    `keep_fp32` names MatMul nodes left as they are (a classifier's head).
+    `keep_fp32` names MatMul nodes left as they are (a classifier's head). The graph
+    comes back in memory, for the caller to save (graph_file decides one file or two).
     """
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -93,4 +94,4 @@ def quantize_to_int8(model_path: Path, output_path: Path,
     quantizer.process()
     quantized: onnx.ModelProto = quantizer.model.model
     quantized.ir_version = min(quantized.ir_version, model.ir_version)
-    onnx.save(quantized, str(output_path))
+    return quantized

@@ -29,11 +29,13 @@ from ..model.default_model import default_model_dir
 from ..model.graph_contract import TOKENIZER_JSON_NAME, GraphMetadata, PreparedGraph, SpecialIds
 from ..model.head import ModelHead
 from ..model.pooling import NativeView, PoolingSpec
+from ..model.precision import choose_inference
 from ..model.runtime import Device, parse_device
 from ..model.tokenization import read_vocab
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, default_cache_dir, digest_files
 from .graph import build_bert_graph
+from .graph_file import data_file_name, save_graph
 from .heads import (
     ClassifierHead,
     build_classifier_graph,
@@ -217,9 +219,13 @@ def _classifier_head(source: ModelSource) -> ClassifierHead | None:
 
 
 def _apply_precision(
-    model: onnx.ModelProto, config: BertConfig | None, options: ConversionOptions, out: Path
+    model: onnx.ModelProto, config: BertConfig | None, options: ConversionOptions, out: Path,
+    data_name: str,
 ) -> None:
-    """Write `model` to `out` in the asked precision (fusions first, for GPU graphs)."""
+    """Write `model` to `out` in the asked precision (fusions first, for GPU graphs).
+
+    Weights too large for one file go to `data_name` beside `out` (see graph_file).
+    """
     props = {p.key: p.value for p in model.metadata_props}
     if options.fuse_for_gpu and config is not None:
         model = apply_fusions(model, config, use_gpu=True)
@@ -228,17 +234,18 @@ def _apply_precision(
     props["bert_serving.precision"] = options.precision
     onnx.helper.set_model_props(model, props)
     if options.precision != "int8":
-        onnx.save(model, str(out))
+        save_graph(model, out, data_name=data_name)
         return
+    keep_fp32 = head_matmuls(model)
     fp32_path = out.with_name(out.name + ".fp32")
-    onnx.save(model, str(fp32_path))
+    save_graph(model, fp32_path)
     try:
-        quantize_to_int8(fp32_path, out, keep_fp32=head_matmuls(model))
-        quantized = onnx.load(str(out))
+        quantized = quantize_to_int8(fp32_path, keep_fp32=keep_fp32)
         onnx.helper.set_model_props(quantized, props)
-        onnx.save(quantized, str(out))
+        save_graph(quantized, out, data_name=data_name)
     finally:
-        fp32_path.unlink(missing_ok=True)
+        for written in (fp32_path, fp32_path.with_name(data_file_name(fp32_path.name))):
+            written.unlink(missing_ok=True)
 
 
 def _ready_onnx_graph(source: ModelSource, options: ConversionOptions) -> PreparedGraph | None:
@@ -277,7 +284,7 @@ def prepare_graph(
     progress(f"hashing {source.describe()} for the graph cache")
     key = _cache_key(source, options)
 
-    def build(out: Path) -> None:
+    def build(out: Path, data_name: str) -> None:
         progress(f"converting {source.describe()} to ONNX ({options.precision}); done once")
         if source.kind is ModelKind.ONNX:
             assert source.onnx_path is not None
@@ -285,7 +292,7 @@ def prepare_graph(
             model, config = onnx.load(str(source.onnx_path)), _config_from_metadata(metadata)
         else:
             model, config = _build_fp32(source, options)
-        _apply_precision(model, config, options, out)
+        _apply_precision(model, config, options, out, data_name)
 
     path, built = cache.get_or_build(key, build)
     elapsed = time.perf_counter() - started
@@ -294,11 +301,16 @@ def prepare_graph(
 
 
 def conversion_options(options: EngineOptions, device: Device) -> ConversionOptions:
-    """The graph an engine needs on `device`: fp16 + fusions on GPU, int8 on request."""
+    """The graph an engine needs on `device`: fp16 + fusions on GPU, int8 on request.
+
+    -dtype bfloat16 runs OpenVINO over the fp32 graph, so an export (which runs nothing)
+    needs neither a bf16 CPU nor OpenVINO; a start checks those (`choose_inference`).
+    """
     on_gpu = device.kind == "cuda"
-    if options.int8 and on_gpu:
-        raise ConfigError("-int8 is a CPU option: on GPU the graph runs in fp16; drop -int8")
-    precision = "int8" if options.int8 else "fp16" if on_gpu else "fp32"
+    precision = "fp32"  # float32, auto and bfloat16 on CPU
+    if on_gpu or options.dtype in ("float16", "int8"):  # refused where the device has none
+        precision = choose_inference(options.dtype, "onnxruntime", on_gpu=on_gpu, flags=(),
+                                     openvino=False).graph_precision
     return ConversionOptions(
         pooling=options.pooling,
         use_position_embeddings=not options.no_position_embeddings,

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import ModelNotFoundError, UnsupportedModelError
 from ..model.graph_contract import TOKENIZER_JSON_NAME
 from .bert_config import model_family
+from .graph_file import external_data_files
 from .hf_weights import HF_WEIGHT_FILES, find_hf_weight_files
 
 __all__ = ["ModelKind", "ModelSource", "detect_model_source"]
@@ -55,7 +56,7 @@ class ModelSource:
         if self.config_path is not None:
             files.insert(0, self.config_path)
         if self.onnx_path is not None:
-            files.append(self.onnx_path)
+            files += [self.onnx_path, *external_data_files(self.onnx_path)]
         return tuple(files)
 
     def describe(self) -> str:
