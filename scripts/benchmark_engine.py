@@ -103,7 +103,7 @@ def main() -> None:
     options = dict(model_dir=model_dir, graph_tmp_dir=cache, max_seq_len=MAX_SEQ_LEN,
                    intra_op_threads=args.threads)
     fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]
-    int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
+    int8 = Engine.load(EngineOptions(**options, dtype="int8"))  # type: ignore[arg-type]
     real_tokens = int(fp32.tokenize(texts).num_real_tokens)
     contenders = {
         "transformers (torch CPU)": transformers_runner(model_dir, texts, args.threads),

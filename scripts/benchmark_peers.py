@@ -353,7 +353,7 @@ def main() -> None:
                 "peer fp32: infinity optimum": peer("infinity-optimum"),
                 "peer fp32: fastembed": peer("fastembed")}
         if "int8" in kinds:
-            int8 = Engine.load(EngineOptions(**options, int8=True))  # type: ignore[arg-type]
+            int8 = Engine.load(EngineOptions(**options, dtype="int8"))  # type: ignore[arg-type]
             ours_int8 = stack.enter_context(ServerProcess([*flags, "-int8"], work / "graphs"))
             st_int8 = peer("sentence-transformers-onnx", True)
             infinity_int8 = peer("infinity-optimum", True)

@@ -70,7 +70,7 @@ def main() -> None:
     texts = make_texts(args.texts, seed=1)
     cache = Path(tempfile.mkdtemp(prefix="bert-serving-ort-profile-"))
     engine = Engine.load(EngineOptions(model_dir=default_model_dir(), graph_tmp_dir=cache,
-                                       max_seq_len=128, int8=args.int8))
+                                       max_seq_len=128, dtype="int8" if args.int8 else "auto"))
     batches = [tokens for _, tokens in server_batches(engine, texts)]
     real = sum(batch.num_real_tokens for batch in batches)
     padded = sum(batch.input_ids.size for batch in batches)

@@ -127,7 +127,7 @@ def test_int8_and_the_fp16_gpu_graph_stay_close_to_fp32(real_mpnet_dir: Path,
     options = {"model_dir": real_mpnet_dir, "graph_tmp_dir": graph_cache, "max_seq_len": 128}
     fp32 = Engine.load(EngineOptions(**options))
     want = fp32.encode(texts)
-    int8 = Engine.load(EngineOptions(**options, int8=True))
+    int8 = Engine.load(EngineOptions(**options, dtype="int8"))
     assert int8.graph.metadata.precision == "int8"
     int8_cosines = cosine_rows(int8.encode(texts), want)
     graph = prepare_graph(detect_model_source(real_mpnet_dir),

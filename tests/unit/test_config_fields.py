@@ -25,7 +25,8 @@ from bert_serving.server.model.pooling import PoolingSpec
 FLAG_KEYS = {
     "model_dir", "tuned_model_dir", "ckpt_name", "config_name", "graph_tmp_dir", "max_seq_len",
     "cased_tokenization", "pooling_layer", "pooling_strategy", "mask_cls_sep", "normalize",
-    "no_special_token", "no_position_embeddings", "int8", "show_tokens_to_client",
+    "no_special_token", "no_position_embeddings", "dtype", "int8", "runtime",
+    "show_tokens_to_client",
     "truncation", "port", "port_out", "http_port", "http_max_connect", "cors", "num_worker",
     "max_batch_size", "max_batch_tokens", "max_text_bytes", "allow_ip", "curve",
     "priority_batch_size", "cpu", "fp16", "prefetch_size", "verbose", "xla",
@@ -54,7 +55,8 @@ def test_show_config_has_the_flags_each_once_and_each_workers_device() -> None:
     shown = show_config(config, ["cuda:1", "cuda:1"], graph)
     assert set(config.as_wire_dict()) == FLAG_KEYS
     assert set(shown) == FLAG_KEYS | {"device_map", "output_dim", "graph_path",
-                                      "graph_precision", "model_head", "id2label"}
+                                      "graph_precision", "inference_precision",
+                                      "model_head", "id2label"}
     assert shown["model_head"] == "embedding" and shown["id2label"] == {}
     assert shown["device_map"] == ["cuda:1", "cuda:1"] and shown["num_worker"] == 2
     assert shown["pooling_strategy"] == 2 and shown["output_dim"] == 384

@@ -68,9 +68,9 @@ def test_a_converted_graph_with_external_weights_matches_transformers(
 
 def test_int8_with_external_weights_is_the_one_file_int8_graph(
         qwen_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    one_file = load(qwen_dir, tmp_path / "one", int8=True).encode(TEXTS)
+    one_file = load(qwen_dir, tmp_path / "one", dtype="int8").encode(TEXTS)
     monkeypatch.setattr(graph_file, "EXTERNAL_DATA_ABOVE", 0)
-    two_files = load(qwen_dir, tmp_path / "two", int8=True).encode(TEXTS)
+    two_files = load(qwen_dir, tmp_path / "two", dtype="int8").encode(TEXTS)
     assert entries(tmp_path / "one") == ["onnx"]
     assert entries(tmp_path / "two") == ["onnx", "onnx.data"], "no fp32 leftovers of the int8 step"
     np.testing.assert_array_equal(two_files, one_file)
@@ -96,7 +96,7 @@ def test_the_export_carries_its_weights_under_its_own_name(
     np.testing.assert_array_equal(served.encode(TEXTS), want)
     assert not (tmp_path / "serve-cache").exists() or not any(
         (tmp_path / "serve-cache").iterdir()), "a ready fp32 graph is served as is"
-    int8 = load(out, tmp_path / "serve-cache", int8=True)  # converted from the two files
+    int8 = load(out, tmp_path / "serve-cache", dtype="int8")  # converted from the two files
     assert entries(tmp_path / "serve-cache") == ["onnx", "onnx.data"]
     assert int8.encode(TEXTS).shape == want.shape
 

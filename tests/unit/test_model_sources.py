@@ -170,7 +170,7 @@ def test_exported_fp32_graph_is_quantized_for_int8_and_int8_export_served_as_is(
     base = ["-model_dir", str(minilm_dir), "-graph_tmp_dir", str(graph_cache)]
     assert export_main([*base, "-o", str(fp32_file)]) == 0
     assert export_main([*base, "-int8", "-o", str(int8_file)]) == 0
-    quantized = load(fp32_file, tmp_path / "cache", int8=True)
+    quantized = load(fp32_file, tmp_path / "cache", dtype="int8")
     assert quantized.graph.metadata.precision == "int8" and quantized.graph.converted_now
     as_is = load(int8_file, tmp_path / "cache")  # an int8 graph cannot become fp32 again
     assert as_is.graph.path == int8_file and as_is.graph.metadata.precision == "int8"

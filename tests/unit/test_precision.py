@@ -28,7 +28,7 @@ def test_int8_is_block_wise_on_every_weight_matmul_and_close_to_fp32(
         minilm_dir: Path, graph_cache: Path) -> None:
     texts = [*SHORT_TEXTS, *heldout_texts()]
     fp32 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache))
-    int8 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache, int8=True))
+    int8 = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache, dtype="int8"))
     assert int8.graph.metadata.precision == "int8"
     graph = onnx.load(str(int8.graph.path)).graph
     nodes, weights = graph.node, {tensor.name for tensor in graph.initializer}

@@ -36,7 +36,7 @@ def _ready_line(server: BertServer) -> str:
     return (
         f"bert-serving ready: requests tcp://{config.bind_ip}:{config.port} replies "
         f"tcp://{config.bind_ip}:{config.port_out}{http} model={model} "
-        f"({metadata.precision}) workers={','.join(server.devices)} "
+        f"({server.running}) workers={','.join(server.devices)} "
         f"output={shape % metadata.output_width} {dtype}"
     )
 

@@ -33,6 +33,7 @@ from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
 from .model.native_embedding import model_native_embedding, read_native_embedding
 from .model.pooling import NativeView, PoolingSpec, PoolingStrategy
+from .model.precision import DTYPES, RUNTIMES, Running
 
 __all__ = [
     "CPU_BATCH_TOKENS",
@@ -134,6 +135,21 @@ def _pooling_banner(name: str, pooling: PoolingSpec) -> dict[str, Any]:
     return {**_pooling_wire(name, pooling), "pooling_strategy": pooling.strategy.name}
 
 
+def _dtype_from_args(args: argparse.Namespace) -> str:
+    """-dtype, with -int8 its older spelling of `-dtype int8`."""
+    dtype: str = args.dtype
+    if not args.int8:
+        return dtype
+    if dtype not in ("auto", "int8"):
+        raise ConfigError(f"-int8 means -dtype int8, but -dtype {dtype} is given: drop one")
+    return "int8"
+
+
+def _dtype_wire(name: str, dtype: str) -> dict[str, Any]:
+    """-dtype, and -int8 as the bool older SHOW_CONFIG readers know."""
+    return {name: dtype, "int8": dtype == "int8"}
+
+
 def _access_from_args(args: argparse.Namespace) -> AccessPolicy:
     key = args.curve_secret_key
     return AccessPolicy(allow=args.allow_ip,
@@ -217,10 +233,21 @@ class EngineOptions:
         help="tokenized input only: do not add [CLS]/[SEP]"),))
     no_position_embeddings: bool = setting(False, group="model", flags=(flag(
         "no_position_embeddings", action="store_true", help="do not add position embeddings"),))
-    int8: bool = setting(False, group="model", flags=(flag(
-        "int8", action="store_true",
-        help="CPU: block-wise int8 MatMul weights, fp32 activations (a text's vector "
-             "independent of its batch), cosine to fp32 >= 0.999; smaller, not faster"),))
+    dtype: str = setting("auto", group="model", read=_dtype_from_args, wire=_dtype_wire,
+                         flags=(
+        flag("dtype", choices=DTYPES, default="auto",
+             help="compute precision: auto (GPU: float16; CPU with AVX512_BF16 or AMX and "
+                  "the openvino extra: bfloat16; else float32), float32, bfloat16 (OpenVINO, "
+                  "CPU), float16 (GPU), int8 (CPU: block-wise int8 MatMul weights, fp32 "
+                  "activations, cosine to fp32 >= 0.999; smaller, not faster)"),
+        flag("int8", action="store_true", help="the same as -dtype int8"),
+    ))
+    """One of DTYPES; `auto` until `BertServer.start` resolves it for the workers' device."""
+    runtime: str = setting("auto", group="model", flags=(flag(
+        "runtime", choices=RUNTIMES, default="auto",
+        help="auto (OpenVINO for bfloat16, else onnxruntime), onnxruntime, or openvino "
+             "(CPU, the openvino extra: float32 or bfloat16)"),))
+    """One of RUNTIMES; `auto` until resolved with `dtype` (`model.precision`)."""
     head: ModelHead | None = setting(None, group="model", read=_head_from_args,
                                      wire=None, flags=(flag(
         "head", choices=HEAD_CHOICES, default="auto",
@@ -377,20 +404,23 @@ def _shown(options: Any, *, banner: bool) -> dict[str, Any]:
 
 
 def show_config(config: ServerConfig, devices: Sequence[str],
-                graph: PreparedGraph) -> dict[str, Any]:
+                graph: PreparedGraph, running: Running | None = None) -> dict[str, Any]:
     """SHOW_CONFIG's fixed contents, built here only.
 
     The flags under their original names, `device_map` as the device each worker got
-    (as the original reported its resolved map), and the graph being served. The
-    ventilator adds what changes (times, pending texts) when it answers.
+    (as the original reported its resolved map), and the graph being served, with the
+    precision its runtime reports it computes in (`running`; by default the graph's
+    own). The ventilator adds what changes (times, pending texts) when it answers.
     """
     metadata = graph.metadata
+    running = running or Running(config.engine.runtime, metadata.precision)
     return {
         **config.as_wire_dict(),
         "device_map": list(devices),
         "output_dim": metadata.output_width,
         "graph_path": str(graph.path),
         "graph_precision": metadata.precision,
+        "inference_precision": running.precision,
         "model_head": metadata.head.value,  # a classifier's encode answers its logits
         "id2label": {str(i): label for i, label in enumerate(metadata.labels)},
     }

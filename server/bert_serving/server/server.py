@@ -39,14 +39,23 @@ from bert_serving.client import BertClient
 from bert_serving.proto.internal import Control, encode_control
 
 from .access import start_authenticator
-from .config import IGNORED_FLAGS, ServerConfig, batch_token_budget, show_config
+from .config import (
+    IGNORED_FLAGS,
+    EngineOptions,
+    ServerConfig,
+    batch_token_budget,
+    show_config,
+)
 from .errors import BertServingError, ConfigError
 from .http import Drain, GatewaySettings, HttpGateway, create_app
 from .http.served_model import native_embedding_notes, served_model
 from .model.chunking import Reduction, reduction_for
-from .model.engine import build_tokenizer
+from .model.cpu_features import cpu_flags, describe_cpu_flags
+from .model.engine import build_tokenizer, open_runner
+from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
 from .model.pooling import PoolingStrategy
+from .model.precision import Running, resolve_inference
 from .model.runtime import usable_gpu_count
 from .model.tokenization import TextTokenizer
 from .pipeline.sink import ReplyView, Sink
@@ -163,7 +172,8 @@ class BertServer:
         gpu_count = 0 if self.config.cpu else usable_gpu_count()
         self.devices = assign_devices(self.config, gpu_count=gpu_count)
         budget = batch_token_budget(self.config, self.devices)  # decided once, for all workers
-        self.config = dataclasses.replace(self.config, max_batch_tokens=budget)
+        self.config = dataclasses.replace(self.config, max_batch_tokens=budget,
+                                          engine=self._resolved_engine())
         engine = self.config.engine_for(self.devices[0], None)
         # The one place serving converts; imported here so that importing this module
         # (the CLI does, for --help too) does not load onnx and the checkpoint readers.
@@ -173,6 +183,7 @@ class BertServer:
         self.graph = graph
         _check_head_flags(self.config, graph.metadata.head, graph.metadata.max_tokens)
         tokenizer = build_tokenizer(graph, engine)
+        self.running = self._read_back_running(graph)
         padder = tokenizer.padder
         self.padder = padder if self.config.show_tokens_to_client else padder.without_tokens()
         self._bind(tokenizer)
@@ -185,6 +196,29 @@ class BertServer:
 
     def is_ready(self) -> bool:
         """Workers up and not shutting down: what the gateway's /ready reports."""
+    def _resolved_engine(self) -> EngineOptions:
+        """-dtype and -runtime decided once for the workers' device (`auto` resolved), or a
+        ConfigError saying why this machine cannot run what was asked."""
+        engine = self.config.engine
+        inference = resolve_inference(engine.dtype, engine.runtime, self.devices[0])
+        log.info("-dtype %s -runtime %s: %s on %s (CPU: %s)", engine.dtype, engine.runtime,
+                 inference.dtype, inference.runtime, describe_cpu_flags(cpu_flags()))
+        return dataclasses.replace(engine, dtype=inference.dtype, runtime=inference.runtime)
+
+    def _read_back_running(self, graph: PreparedGraph) -> Running:
+        """What the workers' runtime computes in, as it reports it once loaded.
+
+        onnxruntime runs the graph's own precision. OpenVINO's is read from a model
+        compiled here with a worker's settings (it also fills OpenVINO's cache, so the
+        workers load compiled blobs); a compile that fails fails the start, in one line.
+        """
+        if self.config.engine.runtime != "openvino":
+            return Running("onnxruntime", graph.metadata.precision)
+        device = self.devices[0]
+        runner = open_runner(graph, self.config.engine_for(
+            device, threads_per_worker(self.config, device)))
+        return Running(runner.runtime, runner.precision)
+
         return self.ready and not self.shutdown_event.is_set()
 
     def is_alive(self) -> bool:
@@ -211,11 +245,12 @@ class BertServer:
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
-                server_info=show_config(self.config, self.devices, self.graph),
+                server_info=show_config(self.config, self.devices, self.graph, self.running),
                 shutdown=self.shutdown_event,
                 has_native_view=self.graph.metadata.native is not None,
             )
         except zmq.ZMQError as error:
+                sparse_model=self.graph.metadata.head is ModelHead.SPARSE,
             raise ServerStartError(
                 f"cannot bind {self.config.bind_ip} ports {self.config.port}/"
                 f"{self.config.port_out}: {error} (is another server running? pick -port/-port_out)"

@@ -21,20 +21,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from ..model.graph_contract import default_cache_dir
 from .graph_file import data_file_name
 
 __all__ = ["GraphCache", "default_cache_dir", "digest_files"]
 
 _CHUNK = 8 << 20
-
-
-def default_cache_dir() -> Path:
-    """`$BERT_SERVING_CACHE`, else `$XDG_CACHE_HOME/bert-serving`, else `~/.cache/bert-serving`."""
-    explicit = os.environ.get("BERT_SERVING_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bert-serving"
 
 
 def digest_files(paths: Iterable[Path]) -> str:

@@ -33,6 +33,7 @@ from bert_serving.proto.inputs import Ids, TextInput
 
 from ..model.head import ModelHead
 from ..model.native_embedding import l2_normalize
+from ..model.precision import Running
 from ..model.tokenization import Piece
 from .errors import GatewayError, Problem, invalid
 
@@ -98,6 +99,8 @@ class ServedModel:
     """A classifier's label names by logit index (id2label); () for other heads."""
     embedding_ranges: np.ndarray | None = field(default=None, compare=False)
     """-embedding_ranges: [2, dim] per-dimension min and max for int8 and uint8."""
+    running: Running = field(default_factory=Running)
+    """The runtime and the precision it reports it computes in (/info)."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:

@@ -26,6 +26,7 @@ from ..model.graph_contract import GraphMetadata
 from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
+from ..model.precision import Running
 from .preparation import ServedModel, TextTools
 from .quantized_embeddings import load_ranges
 from .settings import GatewaySettings
@@ -52,9 +53,11 @@ def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
 
 
 def served_model(config: ServerConfig, tokenizer: TextTools,
-                 graph: GraphMetadata | None = None) -> ServedModel:
-    """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer
-    and the served graph's metadata (its head, a classifier's labels, its native view)."""
+                 graph: GraphMetadata | None = None,
+                 running: Running | None = None) -> ServedModel:
+    """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer,
+    the served graph's metadata (its head, a classifier's labels, its native view) and
+    what its runtime reports it computes in (`running`; /info shows it)."""
     native = _folder_native(config)
     head = graph.head if graph else ModelHead.EMBEDDING
     view = graph.native if graph else None
@@ -77,6 +80,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         head=head,
         labels=graph.labels if graph else (),
         embedding_ranges=_embedding_ranges(config.embedding_ranges),
+        running=running or Running(),
     )
 
 

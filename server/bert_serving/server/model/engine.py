@@ -33,13 +33,14 @@ from bert_serving.proto.inputs import (
 )
 
 from ..config import EngineOptions
-from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph
+from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph, default_cache_dir
 from .hf_tokenizer import HfTokenizer
 from .native_embedding import l2_normalize
-from .runtime import OnnxRunner, parse_device
+from .precision import resolve_inference
+from .runtime import OnnxRunner, Runner, parse_device
 from .tokenization import Padder, TextTokenizer, TokenBatch, WordPieceTokenizer
 
-__all__ = ["Engine", "EngineOptions", "build_tokenizer"]
+__all__ = ["Engine", "EngineOptions", "build_tokenizer", "open_runner"]
 """`EngineOptions` lives in `config`; it is named here too, where the engine's users look."""
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 class Engine:
     """A runner over one prepared graph, what it pads with, and (in-process) its tokenizer."""
 
-    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer | None, runner: OnnxRunner,
+    def __init__(self, graph: PreparedGraph, tokenizer: TextTokenizer | None, runner: Runner,
                  *, normalize: bool = False, padder: Padder | None = None) -> None:
         if padder is None:
             if tokenizer is None:
@@ -77,10 +78,7 @@ class Engine:
 
         With `padder` (a worker's case) no tokenizer is built: the engine takes ids only.
         """
-        runner = OnnxRunner(
-            graph.path, device=parse_device(options.device),
-            intra_op_threads=options.intra_op_threads,
-        )
+        runner = open_runner(graph, options)
         tokenizer = None if padder is not None else build_tokenizer(graph, options)
         return cls(graph, tokenizer, runner, normalize=options.normalize, padder=padder)
 
@@ -141,6 +139,23 @@ class Engine:
     ) -> np.ndarray:
         """Vectors for `texts`, one row each, in order (float32); rows as `tokenize` reads them."""
         return self.embed(self.tokenize(texts, is_tokenized=is_tokenized))
+
+
+def open_runner(graph: PreparedGraph, options: EngineOptions) -> Runner:
+    """The runtime `-dtype`/`-runtime` resolve to on the options' device, over `graph`.
+
+    OpenVINO's compiled blobs go beside the converted graphs (its CACHE_DIR), keyed by
+    OpenVINO on the graph and the compile settings, so precisions never share a blob.
+    """
+    inference = resolve_inference(options.dtype, options.runtime, options.device)
+    if inference.runtime == "openvino":
+        from .openvino_runner import OpenVinoRunner  # the optional extra's module
+
+        cache = (options.graph_tmp_dir or default_cache_dir()) / "openvino"
+        return OpenVinoRunner(graph.path, dtype=inference.dtype,
+                              threads=options.intra_op_threads, cache_dir=cache)
+    return OnnxRunner(graph.path, device=parse_device(options.device),
+                      intra_op_threads=options.intra_op_threads)
 
 
 def build_tokenizer(graph: PreparedGraph, options: EngineOptions) -> TextTokenizer:

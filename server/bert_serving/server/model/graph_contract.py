@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,25 @@ __all__ = [
     "GraphMetadata",
     "PreparedGraph",
     "SpecialIds",
+    "default_cache_dir",
 ]
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "embeddings"
 TOKENIZER_JSON_NAME = "tokenizer.json"
 """A `PreparedGraph.vocab_path` of this name is a Hugging Face tokenizer, else a vocab.txt."""
+
+
+def default_cache_dir() -> Path:
+    """`$BERT_SERVING_CACHE`, else `$XDG_CACHE_HOME/bert-serving`, else `~/.cache/bert-serving`.
+
+    Conversion writes its graphs there; serving keeps OpenVINO's compiled blobs there too.
+    """
+    explicit = os.environ.get("BERT_SERVING_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bert-serving"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The model runner contract and its onnxruntime implementation.
 
 A runner turns one `TokenBatch` into one float32 array; nothing else. Workers
-own one runner each. Device strings are `cpu` or `cuda:N`.
+own one runner each. Device strings are `cpu` or `cuda:N`. OpenVINO's runner
+(`openvino_runner`, the optional extra) keeps the same contract.
 
 Usage::
 
     runner = OnnxRunner(Path("graph.onnx"), device="cpu", intra_op_threads=2)
     vectors = runner.embed(batch)
+    runner.runtime, runner.precision   # 'onnxruntime', 'fp32': what runs, read back
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,8 +29,8 @@ from .tokenization import TokenBatch
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["OnnxRunner", "disabled_optimizers", "parse_device",
-           "preload_cuda_libraries", "select_providers", "session_options",
+__all__ = ["OnnxRunner", "Runner", "disabled_optimizers", "feeds_for", "parse_device",
+           "preload_cuda_libraries", "runs_finite", "select_providers", "session_options",
            "usable_gpu_count"]
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,35 @@ disabled, the int8 forward pass was 1.12x faster (median of 6 interleaved rounds
 2-core AVX-512 VNNI). It fires on dynamically quantized graphs (our int8 before
 MatMulNBits, optimum's int8 exports a user may serve), not on our fp32 or MatMulNBits
 int8 graphs; GPU graphs keep the fused nodes the offline optimizer put there."""
+
+
+class Runner(Protocol):
+    """What an engine needs of a runtime: vectors for a batch, a health probe, and what ran.
+
+    `runtime` names the library; `precision` is what the loaded model computes in, read
+    back from it (fp32, bf16, fp16, int8), so logs and /info never repeat a mere request.
+    """
+
+    runtime: str
+    precision: str
+
+    def embed(self, batch: TokenBatch) -> np.ndarray: ...
+
+    def health(self) -> bool: ...
+
+
+def feeds_for(batch: TokenBatch, input_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The batch's arrays the graph reads, by input name."""
+    arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+              "token_type_ids": batch.token_type_ids}
+    return {name: arrays[name] for name in input_names}
+
+
+def runs_finite(runner: Runner) -> bool:
+    """Run a one-token batch; True when the runner answers with finite numbers."""
+    ids = np.array([[0]], dtype=np.int64)
+    probe = TokenBatch(ids, np.ones_like(ids), np.zeros_like(ids), None)
+    return bool(np.isfinite(runner.embed(probe)).all())
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,8 @@ def disabled_optimizers(device: Device) -> list[str]:
 class OnnxRunner:
     """One onnxruntime session over a prepared graph, on one device."""
 
+    runtime = "onnxruntime"
+
     def __init__(
         self,
         graph_path: Path,
@@ -174,14 +207,12 @@ class OnnxRunner:
         # IOBinding saves a host copy on CUDA; on CPU it buys nothing but stays testable.
         on_gpu = self.providers[0] == CUDA_PROVIDER
         self.use_io_binding = on_gpu if use_io_binding is None else use_io_binding
+        # The graph's own record of its weights' precision (fp32, fp16, int8).
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.precision = props.get("bert_serving.precision", "fp32")
 
     def embed(self, batch: TokenBatch) -> np.ndarray:
-        arrays = {
-            "input_ids": batch.input_ids,
-            "attention_mask": batch.attention_mask,
-            "token_type_ids": batch.token_type_ids,
-        }
-        feeds = {name: arrays[name] for name in self.input_names}
+        feeds = feeds_for(batch, self.input_names)
         if self.use_io_binding:
             return self._run_bound(feeds)
         output: np.ndarray = self.session.run([OUTPUT_NAME], feeds)[0]
@@ -197,7 +228,4 @@ class OnnxRunner:
         return output
 
     def health(self) -> bool:
-        """Run a one-token batch; True when the session answers with finite numbers."""
-        ids = np.array([[0]], dtype=np.int64)
-        probe = TokenBatch(ids, np.ones_like(ids), np.zeros_like(ids), None)
-        return bool(np.isfinite(self.embed(probe)).all())
+        return runs_finite(self)

@@ -117,8 +117,8 @@ def run_worker(spec: WorkerSpec) -> None:
     engine = Engine.from_graph(spec.graph, spec.engine, padder=spec.padder)
     started = time.perf_counter()
     shapes = engine.warm_up(spec.max_batch_tokens, spec.max_batch_size)
-    log.info("warmed up on %s in %.2f s", " and ".join(f"{rows}x{seq}" for rows, seq in shapes),
-             time.perf_counter() - started)
+    log.info("%s %s warmed up on %s in %.2f s", engine.runner.runtime, engine.runner.precision,
+             " and ".join(f"{rows}x{seq}" for rows, seq in shapes), time.perf_counter() - started)
     context = zmq.Context()
     worker = _Worker(spec, engine, context)
     try:
