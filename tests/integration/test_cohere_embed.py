@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from server_process import ServerProcess
 
-from bert_serving.server.http.quantized_embeddings import unit_vector_ranges
+from bert_serving.server.model.quantization import unit_vector_ranges
 
 TOLERANCE = 1e-4
 PROMPTS = {"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": None}

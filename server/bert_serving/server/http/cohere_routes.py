@@ -13,7 +13,7 @@ answer the vectors of the TEI and OpenAI routes, in each form asked
 "texts", "meta": {"api_version", "billed_units": {"input_tokens"}},
 "response_type": "embeddings_by_type"}`; v1 without `embedding_types` answers
 `"embeddings": [[float, ...], ...]` and `"response_type": "embeddings_floats"`.
-The quantized forms are sentence-transformers' (quantized_embeddings.py), int8
+The quantized forms are sentence-transformers' (model/quantization.py), int8
 and uint8 over ranges fixed at start, so a text's vector does not depend on its
 batch; a server with neither unit vectors nor -embedding_ranges refuses those two.
 Errors come back in OpenAI's shape, as under /v1.
@@ -36,7 +36,6 @@ from fastapi.responses import Response
 
 from .classifier_schemas import CohereRerankRequest
 from .cohere_schemas import CohereEmbedRequest, EmbeddingType, prompt_name_for
-from .errors import GatewayError, invalid
 from .heads import require_cross_encoder, require_pooled
 from .preparation import (
     Direction,
@@ -46,7 +45,7 @@ from .preparation import (
     prompt_for,
     shape_vectors,
 )
-from .quantized_embeddings import RANGED, base64_floats, quantize, ranges_for
+from .quantized_embeddings import as_output_dtype, base64_row, check_output_dtype
 from .routes import Service, Settings, errors_documented, json_reply
 from .schemas import OpenAIErrorReply
 from .service import Encoded
@@ -126,31 +125,18 @@ async def _embed(body: CohereEmbedRequest, service: Service, model: ServedModel
 def _check_ranged(types: list[EmbeddingType], unit_vectors: bool,
                   configured: np.ndarray | None) -> None:
     """Refuse int8/uint8 before encoding when no range is defined for these vectors."""
-    ranged = [kind for kind in types if kind in RANGED]
-    if ranged and not unit_vectors and configured is None:
-        raise GatewayError(invalid("embedding_types", (
-            f"{ranged[0]} needs each dimension's range, and this server's vectors are not "
-            "unit length: start the server with -embedding_ranges FILE.npy (each dimension's "
-            "min and max over your corpus's float vectors), or ask for output_dimension "
-            "(renormalized vectors use the unit-vector default)")))
+    for kind in types:
+        check_output_dtype(kind, param="embedding_types", unit_vectors=unit_vectors,
+                           configured=configured)
 
 
 def _forms(vectors: np.ndarray, types: list[EmbeddingType], *, unit_vectors: bool,
            model: ServedModel, cut: bool) -> dict[EmbeddingType, Any]:
-    forms: dict[EmbeddingType, Any] = {}
-    for kind in types:
-        if kind == "float":
-            forms[kind] = vectors
-        elif kind == "base64":
-            forms[kind] = [base64_floats(row) for row in vectors]
-        else:
-            try:
-                ranges = ranges_for(vectors.shape[-1], unit_vectors=unit_vectors,
-                                    configured=model.embedding_ranges, cut=cut)
-            except ValueError as error:
-                raise GatewayError(invalid("embedding_types", f"{kind}: {error}")) from None
-            forms[kind] = quantize(vectors, kind, ranges)
-    return forms
+    return {kind: [base64_row(row) for row in vectors] if kind == "base64"
+            else as_output_dtype(vectors, kind, param="embedding_types",
+                                 unit_vectors=unit_vectors, configured=model.embedding_ranges,
+                                 cut=cut)
+            for kind in types}
 
 
 def _by_type(texts: list[str], encoded: Encoded, forms: dict[EmbeddingType, Any], *,

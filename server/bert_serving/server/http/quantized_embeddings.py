@@ -1,119 +1,73 @@
-"""Quantized embeddings as sentence-transformers defines them, with ranges fixed per server.
+"""The forms the embedding routes answer a vector in: float, int8, uint8, binary, ubinary.
 
-`quantize(vectors, precision, ranges)` gives sentence-transformers'
-`quantize_embeddings` result on the same vectors and ranges, bit for bit:
+OpenAI's `/v1/embeddings` and TEI's `/embed` take `output_dtype` (Voyage AI's
+name for the same five values on its OpenAI-like embeddings API; OpenAI and TEI
+have no such field), Cohere's embed `embedding_types`. The numbers are
+sentence-transformers' `quantize_embeddings` (model/quantization.py, the one
+rule, with its calibration): int8/uint8 one value per dimension, binary/ubinary
+eight dimensions per value, packed as `numpy.packbits` packs them.
 
-    binary   packbits(x > 0) - 128, as int8 (8 dimensions per value)
-    ubinary  packbits(x > 0), as uint8
-    uint8    clip(floor((x - min) / ((max - min) / 255)), 0, 255), per dimension
-    int8     the uint8 value - 128
-
-**Calibration rule.** A text's quantized vector must not depend on what else is
-in its request (sentence-transformers calibrates on the batch when it has no
-ranges; Cohere's SDK splits a request into batches of 96 and merges them). So
-int8 and uint8 use ranges fixed when the server starts:
-
-- `-embedding_ranges FILE.npy`, a float32 array of shape [2, dim]: each
-  dimension's min (row 0) and max (row 1), which a user computes from their own
-  corpus's embeddings, e.g. `np.save("ranges.npy", np.stack([e.min(0), e.max(0)]))`
-  for `e` the float vectors of a few thousand of their documents;
-- without it, for unit vectors (a model that normalizes, or a Matryoshka cut,
-  which renormalizes): `unit_vector_ranges(dim)`, [-r, r] on every dimension
-  with r = min(1, 4 / sqrt(dim)). A unit vector's coordinates have a root mean
-  square of 1 / sqrt(dim); 4 times that clips almost none of them (the MiniLM's
-  largest coordinate over 70 varied texts is 0.19, r is 0.204 at dim 384) while
-  keeping 255 steps over the range that matters. It needs no data and is the
-  same on every start.
-- vectors of any length without a file have no defined range: int8 and uint8
-  are refused (`ranges_for` returns None).
+base64 (OpenAI's `encoding_format`) is the vector's own bytes: little-endian
+float32 for float, one byte per value for the others (so int8 is 4 times, binary
+32 times smaller than float's base64), which `numpy.frombuffer(b64decode(s),
+dtype)` reads back with the dtype asked for. OpenAI's Python SDK asks for base64
+when its caller names no `encoding_format` and reads it as float32: with a
+quantized `output_dtype`, pass `encoding_format` yourself.
 
 Usage::
 
-    ranges = ranges_for(dim=384, unit_vectors=True, configured=None)
-    rows = quantize(vectors, "int8", ranges)
+    check_output_dtype("int8", param="output_dtype", unit_vectors=True, configured=None)
+    rows = as_output_dtype(vectors, "int8", param="output_dtype", unit_vectors=True,
+                           configured=None, cut=False)
 """
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
-__all__ = ["PRECISIONS", "RANGED", "Precision", "base64_floats", "load_ranges", "quantize",
-           "ranges_for", "unit_vector_ranges"]
+from ..model.quantization import RANGED, missing_range, quantize, ranges_for
+from .errors import GatewayError, invalid
 
-Precision = Literal["int8", "uint8", "binary", "ubinary"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-RANGED: frozenset[str] = frozenset({"int8", "uint8"})
-"""The precisions that need per-dimension ranges."""
+__all__ = ["as_output_dtype", "base64_row", "check_output_dtype",
+           "check_pooled"]
 
-UNIT_RANGE_SIGMAS = 4.0
-"""The default range's half-width, in root-mean-squares of a unit vector's coordinates."""
-
-
-def base64_floats(row: np.ndarray) -> str:
-    """OpenAI's and Cohere's base64 form: the float vector's little-endian float32 bytes."""
-    return base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode("ascii")
+def base64_row(row: np.ndarray) -> str:
+    """A row's own bytes as base64: float rows as little-endian float32 (OpenAI's form)."""
+    if row.dtype.kind == "f":
+        row = np.ascontiguousarray(row, dtype="<f4")
+    return base64.b64encode(np.ascontiguousarray(row).tobytes()).decode("ascii")
 
 
-def unit_vector_ranges(dim: int) -> np.ndarray:
-    """[-r, r] on each of `dim` dimensions, r = min(1, 4 / sqrt(dim)): for unit vectors."""
-    r = min(1.0, UNIT_RANGE_SIGMAS / float(np.sqrt(dim)))
-    return np.stack([np.full(dim, -r), np.full(dim, r)]).astype(np.float32)
+def check_pooled(dtype: str, *, param: str, token_vectors: bool, route: str) -> None:
+    """A quantized form is one text's vector: refuse it where the reply is token vectors."""
+    if dtype != "float" and token_vectors:
+        raise GatewayError(invalid(param, (
+            f"{dtype} quantizes one vector per text, and {route} answers every token's vector "
+            "(-pooling_strategy NONE): ask for float, or use a server started with a pooling")))
 
 
-def ranges_for(dim: int, *, unit_vectors: bool, configured: np.ndarray | None,
-               cut: bool = False) -> np.ndarray | None:
-    """The ranges int8/uint8 use for vectors of `dim` dimensions, or None if none is defined.
+def check_output_dtype(dtype: str, *, param: str, unit_vectors: bool,
+                       configured: np.ndarray | None) -> None:
+    """Refuse int8/uint8 before anything is encoded when these vectors have no range."""
+    if dtype in RANGED and not unit_vectors and configured is None:
+        raise GatewayError(invalid(param, missing_range(dtype)))
 
-    `configured` (-embedding_ranges) is for the model's full vectors: it applies
-    unless they were cut (`cut`, a Matryoshka cut, which renormalizes to unit vectors).
-    Raises ValueError when `configured` does not match `dim`.
+
+def as_output_dtype(vectors: np.ndarray, dtype: str, *, param: str, unit_vectors: bool,
+                    configured: np.ndarray | None, cut: bool) -> np.ndarray:
+    """`vectors` ([n, dim] floats, as served) in `dtype`; float gives them as they are.
+
+    `cut`: a Matryoshka cut made them shorter than the model's, so -embedding_ranges
+    (`configured`, the model's full width) does not apply to them.
     """
-    if configured is not None and not cut:
-        if configured.shape[1] != dim:
-            raise ValueError(f"-embedding_ranges holds {configured.shape[1]} dimensions; "
-                             f"this server's vectors have {dim}")
-        return configured
-    return unit_vector_ranges(dim) if unit_vectors else None
-
-
-def load_ranges(path: Path) -> np.ndarray:
-    """-embedding_ranges: a [2, dim] array of finite mins (row 0) <= maxes (row 1), as float32.
-
-    Raises ValueError naming what is wrong (OSError if the file cannot be read).
-    """
-    array = np.load(path, allow_pickle=False)
-    if array.ndim != 2 or array.shape[0] != 2 or array.shape[1] == 0:
-        raise ValueError(f"{path}: holds an array of shape {list(array.shape)}; it must be "
-                         "[2, dim]: each dimension's min, then its max")
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise ValueError(f"{path}: must hold finite numbers")
-    ranges = array.astype(np.float32)
-    if (ranges[0] > ranges[1]).any():
-        raise ValueError(f"{path}: row 0 (the mins) exceeds row 1 (the maxes) at dimension "
-                         f"{int(np.argmax(ranges[0] > ranges[1]))}")
-    return ranges
-
-
-def quantize(vectors: np.ndarray, precision: Precision,
-             ranges: np.ndarray | None = None) -> np.ndarray:
-    """sentence-transformers' `quantize_embeddings(vectors, precision, ranges=ranges)`.
-
-    `vectors`: float rows [n, dim]; `ranges` [2, dim] is needed for int8 and uint8.
-    """
-    if precision == "ubinary":
-        return np.packbits(vectors > 0, axis=-1)
-    if precision == "binary":
-        # uint8 wraps below 0: 0 -> 128 -> -128 as int8, as sentence-transformers computes it.
-        return (np.packbits(vectors > 0, axis=-1) - np.uint8(128)).astype(np.int8)
-    if ranges is None:
-        raise ValueError(f"{precision} needs per-dimension ranges")
-    ranges = ranges.astype(np.float32, copy=False)
-    starts = ranges[0, :]
-    steps = (ranges[1, :] - starts) / 255
-    steps = np.where(steps == 0, 1, steps)
-    levels = np.clip(np.floor((vectors - starts) / steps), 0, 255)
-    return levels.astype(np.uint8) if precision == "uint8" else (levels - 128).astype(np.int8)
+    if dtype == "float":
+        return vectors
+    check_output_dtype(dtype, param=param, unit_vectors=unit_vectors, configured=configured)
+    try:
+        ranges = ranges_for(vectors.shape[-1], unit_vectors=unit_vectors, configured=configured,
+                            cut=cut)
+    except ValueError as error:
+        raise GatewayError(invalid(param, f"{dtype}: {error}")) from None
+    return quantize(vectors, dtype, ranges)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from ..model.head import ModelHead
 from .heads import require_head
 from .metrics import CONTENT_TYPE, GatewayMetrics
 from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
-from .quantized_embeddings import base64_floats
+from .quantized_embeddings import as_output_dtype, base64_row, check_output_dtype, check_pooled
 from .schemas import (
     EmbeddingsReply,
     EmbeddingsRequest,
@@ -118,21 +118,31 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     """
     model = cast(ServedModel, request.app.state.model)
     require_head(model, ModelHead.EMBEDDING)
+    dtype, unit_vectors = body.output_dtype, model.normalized or body.dimensions is not None
+    check_pooled(dtype, param="output_dtype", token_vectors=model.token_level,
+                 route="/v1/embeddings on this server")
+    check_output_dtype(dtype, param="output_dtype", unit_vectors=unit_vectors,
+                       configured=model.embedding_ranges)
     prompt = prompt_for(model, None)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",
         truncation=body.truncation, server_truncation=model.truncation))
     encoded = await service.encode_inputs(inputs, native=model.ask_native)
+    vectors = encoded.vectors
     if body.dimensions is not None:
-        vectors = shape_vectors(encoded.vectors, dimensions=body.dimensions, normalize=True)
-        encoded = Encoded(vectors, encoded.token_counts)
+        vectors = shape_vectors(vectors, dimensions=body.dimensions, normalize=True)
+    cut = vectors.shape[-1] < encoded.vectors.shape[-1]
+    rows = await anyio.to_thread.run_sync(lambda: as_output_dtype(
+        vectors, dtype, param="output_dtype", unit_vectors=unit_vectors,
+        configured=model.embedding_ranges, cut=cut))
     name = body.model or settings.model_name
-    return await json_reply(lambda: _embeddings_reply(encoded, name, body.encoding_format))
+    return await json_reply(lambda: _embeddings_reply(Encoded(rows, encoded.token_counts), name,
+                                                      body.encoding_format))
 
 
 def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dict[str, Any]:
     tokens = sum(encoded.token_counts)
-    as_value = base64_floats if encoding_format == "base64" else _as_is
+    as_value = base64_row if encoding_format == "base64" else _as_is
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": as_value(row)}

@@ -39,6 +39,7 @@ __all__ = [
     "ErrorReply",
     "OpenAIError",
     "OpenAIErrorReply",
+    "OutputDtype",
     "ProbeReply",
     "Usage",
 ]
@@ -101,6 +102,10 @@ EmbeddingInput = Annotated[
         "(token id arrays are not supported)",
     ),
 ]
+
+
+OutputDtype = Literal["float", "int8", "uint8", "binary", "ubinary"]
+"""What `output_dtype` may ask for on /v1/embeddings and /embed (quantized_embeddings.py)."""
 
 
 # -- the original bert-as-service routes -----------------------------------------------------
@@ -194,8 +199,12 @@ class EmbeddingsRequest(BaseModel):
     input: EmbeddingInput = Field(description="a text or a list of texts")
     model: str | None = Field(default=None, description="echoed back; any name")
     encoding_format: Literal["float", "base64"] = Field(
-        default="float", description="base64: each vector as little-endian float32 bytes"
+        default="float", description="base64: each vector's own bytes (float: little-endian "
+        "float32; int8/uint8: a byte per dimension; binary/ubinary: the packed bits)"
     )
+    output_dtype: OutputDtype = Field(
+        default="float", description="not OpenAI's (Voyage AI's name): float, or "
+        "sentence-transformers' int8, uint8, binary or ubinary quantization of the vector")
     dimensions: int | None = Field(
         default=None, description="keep the first N dimensions, then renormalize (Matryoshka)"
     )
@@ -213,7 +222,7 @@ class EmbeddingsRequest(BaseModel):
 class EmbeddingItem(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | list[list[float]] | str
+    embedding: list[float] | list[int] | list[list[float]] | str
 
 
 class Usage(BaseModel):

@@ -27,8 +27,8 @@ from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from ..model.precision import Running
+from ..model.quantization import load_ranges
 from .preparation import ServedModel, TextTools
-from .quantized_embeddings import load_ranges
 from .settings import GatewaySettings
 
 __all__ = ["SPLADE_POOLING", "native_embedding_notes", "served_model"]

@@ -30,6 +30,7 @@ from ..model.head import ModelHead
 from .errors import GatewayError, Problem
 from .heads import require_head, require_pooled
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
+from .quantized_embeddings import as_output_dtype, check_output_dtype, check_pooled
 from .routes import Service, Settings, json_reply
 from .service import Encoded, EncodedSparse
 from .tei_schemas import (
@@ -68,9 +69,20 @@ async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> E
 async def embed(body: EmbedRequest, service: Service, model: Model) -> Response:
     """TEI's pooled embeddings: one vector per input, in order."""
     require_pooled(model, "use /embed_all, or start it with -pooling_strategy MODEL")
+    unit_vectors = body.normalize or (model.normalized and body.dimensions is None)
+    check_output_dtype(body.output_dtype, param="output_dtype", unit_vectors=unit_vectors,
+                       configured=model.embedding_ranges)
     encoded = await _encode(body, service, model)
-    return await json_reply(lambda: shape_vectors(
-        encoded.vectors, dimensions=body.dimensions, normalize=body.normalize))
+    width = encoded.vectors.shape[-1]
+
+    def rows() -> Any:
+        vectors = shape_vectors(encoded.vectors, dimensions=body.dimensions,
+                                normalize=body.normalize)
+        return as_output_dtype(vectors, body.output_dtype, param="output_dtype",
+                               unit_vectors=unit_vectors, configured=model.embedding_ranges,
+                               cut=vectors.shape[-1] < width)
+
+    return await json_reply(rows)
 
 
 @tei_routes.post("/", response_model=list[list[float]])
@@ -83,6 +95,7 @@ async def root(body: EmbedRequest, service: Service, model: Model) -> Response:
 async def embed_all(body: EmbedRequest, service: Service, model: Model) -> Response:
     """Every token's vector ([CLS]/[SEP] included) per input; needs -pooling_strategy NONE."""
     require_head(model, ModelHead.EMBEDDING)
+    check_pooled(body.output_dtype, param="output_dtype", token_vectors=True, route="/embed_all")
     if not model.token_level:
         raise GatewayError(Problem(
             "ValidationError", 422, "/embed_all needs token vectors: start the server with "
@@ -139,6 +152,8 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "model_id": model.name,
         "model_sha": None,
         "model_dtype": model.dtype,
+        "runtime": model.running.runtime,
+        "inference_precision": model.running.precision,
         "served_model_name": model.name,
         "model_type": _model_type(model),
         "native_embedding": model.native,
@@ -152,8 +167,6 @@ async def info(service: Service, settings: Settings, model: Model) -> dict[str, 
         "max_batch_requests": None,
         "max_client_batch_size": settings.max_request_texts,
         "auto_truncate": model.truncation == "truncate",
-        "runtime": model.running.runtime,
-        "inference_precision": model.running.precision,
         "tokenization_workers": 1,
         "version": __version__,
         "sha": None,

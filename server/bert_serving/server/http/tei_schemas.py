@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 
 from .errors import GatewayError, Problem
-from .schemas import Text
+from .schemas import OutputDtype, Text
 
 __all__ = ["DecodeRequest", "EmbedRequest", "EmbedSparseRequest", "SparseValue",
            "TEIErrorReply", "TokenizeRequest"]
@@ -85,6 +85,9 @@ class EmbedRequest(_TEIRequest):
     normalize: bool = Field(default=True, description="L2-normalize each vector")
     dimensions: int | None = Field(
         default=None, description="keep the first N dimensions (Matryoshka), normalized after")
+    output_dtype: OutputDtype = Field(
+        default="float", description="not TEI's: float, or sentence-transformers' int8, uint8, "
+        "binary or ubinary quantization of each vector (after dimensions and normalize)")
 
 
 class EmbedSparseRequest(_TEIRequest):

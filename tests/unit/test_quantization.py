@@ -1,4 +1,4 @@
-"""quantized_embeddings against sentence-transformers' own `quantize_embeddings`: exact equality."""
+"""model.quantization against sentence-transformers' own `quantize_embeddings`: exact equality."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert_serving.server.http.quantized_embeddings import (
+from bert_serving.server.model.quantization import (
     PRECISIONS,
     load_ranges,
     quantize,
