@@ -13,7 +13,10 @@ Built by transformers from a config with random weights and saved with
   RoBERTa's tokenizer_config.json: the third tokenizer model (BPE) a reranker
   can ship, beside Unigram and WordPiece;
 - `distilbert` and `electra`: their `...ForSequenceClassification` with 2 labels
-  (their heads differ: pre_classifier + ReLU, dense + GELU), WordPiece tokenizer.json.
+  (their heads differ: pre_classifier + ReLU, dense + GELU), WordPiece tokenizer.json;
+- `mpnet`: `MPNetForSequenceClassification` (RoBERTa's head), byte-level BPE, 2 labels;
+- `modernbert`: `ModernBertForSequenceClassification` with `classifier_pooling: mean`
+  (its head reads the tokens' mean, then dense, GELU and a LayerNorm), 2 labels.
 
 Usage: python scripts/make_random_classifier.py bert OUT_DIR [--seed 0]
        python scripts/make_random_classifier.py electra OUT_DIR --labels relevance --spread 2
@@ -30,6 +33,7 @@ from make_random_family import (
     _CORPUS,
     MAX_TOKENS,
     _byte_bpe_tokenizer,
+    _modernbert_tokenizer,
     _save_unigram_tokenizer,
     _tokenizer_config,
     _wordpiece_tokenizer,
@@ -37,9 +41,11 @@ from make_random_family import (
 
 __all__ = ["CLASSIFIER_KINDS", "LABELS", "write_random_classifier"]
 
-CLASSIFIER_KINDS = ("bert", "xlm-roberta", "distilbert", "electra", "roberta")
+CLASSIFIER_KINDS = ("bert", "xlm-roberta", "distilbert", "electra", "roberta", "mpnet",
+                    "modernbert")
 LABELS = {"bert": ("negative", "neutral", "positive"), "xlm-roberta": ("relevance",),
-          "roberta": ("relevance",), "distilbert": ("no", "yes"), "electra": ("no", "yes")}
+          "roberta": ("relevance",), "distilbert": ("no", "yes"), "electra": ("no", "yes"),
+          "mpnet": ("no", "yes"), "modernbert": ("no", "yes")}
 _SIZES: dict[str, Any] = {"hidden_size": 32, "num_hidden_layers": 2,
                           "num_attention_heads": 4, "intermediate_size": 64}
 
@@ -55,7 +61,7 @@ def _write_bert_vocab(out: Path, vocab_size: int) -> Any:
     return tokenizer
 
 
-def _model(kind: str, vocab_size: int, labels: tuple[str, ...]) -> Any:
+def _model(kind: str, vocab_size: int, labels: tuple[str, ...], tokenizer: Any) -> Any:
     import transformers as tf
 
     id2label = dict(enumerate(labels))
@@ -70,6 +76,21 @@ def _model(kind: str, vocab_size: int, labels: tuple[str, ...]) -> Any:
                                      hidden_dim=64, max_position_embeddings=MAX_TOKENS,
                                      id2label=id2label, label2id=label2id)
         return tf.DistilBertForSequenceClassification(config)
+    if kind == "mpnet":
+        config = tf.MPNetConfig(vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS + 2,
+                                pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                                relative_attention_num_buckets=32, id2label=id2label,
+                                label2id=label2id, **_SIZES)
+        return tf.MPNetForSequenceClassification(config)
+    if kind == "modernbert":  # 3 layers: global, local, local; a mean-pooling head
+        cls, sep, pad = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+        config = tf.ModernBertConfig(
+            vocab_size=vocab_size, max_position_embeddings=MAX_TOKENS, pad_token_id=pad,
+            bos_token_id=cls, cls_token_id=cls, eos_token_id=sep, sep_token_id=sep,
+            global_attn_every_n_layers=3, local_attention=8, global_rope_theta=160_000.0,
+            local_rope_theta=10_000.0, classifier_pooling="mean", id2label=id2label,
+            label2id=label2id, **{**_SIZES, "num_hidden_layers": 3})
+        return tf.ModernBertForSequenceClassification(config)
     if kind == "electra":
         config = tf.ElectraConfig(vocab_size=vocab_size, embedding_size=16,
                                   max_position_embeddings=MAX_TOKENS, id2label=id2label,
@@ -104,8 +125,9 @@ def write_random_classifier(kind: str, out: Path, *, seed: int = 0, vocab_size: 
     out.mkdir(parents=True, exist_ok=True)
     if kind == "bert":
         tokenizer = _write_bert_vocab(out, vocab_size)
-    elif kind in ("distilbert", "electra", "roberta"):
-        make = _byte_bpe_tokenizer if kind == "roberta" else _wordpiece_tokenizer
+    elif kind in ("distilbert", "electra", "roberta", "mpnet", "modernbert"):
+        make = {"roberta": _byte_bpe_tokenizer, "mpnet": _byte_bpe_tokenizer,
+                "modernbert": _modernbert_tokenizer}.get(kind, _wordpiece_tokenizer)
         tokenizer = make(vocab_size)
         tokenizer.save(str(out / "tokenizer.json"))
         (out / "tokenizer_config.json").write_text(json.dumps(_tokenizer_config(kind)))
@@ -113,7 +135,7 @@ def write_random_classifier(kind: str, out: Path, *, seed: int = 0, vocab_size: 
         _save_unigram_tokenizer("xlm-roberta", vocab_size, out)
         tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     torch.manual_seed(seed)
-    model = _model(kind, tokenizer.get_vocab_size(), labels or LABELS[kind])
+    model = _model(kind, tokenizer.get_vocab_size(), labels or LABELS[kind], tokenizer)
     with torch.no_grad():  # init leaves LayerNorms at 1/0 and biases at 0: make every weight count
         for name, parameter in model.named_parameters():
             # A large head spreads the logits of different texts apart, so rankings differ.

@@ -18,6 +18,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from make_random_classifier import CLASSIFIER_KINDS, LABELS, write_random_classifier
+from make_random_family import write_random_family
 from reference import ClassifierReference
 
 from bert_serving.client._input import check_inputs
@@ -241,3 +242,15 @@ def test_a_cross_encoder_with_sentence_transformers_modules_gets_one_logits_grap
     assert with_view.path == without.path and not without.converted_now
     assert (with_view.metadata.head, with_view.metadata.native) == (ModelHead.CLASSIFIER, None)
     assert native_embedding_notes(config, None, ModelHead.CLASSIFIER) == []
+
+
+def test_a_classification_head_of_another_family_is_refused_by_name(
+        tmp_path: Path, graph_cache: Path) -> None:
+    """Served as an embedder, it would answer vectors to a user who asked for scores."""
+    folder = write_random_family("qwen3", tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["Qwen3ForSequenceClassification"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedModelError, match=r"Qwen3ForSequenceClassification is a "
+                       r"classification head this server does not build .*MPNetFor"):
+        prepare_graph(detect_model_source(folder), ConversionOptions(), GraphCache(graph_cache))

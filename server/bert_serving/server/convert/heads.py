@@ -10,6 +10,13 @@ the sink carry them as any (N, width) rows. The two heads transformers uses:
 
     ELECTRA:         logits = out_proj(gelu(dense(h[CLS])))
     DistilBERT:      logits = classifier(relu(pre_classifier(h[CLS])))
+    MPNet:           RoBERTa's head, on h[<s>]
+    ModernBERT:      logits = classifier(norm(act(head.dense(pooled))))
+                     pooled = h[CLS] or the masked mean of h (`classifier_pooling`),
+                     act = `classifier_activation` (GELU by default)
+
+ModernBERT's `head.dense` and `head.norm` are read as `pre_classifier` and
+`pre_classifier/norm` (weights.py), its `classifier` as BERT's.
 
 (dropout is identity at inference). The label names (`id2label`, in logit
 order) are stored in the graph's metadata, so a server started from the
@@ -33,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+from onnx import TensorProto
 
 from ..errors import ConfigError, UnsupportedModelError
 from ..model.graph_contract import GraphMetadata
@@ -41,12 +49,13 @@ from ..model.pooling import PoolingSpec
 from .bert_config import BertConfig
 from .graph import (  # the builder's parts, shared with the embedding graphs
     _activation,
-    _dense,
     _first_token,
     _GraphBuilder,
+    _masked_mean,
     assemble_graph,
     encoder_states,
 )
+from .modernbert_graph import _layer_norm, _linear  # bias and beta where the folder has them
 from .weights import CLASSIFIER, POOLER, BertWeights
 
 __all__ = [
@@ -65,6 +74,8 @@ CLASSIFIER_ARCHITECTURES = {
     "CamembertForSequenceClassification": "roberta",
     "ElectraForSequenceClassification": "electra",
     "DistilBertForSequenceClassification": "distilbert",
+    "MPNetForSequenceClassification": "roberta",
+    "ModernBertForSequenceClassification": "modernbert",
 }
 """config.json `architectures` served as classifiers -> the head's layout."""
 
@@ -76,6 +87,10 @@ class ClassifierHead:
     layout: str
     """A value of CLASSIFIER_ARCHITECTURES: which of the module docstring's heads."""
     labels: tuple[str, ...]
+    pooling: str = "cls"
+    """What the head reads: the first token (`cls`), or ModernBERT's `mean` of the tokens."""
+    activation: str | None = None
+    """The config's `classifier_activation`, where the family has one (ModernBERT)."""
 
     @property
     def num_labels(self) -> int:
@@ -88,8 +103,32 @@ def read_classifier_head(config_path: Path) -> ClassifierHead | None:
     architectures = raw.get("architectures") or []
     layouts = [CLASSIFIER_ARCHITECTURES[a] for a in architectures if a in CLASSIFIER_ARCHITECTURES]
     if not layouts:
+        _refuse_other_classifiers(architectures, config_path)
         return None
-    return ClassifierHead(layouts[0], _labels(raw, config_path))
+    if layouts[0] != "modernbert":
+        return ClassifierHead(layouts[0], _labels(raw, config_path))
+    pooling = raw.get("classifier_pooling", "cls")
+    if pooling not in ("cls", "mean"):
+        raise UnsupportedModelError(
+            f"{config_path}: classifier_pooling {pooling!r} is not 'cls' or 'mean', the two "
+            "ModernBERT's classifier reads")
+    return ClassifierHead("modernbert", _labels(raw, config_path), str(pooling),
+                          str(raw.get("classifier_activation", "gelu")))
+
+
+def _refuse_other_classifiers(architectures: list[str], config_path: Path) -> None:
+    """A classification head of another family would be served as an embedder: refuse it.
+
+    Dropping the head silently would hand a user who asked for scores vectors of a
+    model that was never trained to give them.
+    """
+    others = [a for a in architectures if a.endswith("ForSequenceClassification")]
+    if others:
+        served = ", ".join(sorted(CLASSIFIER_ARCHITECTURES))
+        raise UnsupportedModelError(
+            f"{config_path}: {others[0]} is a classification head this server does not "
+            f"build (it serves {served}); serve its encoder as an embedding model by "
+            "removing 'architectures' from config.json, or convert it to one of these")
 
 
 def _labels(raw: dict[str, object], path: Path) -> tuple[str, ...]:
@@ -130,8 +169,10 @@ def build_classifier_graph(config: BertConfig, weights: BertWeights, head: Class
     g = _GraphBuilder()
     states = encoder_states(g, config, weights, config.num_hidden_layers,
                             use_position_embeddings)
-    first = _first_token(g, states[-1])
-    logits = _head_logits(g, first, weights, head.layout)
+    pooled = (_first_token(g, states[-1]) if head.pooling == "cls" else _masked_mean(
+        g, states[-1], g.op("Unsqueeze", g.op("Cast", "attention_mask", to=TensorProto.FLOAT),
+                            g.ints(2))))
+    logits = _head_logits(g, pooled, weights, head, config.layer_norm_eps)
     metadata = GraphMetadata(PoolingSpec(), config.hidden_size, config.num_hidden_layers,
                              config.max_position_embeddings, head.num_labels,
                              num_attention_heads=config.num_attention_heads,
@@ -146,7 +187,9 @@ _HEADS = {
     "roberta": (f"{CLASSIFIER}/dense", "tanh", f"{CLASSIFIER}/out_proj"),
     "electra": (f"{CLASSIFIER}/dense", "gelu", f"{CLASSIFIER}/out_proj"),
     "distilbert": (f"pre_{CLASSIFIER}", "relu", CLASSIFIER),
+    "modernbert": (f"pre_{CLASSIFIER}", "gelu", CLASSIFIER),  # and a LayerNorm, see below
 }
+_MODERNBERT_HEAD_NORM = f"pre_{CLASSIFIER}/norm"
 
 
 HEAD_KERNELS = frozenset(f"{name.replace('/', '.')}.kernel"
@@ -167,12 +210,16 @@ def head_matmuls(model: onnx.ModelProto) -> list[str]:
             if node.op_type == "MatMul" and node.input[1].rsplit("_", 1)[0] in HEAD_KERNELS]
 
 
-def _head_logits(g: _GraphBuilder, first: str, weights: BertWeights, layout: str) -> str:
-    hidden_name, activation, output_name = _HEADS[layout]
-    hidden = _dense(g, first, weights, hidden_name)
+def _head_logits(g: _GraphBuilder, pooled: str, weights: BertWeights, head: ClassifierHead,
+                 norm_eps: float) -> str:
+    hidden_name, activation, output_name = _HEADS[head.layout]
+    activation = head.activation or activation
+    hidden = _linear(g, pooled, weights, hidden_name)
     activated = g.op("Tanh", hidden) if activation == "tanh" else _activation(g, hidden,
                                                                                 activation)
-    return _dense(g, activated, weights, output_name)
+    if head.layout == "modernbert":
+        activated = _layer_norm(g, activated, weights, _MODERNBERT_HEAD_NORM, norm_eps)
+    return _linear(g, activated, weights, output_name)
 
 
 def _check_width(weights: BertWeights, head: ClassifierHead) -> None:

@@ -67,7 +67,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Bump when the graph builder's output changes, so stale cache entries are not reused.
-BUILDER_VERSION = "7"  # 6: classifier folders become logits graphs; 7: native view's Clip
+BUILDER_VERSION = "8"  # 6: classifier folders become logits graphs; 7: native view's Clip;
+# 8: MPNet and ModernBERT classifier folders become logits graphs (they were embedders)
 
 
 @dataclass(frozen=True)

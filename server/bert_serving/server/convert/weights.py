@@ -140,6 +140,12 @@ _QWEN_NAMES = (
     (re.compile(r"^embed_tokens\."), "embeddings.word_embeddings."),
     (re.compile(r"^norm\."), "encoder.final_norm."),
 )
+# ModernBERT's classification head (beside `model.`): its Linear and LayerNorm before
+# `classifier`, under the names heads.py reads (`pre_classifier`, as DistilBERT's).
+_MODERNBERT_HEAD_NAMES = (
+    (re.compile(r"^head\.dense\."), "pre_classifier."),
+    (re.compile(r"^head\.norm\."), "pre_classifier.norm."),
+)
 # MPNet's names for the attention parts of a BERT layer (the rest is BERT's own).
 _MPNET_NAMES = (
     (re.compile(r"\.attention\.attn\.q\."), ".attention.self.query."),
@@ -163,6 +169,9 @@ def _bert_dotted_name(hf_name: str) -> str:
                           "embeddings.norm.")):
         for pattern, replacement in _MODERNBERT_NAMES:
             name = pattern.sub(replacement, name)
+    elif name.startswith("head."):
+        for pattern, replacement in _MODERNBERT_HEAD_NAMES:
+            name = pattern.sub(replacement, name)
     elif ".attention.attn." in name or ".attention.LayerNorm." in name:
         for pattern, replacement in _MPNET_NAMES:
             name = pattern.sub(replacement, name)
@@ -181,6 +190,8 @@ def _google_name(hf_name: str) -> str | None:
         return RELATIVE_ATTENTION_BIAS
     if path.startswith((f"{CLASSIFIER}/", f"pre_{CLASSIFIER}/")):
         head, _, leaf = path.rpartition("/")
+        if head.endswith("/norm"):  # ModernBERT's head LayerNorm
+            return f"{head}/{ {'weight': 'gamma', 'bias': 'beta'}.get(leaf, leaf)}"
         return f"{head}/{'kernel' if leaf == 'weight' else leaf}"
     if not path.startswith(("embeddings/", "embeddings_project/", "encoder/layer/",
                             "encoder/final_norm/", "pooler/dense/")):
