@@ -1,9 +1,10 @@
-"""Every non-BERT family served by the whole server to the unmodified 1.10.0 client.
+"""Every non-BERT family served by the whole server: the 1.10.0 client and the HTTP routes.
 
 One server per family (a tiny random-weight model from scripts/make_random_family.py),
-started as users start it, queried by bert-serving-client 1.10.0 from PyPI in its
-own virtual environment, through tests/integration/legacy_client_script.py.
-Compared against transformers (tests/reference.py) within 1e-4.
+started as users start it (with -http_port), queried by bert-serving-client 1.10.0 from
+PyPI in its own virtual environment, through tests/integration/legacy_client_script.py,
+and over HTTP by `/encode`, huggingface_hub's InferenceClient (TEI's `/embed`) and the
+openai package. Compared against transformers (tests/reference.py) within 1e-4.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from reference import FamilyReference, heldout_texts
@@ -26,7 +28,7 @@ SCRIPT = Path(__file__).with_name("legacy_client_script.py")
 def served(family_dir: Path, graph_cache: Path) -> Iterator[ServerProcess]:
     args = ["-model_dir", str(family_dir), "-show_tokens_to_client", "-max_seq_len", "NONE",
             "-num_worker", "1"]
-    with ServerProcess(args, graph_cache) as process:
+    with ServerProcess(args, graph_cache, http=True) as process:
         yield process
 
 
@@ -93,3 +95,23 @@ def test_unserved_model_type_stops_the_start_with_one_line(tmp_path: Path,
     errors = [line for line in done.stderr.splitlines() if line.startswith("bert-serving-start:")]
     assert len(errors) == 1, done.stderr
     assert "model_type 'nomic_bert'" in errors[0] and "xlm-roberta" in errors[0]
+
+
+def test_family_over_http_matches_transformers(served: ServerProcess, family_dir: Path) -> None:
+    """The folder declares no embedding of its own, so every route serves layer -2's mean:
+    `/encode` and OpenAI's as it is, TEI's `/embed` unit-normalized (its default)."""
+    from huggingface_hub import InferenceClient
+    from openai import OpenAI
+
+    texts = heldout_texts()[:6]
+    want = FamilyReference(family_dir).encode(texts, max_seq_len=None)
+    unit = want / np.linalg.norm(want, axis=1, keepdims=True)
+    reply = httpx.post(f"{served.http_url}/encode", json={"id": 1, "texts": texts}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    np.testing.assert_allclose(reply.json()["result"], want, atol=TOLERANCE, rtol=0)
+    tei = InferenceClient(base_url=served.http_url).feature_extraction(texts)  # type: ignore[arg-type]
+    np.testing.assert_allclose(tei, unit, atol=TOLERANCE, rtol=0)
+    openai = OpenAI(base_url=served.http_url + "/v1", api_key="unused", max_retries=0)
+    rows = [item.embedding for item in openai.embeddings.create(
+        input=texts, model="m", encoding_format="float").data]
+    np.testing.assert_allclose(rows, want, atol=TOLERANCE, rtol=0)
