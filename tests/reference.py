@@ -32,6 +32,29 @@ def heldout_texts() -> list[str]:
 
 
 
+def text_windows(tokenizer: Any, text: str, *, max_seq_len: int,
+                 overlap: int) -> list[list[int]]:
+    """-truncation chunk's windows of a text, cut from transformers' ids of the whole text:
+    ``max_seq_len - 2`` text tokens each, each starting `overlap` before the last ended,
+    [CLS]/[SEP] around each."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    width, stride = max_seq_len - 2, max_seq_len - 2 - overlap
+    starts = range(0, max(len(ids) - overlap, 1), stride)
+    return [[tokenizer.cls_token_id, *ids[s: s + width], tokenizer.sep_token_id] for s in starts]
+
+
+def window_features(windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray,
+                                                       dict[str, np.ndarray]]:
+    """A text's windows as one padded batch: (ids, mask, the model's inputs)."""
+    width = max(map(len, windows))
+    ids = np.zeros((len(windows), width), np.int64)
+    mask = np.zeros_like(ids)
+    for i, window in enumerate(windows):
+        ids[i, : len(window)], mask[i, : len(window)] = window, 1
+    return ids, mask, {"input_ids": ids, "attention_mask": mask,
+                       "token_type_ids": np.zeros_like(ids)}
+
+
 def reference_model(model_class: Any, model_dir: Path):  # type: ignore[no-untyped-def]
     """`model_class.from_pretrained(model_dir)` on torch CPU, 2 threads, in eval mode:
     every reference here runs its transformers model the same way."""

@@ -4,6 +4,8 @@
 on '|||' as the server reads them (tests/reference.py), then, as
 naver/splade and sentence-transformers' SpladePooling compute it:
 max over the attention mask's tokens ([CLS]/[SEP] included) of log(1 + relu(logits)).
+`encode_chunked` runs -truncation chunk's windows of each whole text (tests/reference.py's
+`text_windows`) and takes each term's max over them.
 Nothing here imports bert_serving.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from reference import FolderReference
+from reference import FolderReference, text_windows, window_features
 
 __all__ = ["SpladeReference", "densify", "splade_tiny_dir"]
 
@@ -45,13 +47,25 @@ class SpladeReference(FolderReference):
 
         `pairs=False`: '|||' is text, as the HTTP routes read it; `side`: the end cut off.
         """
+        self.tokenizer.truncation_side = side
+        return self.weights(self.features(texts, max_seq_len, pairs=pairs))
+
+    def encode_chunked(self, texts: Sequence[str], *, max_seq_len: int,
+                       overlap: int) -> np.ndarray:
+        """Each whole text's windows of `max_seq_len` tokens, each term's max over them."""
+        rows = []
+        for text in texts:
+            windows = text_windows(self.tokenizer, text, max_seq_len=max_seq_len,
+                                   overlap=overlap)
+            rows.append(self.weights(window_features(windows)[2]).max(axis=0))
+        return np.stack(rows)
+
+    def weights(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """SPLADE's (rows, vocab_size) weights of padded model inputs."""
         import torch
 
-        self.tokenizer.truncation_side = side
-        features = {key: torch.from_numpy(value) for key, value
-                    in self.features(texts, max_seq_len, pairs=pairs).items()}
+        tensors = {key: torch.from_numpy(value) for key, value in features.items()}
         with torch.no_grad():
-            logits = self.model(**features).logits
-        mask = features["attention_mask"].unsqueeze(-1).to(logits.dtype)
-        weights = torch.log(1 + torch.relu(logits)) * mask
-        return weights.amax(dim=1).numpy()
+            logits = self.model(**tensors).logits
+        mask = tensors["attention_mask"].unsqueeze(-1).to(logits.dtype)
+        return (torch.log(1 + torch.relu(logits)) * mask).amax(dim=1).numpy()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from reference import TransformersReference, heldout_texts, pool
+from reference import TransformersReference, heldout_texts, pool, text_windows, window_features
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient, ServerError
@@ -29,23 +29,7 @@ def client_for(server: ServerProcess) -> BertClient:
 
 
 def reference_windows(reference: TransformersReference, text: str) -> list[list[int]]:
-    tokenizer = reference.tokenizer
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    width, stride = MAX_SEQ_LEN - 2, MAX_SEQ_LEN - 2 - OVERLAP
-    starts = range(0, max(len(ids) - OVERLAP, 1), stride)
-    return [[tokenizer.cls_token_id, *ids[s: s + width], tokenizer.sep_token_id] for s in starts]
-
-
-def window_features(windows: list[list[int]]) -> tuple[np.ndarray, np.ndarray,
-                                                       dict[str, np.ndarray]]:
-    """A text's windows as one padded batch: (ids, mask, the model's inputs)."""
-    width = max(map(len, windows))
-    ids = np.zeros((len(windows), width), np.int64)
-    mask = np.zeros_like(ids)
-    for i, window in enumerate(windows):
-        ids[i, : len(window)], mask[i, : len(window)] = window, 1
-    return ids, mask, {"input_ids": ids, "attention_mask": mask,
-                       "token_type_ids": np.zeros_like(ids)}
+    return text_windows(reference.tokenizer, text, max_seq_len=MAX_SEQ_LEN, overlap=OVERLAP)
 
 
 def reference_native(reference: TransformersReference, texts: list[str], *,

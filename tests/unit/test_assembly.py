@@ -7,6 +7,8 @@ import pytest
 
 from bert_serving.proto.internal import JobKey
 from bert_serving.proto.rows import RowBuffer, RowShapeError
+from bert_serving.proto.sparse import SparseRows
+from bert_serving.server.model.chunking import ChunkReducer
 from bert_serving.server.pipeline.assembly import JobAssembly
 
 
@@ -69,3 +71,33 @@ def test_a_wider_token_chunk_widens_earlier_rows_and_a_narrower_one_is_padded() 
     rows.write(slice(2, 3), np.full((1, 3, 2), 3, np.float32))
     assert rows.array.shape == (3, 4, 2)
     assert rows.array[:, :, 0].tolist() == [[1, 1, 0, 0], [2, 2, 2, 2], [3, 3, 3, 0]]
+
+
+def _term_weights(rows: int, seed: int = 0) -> np.ndarray:
+    generator = np.random.default_rng(seed)
+    weights = generator.random((rows, 40), dtype=np.float32)
+    weights[weights < 0.8] = 0
+    return weights
+
+
+def test_sparse_rows_land_in_request_order_once_each() -> None:
+    job = JobAssembly(JobKey(b"c", 1), 5)
+    dense = _term_weights(5)
+    job.add([4, 1], SparseRows.from_dense(dense[[4, 1]]))
+    job.add([4, 1], SparseRows.from_dense(dense[[4, 1]] * 9))  # a re-run batch
+    job.add([3, 0, 2], SparseRows.from_dense(dense[[3, 0, 2]]))
+    assert job.complete
+    rows, _ = job.result()
+    assert isinstance(rows, SparseRows)
+    np.testing.assert_array_equal(rows.to_dense(), dense)
+
+
+def test_a_sparse_text_s_windows_fold_into_the_max_per_term() -> None:
+    windows = _term_weights(4, seed=1)  # text 0: windows 0, 1, 2; text 1: window 3
+    job = JobAssembly(JobKey(b"c", 1), 4, chunks=ChunkReducer([3, 1], [9, 9, 5, 4], "max"))
+    job.add([2, 3], SparseRows.from_dense(windows[[2, 3]]))
+    job.add([0, 1], SparseRows.from_dense(windows[[0, 1]]))
+    rows, _ = job.result()
+    assert isinstance(rows, SparseRows)
+    np.testing.assert_array_equal(rows.to_dense(), np.stack([windows[:3].max(axis=0),
+                                                               windows[3]]))

@@ -69,23 +69,34 @@ def test_text_request_round_trip() -> None:
     assert (request.client_id, request.req_id, request.msg_len) == (CLIENT, 7, 2)
     assert request.command is None
     assert decode_texts(request.payload) == (["hello world", Dual("naïve café", "東京")], False,
-                                             False)
+                                             False, False)
 
 
 def test_tokenized_request_round_trip() -> None:
     tokens = [["hello", "world"], ["a", "|||", "b"]]
     request = parse_request(encode_request(CLIENT, 1, tokens))
     assert decode_texts(request.payload) == ([["hello", "world"], WordPair(["a"], ["b"])], True,
-                                             False)
+                                             False, False)
 
 
 def test_ext_payload_carries_every_text_verbatim_and_pairs_as_pairs() -> None:
     rows = ["  lead and trail \t", "a ||| b", Dual(" q ", "x ||| y "), Ids((5, 0, 7)), ""]
     request = parse_request(encode_request(CLIENT, 3, rows, verbatim=True))
     assert request.msg_len == 5
-    assert decode_texts(request.payload) == (rows, False, False)
+    assert decode_texts(request.payload) == (rows, False, False, False)
     native = parse_request(encode_request(CLIENT, 4, rows, verbatim=True, native=True))
-    assert decode_texts(native.payload) == (rows, False, True)
+    assert decode_texts(native.payload) == (rows, False, True, False)
+    sparse = parse_request(encode_request(CLIENT, 5, rows, verbatim=True, sparse=True))
+    assert decode_texts(sparse.payload) == (rows, False, False, True)
+
+
+@pytest.mark.parametrize("rows", [["plain", "a ||| b"], [["hello", "world"], ["a", "|||", "b"]]])
+def test_a_sparse_request_reads_its_texts_as_the_1_10_payload_does(rows: list) -> None:
+    plain = decode_texts(encode_request(CLIENT, 1, rows)[1])
+    sparse = decode_texts(encode_request(CLIENT, 2, rows, sparse=True)[1])
+    assert json.loads(encode_request(CLIENT, 2, rows, sparse=True)[1]) == {
+        "texts": rows, "sparse": True}
+    assert sparse == plain._replace(sparse=True)
 
 
 def test_the_1_10_reading_drops_only_the_separators_padding() -> None:
@@ -100,7 +111,10 @@ def test_the_1_10_reading_drops_only_the_separators_padding() -> None:
     (b'{"inputs": "x"}', "inputs must be a JSON list"),
     (b'{"inputs": ["x"], "native": 1}', "native must be true or false, got an int 1"),
     (b'{"inputs": ["x"], "native": true, "more": 1}', "an object with keys"),
-    (b'{"texts": ["x"]}', "an object with keys .'texts'.: it must be"),
+    (b'{"text": ["x"]}', "an object with keys .'text'.: it must be"),
+    (b'{"texts": ["x"], "native": true}', "an object with keys .'native', 'texts'.: it must"),
+    (b'{"texts": "x"}', "texts must be a JSON list"),
+    (b'{"inputs": ["x"], "sparse": "yes"}', "sparse must be true or false, got a str"),
     (b'{"inputs": []}', "empty list"),
     (b'{"inputs": [["a"]]}', r"inputs\[0\] is a list"),
     (b'{"inputs": [["a", 1]]}', r"inputs\[0\] is a list"),
@@ -205,7 +219,7 @@ def test_error_reply_with_commas_still_raises_type_error() -> None:
     [
         (b"not json", "not valid UTF-8 JSON"),
         (b"\xff\xfe\x00", "not valid UTF-8 JSON"),
-        (b'{"texts": ["a"]}', "must be a JSON list"),
+        (b'{"text": ["a"]}', "must be a JSON list"),
         (b'"just a string"', "must be a JSON list"),
         (b"[]", "empty list"),
         (b'["a", "b", 5]', "texts[2]"),
@@ -327,7 +341,8 @@ def test_an_unknown_control_word_is_refused_not_taken_for_stop() -> None:
         decode_control([b"SHUTDOWN"])
 
 
-_WORDS = [b"BATCH", b"READY", b"RESULT", b"FAILED", b"JOB", b"PUBLISH", *(w.value for w in Control)]
+_WORDS = [b"BATCH", b"READY", b"RESULT", b"FAILED", b"SPARSE", b"JOB", b"PUBLISH",
+          *(w.value for w in Control)]
 _JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(

@@ -77,9 +77,9 @@ def test_head_sparse_refuses_pooling_flags(flags: list[str]) -> None:
         parse_server_config(["-head", "sparse", *flags])
 
 
-def test_head_sparse_refuses_chunking() -> None:
-    with pytest.raises(ConfigError, match="-truncation chunk is not supported with -head sparse"):
-        parse_server_config(["-head", "sparse", "-truncation", "chunk"])
+def test_head_sparse_chunks_long_texts() -> None:
+    config = parse_server_config(["-head", "sparse", "-truncation", "chunk"])
+    assert config.truncation == "chunk" and config.engine.head is ModelHead.SPARSE
 
 
 def test_head_defaults_to_the_folder_s_kind() -> None:

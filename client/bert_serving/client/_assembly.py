@@ -1,7 +1,9 @@
 """Reassembly of a chunked `encode` into one array, without sockets.
 
 Each chunk's rows are copied into a single output array as they arrive, so the
-whole result is never held twice (once as replies, once concatenated).
+whole result is never held twice (once as replies, once concatenated). A sparse
+model's compact replies (`SparseRows`) are kept as they come and joined in text
+order by `sparse_result`.
 
 Usage::
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from bert_serving.proto import ErrorKind, ServerError
 from bert_serving.proto.rows import RowBuffer, RowShapeError
+from bert_serving.proto.sparse import SparseRows
 
 __all__ = ["RowAssembler"]
 
@@ -32,22 +35,26 @@ class RowAssembler:
     def __init__(self, total: int) -> None:
         self._total = total
         self._rows = RowBuffer(total)
+        self._sparse: dict[int, SparseRows] = {}
         self._filled = 0
         self._tokens: dict[int, list[list[str]]] = {}
         self._token_counts: dict[int, list[int] | None] = {}
 
     def put(
-        self, start: int, count: int, array: np.ndarray, tokens: list[list[str]] | None,
-        token_counts: list[int] | None = None,
+        self, start: int, count: int, array: np.ndarray | SparseRows,
+        tokens: list[list[str]] | None, token_counts: list[int] | None = None,
     ) -> None:
-        """Copy the rows of texts[start:start + count]."""
-        if array.ndim < 1 or array.shape[0] != count:
-            raise ServerError(
-                f"the server sent shape {list(array.shape)} for {count} texts",
-                ErrorKind.BAD_REPLY,
-            )
+        """Copy the rows of texts[start:start + count] (sparse ones are kept as they are)."""
+        rows = len(array) if isinstance(array, SparseRows) else (
+            array.shape[0] if array.ndim else None)
+        if rows != count:
+            raise ServerError(f"the server sent {rows} rows for {count} texts",
+                              ErrorKind.BAD_REPLY)
         try:
-            self._rows.write(slice(start, start + count), array)
+            if isinstance(array, SparseRows):
+                self._sparse[start] = array
+            else:
+                self._rows.write(slice(start, start + count), array)
         except RowShapeError as error:
             raise ServerError(f"the server sent {error}", ErrorKind.BAD_REPLY) from None
         self._filled += count
@@ -58,8 +65,19 @@ class RowAssembler:
     def result(self) -> tuple[np.ndarray, list[list[str]]]:
         """The full array and the token lists in text order (empty when none were sent)."""
         self._check_complete()
+        if self._sparse:
+            raise ServerError("the server sent sparse rows to a dense request",
+                              ErrorKind.BAD_REPLY)
         tokens = [t for start in sorted(self._tokens) for t in self._tokens[start]]
         return self._rows.array, tokens
+
+    def sparse_result(self) -> SparseRows:
+        """The sparse rows of every text, in text order."""
+        self._check_complete()
+        if sum(len(part) for part in self._sparse.values()) != self._total:
+            raise ServerError("the server sent dense rows to a sparse request",
+                              ErrorKind.BAD_REPLY)
+        return SparseRows.concatenate([self._sparse[start] for start in sorted(self._sparse)])
 
     def token_counts(self) -> list[int] | None:
         """Tokens the model read per text, in text order; None if a reply did not say."""

@@ -40,6 +40,7 @@ from bert_serving.proto import (
     JsonReply,
     Reply,
     ServerError,
+    SparseReply,
     encode_request,
 )
 from bert_serving.proto.inputs import Dual, TextInput
@@ -50,7 +51,7 @@ from ._errors import BertClientTimeout, ServerAddress
 from ._input import check_inputs, check_texts, longer_than
 from ._receiver import ReplyDemultiplexer
 from ._scores import Prediction, Rank, predictions, ranked
-from ._sparse import SPARSE_HEAD, SparseVector, to_sparse_vectors
+from ._sparse import SPARSE_HEAD, SparseVector, sparse_vectors
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "DEFAULT_TIMEOUT_MS", "BertClient", "Response"]
 
@@ -222,11 +223,11 @@ class BertClient:
         return reply.body
 
     def _send(self, body: list[Any] | Command, *, detached: bool = False,
-              verbatim: bool = False, native: bool = False) -> int:
+              verbatim: bool = False, native: bool = False, sparse: bool = False) -> int:
         """Send one request, registered first so that its reply cannot be dropped.
 
         `verbatim`: the rows go in the *ext* payload, each as it is (`encode_inputs`),
-        asking for the native view with `native`.
+        asking for the native view with `native`; `sparse`: for a sparse model's nonzeros.
         """
         with self._send_lock:
             self._request_id += 1
@@ -234,7 +235,8 @@ class BertClient:
             self._replies.expect(req_id, detached=detached)
             try:
                 self._sender.send_multipart(encode_request(
-                    self.identity, req_id, body, verbatim=verbatim, native=native))
+                    self.identity, req_id, body, verbatim=verbatim, native=native,
+                    sparse=sparse))
             except zmq.Again:
                 self._replies.forget(req_id)
                 raise BertClientTimeout.waiting(
@@ -353,19 +355,33 @@ class BertClient:
     ) -> list[SparseVector]:
         """SPLADE term weights, one `SparseVector` (nonzero indices, values) per text, in order.
 
-        Needs a server of a sparse model (`bert-serving-start -head sparse`); any other
-        server's vectors are refused here, naming its kind. Raises as `encode` does.
+        Texts are read as `encode` reads them ('a ||| b' is a pair). Only the nonzeros
+        cross the wire (8 bytes each, not 4 bytes per vocabulary term). Needs a server of
+        a sparse model (`bert-serving-start -head sparse`); any other server is refused
+        here, naming its kind. Raises as `encode` does.
         """
+        self._require_sparse("encode_sparse")
+        check_texts(texts, is_tokenized)
+        self._warn_about_length(texts, is_tokenized)
+        return sparse_vectors(self._encode_streamed(texts, sparse=True).sparse_result())
+
+    def encode_sparse_inputs(
+        self, inputs: Sequence[TextInput]
+    ) -> tuple[list[SparseVector], list[int]]:
+        """`encode_sparse` of rows sent exactly as given (as `encode_inputs`), with the
+        tokens the model read per row: what TEI's /embed_sparse sends."""
+        self._require_sparse("encode_sparse_inputs")
+        check_inputs(inputs)
+        rows = self._encode_streamed(list(inputs), verbatim=True, sparse=True)
+        return sparse_vectors(rows.sparse_result()), _required_counts(rows)
+
+    def _require_sparse(self, method: str) -> None:
         head = self.model_head
         if head != SPARSE_HEAD:
             raise ServerError(
-                f"encode_sparse needs a server of a sparse model (bert-serving-start -head "
+                f"{method} needs a server of a sparse model (bert-serving-start -head "
                 f"sparse on a BertForMaskedLM folder); this one serves "
                 f"{'an' if head[:1] in 'aeiou' else 'a'} {head} model: use encode", "BadRequest")
-        check_texts(texts, is_tokenized)
-        self._warn_about_length(texts, is_tokenized)
-        rows, _tokens = self._encode_streamed(texts).result()
-        return to_sparse_vectors(rows)
 
     @property
     def model_head(self) -> str:
@@ -375,7 +391,7 @@ class BertClient:
         return self._model_head
 
     def _encode_streamed(self, texts: list[Any], *, verbatim: bool = False,
-                         native: bool = False) -> RowAssembler:
+                         native: bool = False, sparse: bool = False) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
         in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
@@ -384,8 +400,8 @@ class BertClient:
                 if len(in_flight) >= self.chunks_in_flight:
                     self._collect(rows, *in_flight.popleft())
                 chunk = texts[start : start + self.chunk_size]
-                in_flight.append((self._send(chunk, verbatim=verbatim, native=native),
-                                  start, len(chunk)))
+                in_flight.append((self._send(chunk, verbatim=verbatim, native=native,
+                                             sparse=sparse), start, len(chunk)))
             while in_flight:
                 self._collect(rows, *in_flight.popleft())
         finally:
@@ -394,8 +410,12 @@ class BertClient:
         return rows
 
     def _collect(self, rows: RowAssembler, req_id: int, start: int, count: int) -> None:
-        reply = _embeddings(self._replies.take(req_id, self._timeout_ms))
-        rows.put(start, count, reply.array, reply.tokens, reply.token_counts)
+        reply = self._replies.take(req_id, self._timeout_ms)
+        if isinstance(reply, SparseReply):
+            rows.put(start, count, reply.rows, reply.tokens, reply.token_counts)
+            return
+        embeddings = _embeddings(reply)
+        rows.put(start, count, embeddings.array, embeddings.tokens, embeddings.token_counts)
 
     def _with_tokens(self, vectors: Any, tokens: list[list[str]], show_tokens: bool) -> Any:
         if show_tokens and self.token_info_available:
@@ -512,11 +532,16 @@ class BertClient:
 def _with_token_counts(rows: RowAssembler) -> tuple[np.ndarray, list[int]]:
     """The assembled rows and the tokens the model read per row, which the reply must carry."""
     vectors, _ = rows.result()
+    return vectors, _required_counts(rows)
+
+
+def _required_counts(rows: RowAssembler) -> list[int]:
+    """The tokens the model read per row, which the replies must carry."""
     counts = rows.token_counts()
     if counts is None:
         raise ServerError("the server sent no token counts (a bert-serving server older "
                           "than this client?)", ErrorKind.BAD_REPLY)
-    return vectors, counts
+    return counts
 
 
 def _embeddings(reply: Reply) -> EmbeddingReply:

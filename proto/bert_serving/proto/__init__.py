@@ -14,6 +14,11 @@ Replies::
     config/status:  [identity, json, req_id]
     embeddings:     [identity, header_json, raw_bytes, req_id]
     error:          [identity, header_json, b"", req_id]   header["error"] set
+    sparse (*ext*): [identity, header_json, offsets, indices, values, req_id]
+
+A sparse reply (a sparse model's nonzeros, `bert_serving.proto.sparse`) goes only to a
+request that asked for one with ``"sparse": true`` in the *ext* payload; every other
+request to a sparse model, the 1.10.0 client's included, gets the dense rows.
 
 An embedding header may also carry `token_counts` (an *ext* field the 1.10.0
 client ignores): the tokens the model read per text, for usage reports. Every
@@ -56,6 +61,7 @@ from .inputs import (
     read_legacy_text,
     read_legacy_words,
 )
+from .sparse import SparseRows, read_sparse_frames, sparse_frames
 
 __all__ = [
     "MAX_DIGITS",
@@ -71,6 +77,7 @@ __all__ = [
     "Reply",
     "Request",
     "ServerError",
+    "SparseReply",
     "TextPayloadError",
     "decode_reply",
     "decode_texts",
@@ -78,6 +85,7 @@ __all__ = [
     "encode_error_reply",
     "encode_json_reply",
     "encode_request",
+    "encode_sparse_reply",
     "encode_texts",
     "parse_request",
 ]
@@ -192,23 +200,28 @@ def parse_request(frames: Sequence[bytes]) -> Request:
 
 def encode_request(
     client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command,
-    *, verbatim: bool = False, native: bool = False,
+    *, verbatim: bool = False, native: bool = False, sparse: bool = False,
 ) -> list[bytes]:
     """The 4 frames of a request: texts (or token lists), or a control command.
 
     `verbatim`: the *ext* payload (`encode_inputs`), where each row of `body` (a str,
     `Dual` or `Ids`) is taken as it is, and `native` asks for the model's own embedding;
-    else the 1.10 one, where 'a ||| b' is a pair.
+    else the 1.10 one, where 'a ||| b' is a pair. `sparse` asks a sparse model for its
+    nonzeros (`SparseReply`) instead of dense rows.
     """
     if isinstance(body, Command):
         return [client_id, body.value, b"%d" % req_id, b"0"]
-    payload = (encode_inputs(body, native=native)  # type: ignore[arg-type]
-               if verbatim else encode_texts(body))
+    payload = (encode_inputs(body, native=native, sparse=sparse)  # type: ignore[arg-type]
+               if verbatim else encode_texts(body, sparse=sparse))
     return [client_id, payload, b"%d" % req_id, b"%d" % len(body)]
 
 
-def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]]) -> bytes:
-    return json.dumps(list(texts), ensure_ascii=False).encode("utf-8")
+def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]], *,
+                 sparse: bool = False) -> bytes:
+    """The 1.10 payload; with `sparse`, the *ext* ``{"texts": [...], "sparse": true}``,
+    the same rows read the same way, asking for a sparse reply."""
+    body: Any = {"texts": list(texts), "sparse": True} if sparse else list(texts)
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 def _describe(value: Any) -> str:
@@ -219,12 +232,14 @@ def _describe(value: Any) -> str:
 
 
 class DecodedTexts(NamedTuple):
-    """A text payload's rows, whether they are pre-tokenized, and whether the client asked
-    for the model's own embedding (the *ext* payload's ``"native"``)."""
+    """A text payload's rows, whether they are pre-tokenized, whether the client asked
+    for the model's own embedding (the *ext* payload's ``"native"``), and for a sparse
+    reply (``"sparse"``)."""
 
     rows: list[TextInput] | list[WordsInput]
     is_tokenized: bool
     native: bool = False
+    sparse: bool = False
 
 
 def decode_texts(
@@ -236,6 +251,7 @@ def decode_texts(
     lists: pre-tokenized, inferred from the shape), where ``'a ||| b'`` is a pair
     (`read_legacy_text`). The *ext* one is ``{"inputs": [...]}``, each row a string
     taken verbatim, a ``[first, second]`` pair or ``{"ids": [...]}`` (`inputs`).
+    ``{"texts": [...]}`` wraps a 1.10 list, read as such, to carry ``"sparse"``.
 
     Raises TextPayloadError with a message naming the problem and, where there is
     one, the index of the offending row. `max_text_bytes` bounds each text (a pair
@@ -244,7 +260,7 @@ def decode_texts(
     """
     body = _load_json(payload)
     rows = _rows_of(body)
-    native = _native_flag(body)
+    native, sparse = _flag(body, "native"), _flag(body, "sparse")
     if not rows:
         raise TextPayloadError("payload is an empty list: send at least one text")
     if max_texts is not None and len(rows) > max_texts:
@@ -252,41 +268,50 @@ def decode_texts(
             f"request has {len(rows)} texts, more than the server's limit of {max_texts}: "
             "split it into smaller requests"
         )
-    if isinstance(body, dict):
+    if isinstance(body, dict) and "inputs" in body:
         typed = [_ext_row(row, index, max_text_bytes) for index, row in enumerate(rows)]
-        return DecodedTexts(typed, False, native)
+        return DecodedTexts(typed, False, native, sparse)
     is_tokenized = isinstance(rows[0], list)
     for index, text in enumerate(rows):
         _check_text(text, index, is_tokenized)
         if max_text_bytes is not None:
             _check_text_size(text, index, max_text_bytes)
     if is_tokenized:
-        return DecodedTexts([read_legacy_words(words) for words in rows], True)
+        return DecodedTexts([read_legacy_words(words) for words in rows], True, False, sparse)
     texts: list[TextInput] = [read_legacy_text(text) for text in rows]
-    return DecodedTexts(texts, False)
+    return DecodedTexts(texts, False, False, sparse)
+
+
+_EXT_KEYS = {"inputs": {"inputs", "native", "sparse"}, "texts": {"texts", "sparse"}}
+"""An *ext* object's rows (verbatim `inputs`, or a 1.10 list as `texts`) and its flags."""
 
 
 def _rows_of(body: Any) -> list[Any]:
-    """The list of rows: the 1.10 payload itself, or the *ext* payload's `inputs`."""
-    if isinstance(body, dict) and set(body) in ({"inputs"}, {"inputs", "native"}):
-        body = body["inputs"]
+    """The list of rows: the 1.10 payload itself, or an *ext* payload's `inputs` or `texts`."""
+    if isinstance(body, dict):
+        key = next((key for key, allowed in _EXT_KEYS.items()
+                    if key in body and set(body) <= allowed), None)
+        if key is None:
+            raise TextPayloadError(
+                f"payload is an object with keys {sorted(body)[:5]}: it must be a JSON list "
+                "of strings, {\"inputs\": [...], \"native\"?, \"sparse\"?} or "
+                "{\"texts\": [...], \"sparse\"?}")
+        body = body[key]
         if not isinstance(body, list):
-            raise TextPayloadError(f"payload's inputs must be a JSON list, got {_describe(body)}")
-    elif isinstance(body, dict):
-        raise TextPayloadError(f"payload is an object with keys {sorted(body)[:5]}: it must be "
-                               "a JSON list of strings, or {\"inputs\": [...], \"native\"?}")
+            raise TextPayloadError(f"payload's {key} must be a JSON list, got {_describe(body)}")
     elif not isinstance(body, list):
         raise TextPayloadError(f"payload must be a JSON list of strings, got {_describe(body)}")
     return body
 
 
-def _native_flag(body: Any) -> bool:
-    if not isinstance(body, dict) or "native" not in body:
+def _flag(body: Any, name: str) -> bool:
+    """An *ext* object's true/false flag (`native`, `sparse`); absent is false."""
+    if not isinstance(body, dict) or name not in body:
         return False
-    if not isinstance(body["native"], bool):
-        raise TextPayloadError(f"payload's native must be true or false, got "
-                               f"{_describe(body['native'])}")
-    return body["native"]
+    if not isinstance(body[name], bool):
+        raise TextPayloadError(f"payload's {name} must be true or false, got "
+                               f"{_describe(body[name])}")
+    return body[name]
 
 
 def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
@@ -434,26 +459,79 @@ class EmbeddingReply:
     """Tokens the model read per text, when the server sends them (ours does)."""
 
 
+def encode_sparse_reply(
+    client_id: bytes, req_id: int, rows: SparseRows, tokens: list[list[str]] | None = None,
+    token_counts: Sequence[int] | None = None,
+) -> list[bytes | memoryview]:
+    """A sparse model's rows as their nonzeros (*ext*, for a request that asked, never the
+    1.10 client's): the embedding header's fields plus the layout, and three raw frames."""
+    fields, arrays = sparse_frames(rows)
+    header: dict[str, Any] = {**fields, "tokens": tokens or ""}
+    if token_counts is not None:
+        header["token_counts"] = list(token_counts)
+    return [client_id, json.dumps(header, ensure_ascii=False).encode("utf-8"), *arrays,
+            b"%d" % req_id]
+
+
+@dataclass(frozen=True)
+class SparseReply:
+    """A sparse model's rows, nonzeros only, for a request sent with `sparse`."""
+
+    req_id: int
+    rows: SparseRows
+    tokens: list[list[str]] | None
+    token_counts: list[int] | None = None
+
+
 @dataclass(frozen=True)
 class ErrorReply:
     req_id: int
     error: ServerError
 
 
-Reply = JsonReply | EmbeddingReply | ErrorReply
+Reply = JsonReply | EmbeddingReply | SparseReply | ErrorReply
+
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
 
 
 def decode_reply(frames: Sequence[bytes]) -> Reply:
-    """Parse a reply on the client side (frame 0, the identity, is ignored)."""
-    req_id = int(frames[-1])
+    """Parse a reply on the client side (frame 0, the identity, is ignored).
+
+    Total: frames that are no reply raise ServerError (BadReply) naming what is wrong.
+    """
+    try:
+        return _decode_reply(frames)
+    except ServerError:
+        raise
+    except _UNREADABLE as error:
+        raise ServerError(f"the server's reply could not be read ({len(frames)} frames): "
+                          f"{type(error).__name__}: {str(error)[:200]}",
+                          ErrorKind.BAD_REPLY) from None
+
+
+def _decode_reply(frames: Sequence[bytes]) -> Reply:
+    req_id = _parse_int(frames[-1], "the reply's req_id", None)
     if len(frames) == 3:
-        return JsonReply(req_id, json.loads(frames[1]))
+        body = json.loads(frames[1])
+        if not isinstance(body, dict):
+            raise ValueError(f"a config reply is a JSON object, got {_describe(body)}")
+        return JsonReply(req_id, body)
     header = json.loads(frames[1])
+    if not isinstance(header, dict):
+        raise ValueError(f"a reply header is a JSON object, got {_describe(header)}")
     if "error" in header:
         error = header["error"]
         kind = ErrorKind.parse(error.get("type"))
-        return ErrorReply(req_id, ServerError(error["message"], kind, req_id))
+        return ErrorReply(req_id, ServerError(str(error["message"]), kind, req_id))
+    tokens, counts = header.get("tokens") or None, _token_counts(header)
+    if len(frames) == 6:
+        return SparseReply(req_id, read_sparse_frames(header, frames[2:5]), tokens, counts)
+    if len(frames) != 4:
+        raise ValueError(f"a reply has 3, 4 or 6 frames, got {len(frames)}")
     array = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
+    return EmbeddingReply(req_id, array, tokens, counts)
+
+
+def _token_counts(header: dict[str, Any]) -> list[int] | None:
     counts = header.get("token_counts")
-    return EmbeddingReply(req_id, array, header.get("tokens") or None,
-                          [int(n) for n in counts] if isinstance(counts, list) else None)
+    return [int(n) for n in counts] if isinstance(counts, list) else None

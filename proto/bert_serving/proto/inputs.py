@@ -107,13 +107,17 @@ def input_to_json(item: TextInput) -> Any:
     return item
 
 
-def encode_inputs(items: Sequence[TextInput], *, native: bool = False) -> bytes:
+def encode_inputs(items: Sequence[TextInput], *, native: bool = False,
+                  sparse: bool = False) -> bytes:
     """The *ext* payload ``{"inputs": [...]}``: every row taken as it is, no ``|||`` reading.
 
     `native` (``"native": true``) asks for the model's own embedding where the server
-    computes it beside its own pooling (the TEI and OpenAI routes' vectors).
+    computes it beside its own pooling (the TEI and OpenAI routes' vectors); `sparse`
+    (``"sparse": true``) a sparse model's nonzeros instead of its dense rows.
     """
     body: dict[str, Any] = {"inputs": [input_to_json(item) for item in items]}
     if native:
         body["native"] = True
+    if sparse:
+        body["sparse"] = True
     return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -8,6 +8,7 @@ lists every frame; in short::
                            | [worker_id, STOP]
     worker -> ventilator   [READY, {"credits": n, "done": [batch ids]}]
     worker -> sink         [RESULT, header, raw, tokens_json] | [FAILED, header]
+                           | [SPARSE, header, offsets, indices, values, tokens_json]
     ventilator -> sink     [JOB, header] | [PUBLISH, *reply frames]
     supervisor -> sink     [STOP]
     supervisor -> vent.    [STOP] | [STOP_ACCEPTING] | [WORKER_DIED, worker_id]
@@ -36,6 +37,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .rows import ragged_positions
+from .sparse import SparseRows, read_sparse_frames, sparse_frames
+
 __all__ = [
     "BatchMessage",
     "Control",
@@ -60,10 +64,12 @@ __all__ = [
     "encode_publish",
     "encode_ready",
     "encode_result",
+    "encode_sparse_result",
     "encode_worker_stop",
 ]
 
 BATCH, READY, RESULT, FAILED = b"BATCH", b"READY", b"RESULT", b"FAILED"
+SPARSE = b"SPARSE"
 JOB, PUBLISH = b"JOB", b"PUBLISH"
 
 _Decoded = TypeVar("_Decoded")
@@ -163,13 +169,9 @@ class RaggedTokens:
 
     def take(self, rows: Sequence[int]) -> RaggedTokens:
         """These rows, in this order (one gather, no per-row objects)."""
-        index = np.asarray(rows, dtype=np.int64)
-        lengths = self.lengths[index]
-        starts = (np.cumsum(self.lengths) - self.lengths)[index]
-        placed = np.cumsum(lengths) - lengths
-        total = int(lengths.sum())
-        positions = np.arange(total) + np.repeat(starts - placed, lengths)
-        return RaggedTokens(self.ids[positions], lengths, self.first_lengths[index])
+        positions, lengths = ragged_positions(self.lengths, rows)
+        return RaggedTokens(self.ids[positions], lengths,
+                            self.first_lengths[np.asarray(rows, dtype=np.int64)])
 
     @classmethod
     def concatenate(cls, parts: Sequence[RaggedTokens]) -> RaggedTokens:
@@ -254,11 +256,13 @@ def decode_ready(frames: Sequence[bytes]) -> ReadyMessage:
 
 @dataclass(frozen=True)
 class ResultMessage:
-    """A batch's output rows (N, ...) in the batch's row order, or the error that stopped it."""
+    """A batch's output rows (N, ...) in the batch's row order, or the error that stopped it.
+
+    A sparse model's rows are `SparseRows` (its nonzeros), every other model's an array."""
 
     batch_id: int
     segments: list[Segment]
-    vectors: np.ndarray | None
+    vectors: np.ndarray | SparseRows | None
     tokens: list[list[str]] | None
     error: str | None = None
 
@@ -273,6 +277,16 @@ def encode_result(
     return [RESULT, json.dumps(header).encode(), vectors.data, encoded_tokens]
 
 
+def encode_sparse_result(
+    batch: BatchMessage, rows: SparseRows, tokens: list[list[str]] | None
+) -> list[bytes | memoryview]:
+    """A sparse model's batch: its rows' nonzeros (`bert_serving.proto.sparse`'s layout)."""
+    fields, arrays = sparse_frames(rows)
+    header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments), **fields}
+    encoded_tokens = json.dumps(tokens, ensure_ascii=False).encode("utf-8") if tokens else b""
+    return [SPARSE, json.dumps(header).encode(), *arrays, encoded_tokens]
+
+
 def encode_failed(batch: BatchMessage, message: str) -> list[bytes]:
     header = {"id": batch.batch_id, "segments": _segments_to_json(batch.segments),
               "error": message}
@@ -285,11 +299,17 @@ def decode_result(frames: Sequence[bytes]) -> ResultMessage:
     segments = _segments_from_json(header["segments"])
     if frames[0] == FAILED:
         return ResultMessage(header["id"], segments, None, None, str(header["error"]))
+    if frames[0] == SPARSE and len(frames) == 6:
+        rows = read_sparse_frames(header, frames[2:5])  # SparseFormatError: a ValueError
+        return ResultMessage(header["id"], segments, rows, _tokens(frames[5]))
     if frames[0] != RESULT or len(frames) != 4:
         raise _unexpected("a result", frames)
     vectors = np.frombuffer(frames[2], dtype=header["dtype"]).reshape(header["shape"])
-    tokens = json.loads(frames[3]) if len(frames[3]) else None
-    return ResultMessage(header["id"], segments, vectors, tokens)
+    return ResultMessage(header["id"], segments, vectors, _tokens(frames[3]))
+
+
+def _tokens(frame: bytes) -> list[list[str]] | None:
+    return json.loads(frame) if len(frame) else None
 
 
 # -- ventilator -> sink -------------------------------------------------------------------------
@@ -310,6 +330,8 @@ class JobMessage:
     """-truncation chunk: tokens each window pooled, for the token-weighted mean."""
     native: bool = False
     """Reply with the rows' native-view columns (the model's own embedding), not the first."""
+    sparse: bool = False
+    """Reply with a sparse model's nonzeros (`SparseRows`), not its dense rows."""
 
 
 def encode_job(job: JobMessage) -> list[bytes]:
@@ -319,6 +341,8 @@ def encode_job(job: JobMessage) -> list[bytes]:
         body["windows"], body["weights"] = job.windows, job.weights
     if job.native:
         body["native"] = True
+    if job.sparse:
+        body["sparse"] = True
     return [JOB, json.dumps(body).encode()]
 
 
@@ -326,7 +350,8 @@ def _decode_job(frames: Sequence[bytes]) -> JobMessage:
     body = json.loads(frames[1])
     return JobMessage(_key_from_json(body["key"]), int(body["rows"]), bool(body["tokens"]),
                       [int(n) for n in body["token_counts"]], body.get("windows"),
-                      body.get("weights"), bool(body.get("native", False)))
+                      body.get("weights"), bool(body.get("native", False)),
+                      bool(body.get("sparse", False)))
 
 
 @dataclass(frozen=True)

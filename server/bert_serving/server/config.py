@@ -521,9 +521,6 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     # bert-serving-start prints as one line (argparse's usage would bury it).
     config = ServerConfig(**_read(ServerConfig, args))
     if config.truncation == "chunk":
-        if config.engine.head is ModelHead.SPARSE:
-            raise ConfigError("-truncation chunk is not supported with -head sparse yet: use "
-                              "truncate or error")
         reduction_for(config.engine.pooling.strategy)  # refuses NONE
     native = native_view_for(config)
     if native is None:

@@ -110,8 +110,10 @@ def _check_head_flags(config: ServerConfig, head: ModelHead, max_tokens: int) ->
     if head is not ModelHead.CLASSIFIER:
         return
     if config.truncation == "chunk":
-        raise ConfigError("-truncation chunk joins windows' vectors, which a classifier's "
-                          "logits are not: use -truncation truncate or error with this model")
+        raise ConfigError("-truncation chunk does not apply to a classifier or cross-encoder: "
+                          "its windows' logits have no agreed join (no mean or max of them is "
+                          "the model's score of the whole text); use -truncation truncate or "
+                          "error with this model")
     max_len = config.engine.max_seq_len
     if max_len is not None and max_len < max_tokens:
         log.warning("this classifier reads up to %d tokens but -max_seq_len %d cuts each text "
@@ -181,9 +183,9 @@ class BertServer:
 
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
+        self.running = self._read_back_running(graph)
         _check_head_flags(self.config, graph.metadata.head, graph.metadata.max_tokens)
         tokenizer = build_tokenizer(graph, engine)
-        self.running = self._read_back_running(graph)
         padder = tokenizer.padder
         self.padder = padder if self.config.show_tokens_to_client else padder.without_tokens()
         self._bind(tokenizer)
@@ -194,8 +196,6 @@ class BertServer:
         self._wait_for_workers()
         self.ready = True
 
-    def is_ready(self) -> bool:
-        """Workers up and not shutting down: what the gateway's /ready reports."""
     def _resolved_engine(self) -> EngineOptions:
         """-dtype and -runtime decided once for the workers' device (`auto` resolved), or a
         ConfigError saying why this machine cannot run what was asked."""
@@ -219,6 +219,8 @@ class BertServer:
             device, threads_per_worker(self.config, device)))
         return Running(runner.runtime, runner.precision)
 
+    def is_ready(self) -> bool:
+        """Workers up and not shutting down: what the gateway's /ready reports."""
         return self.ready and not self.shutdown_event.is_set()
 
     def is_alive(self) -> bool:
@@ -248,9 +250,9 @@ class BertServer:
                 server_info=show_config(self.config, self.devices, self.graph, self.running),
                 shutdown=self.shutdown_event,
                 has_native_view=self.graph.metadata.native is not None,
+                sparse_model=self.graph.metadata.head is ModelHead.SPARSE,
             )
         except zmq.ZMQError as error:
-                sparse_model=self.graph.metadata.head is ModelHead.SPARSE,
             raise ServerStartError(
                 f"cannot bind {self.config.bind_ip} ports {self.config.port}/"
                 f"{self.config.port_out}: {error} (is another server running? pick -port/-port_out)"
@@ -288,8 +290,7 @@ class BertServer:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
         if self.graph.metadata.head is ModelHead.SPARSE:
-            raise ConfigError(f"{self.graph.path} outputs sparse term weights, which "
-                              "-truncation chunk does not join yet: use truncate or error")
+            return "max"  # SPLADE's own pooling is a max over tokens (model.chunking)
         return reduction_for(strategy)
 
     def _start_gateway(self, tokenizer: TextTokenizer) -> None:
@@ -308,7 +309,8 @@ class BertServer:
         drain = Drain()
         app = create_app(settings, self._local_client, is_ready=self.is_ready,
                          is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata),
+                         model=served_model(self.config, tokenizer, self.graph.metadata,
+                                            self.running),
                          drain=drain)
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,
                                    grace_s=DRAIN_TIMEOUT_S, drain=drain)

@@ -39,7 +39,6 @@ from bert_serving.client import (
     SparseVector,
     predictions,
     ranked,
-    to_sparse_vectors,
 )
 from bert_serving.proto.inputs import TextInput
 
@@ -123,14 +122,14 @@ class EmbeddingService:
         return predictions(encoded.vectors, labels, raw_scores=raw_scores)
 
     async def encode_sparse(self, inputs: list[TextInput]) -> EncodedSparse:
-        """`BertClient.encode_sparse`'s vectors and tokens per row; raises as `encode`.
-
-        The rows come through `encode_inputs` (so with the reply's token counts) and are
-        kept sparse as the client keeps them (`to_sparse_vectors`); the route checked
-        the head.
-        """
-        encoded = await self.encode_inputs(inputs)
-        return EncodedSparse(to_sparse_vectors(encoded.vectors), encoded.token_counts)
+        """`BertClient.encode_sparse_inputs`: nonzeros and tokens per row, every row sent
+        exactly as given; only the nonzeros cross the wire. Raises as `encode`."""
+        if len(inputs) > self._max_texts:
+            raise GatewayError(too_many_texts(len(inputs), self._max_texts))
+        vectors, counts = await anyio.to_thread.run_sync(
+            _blocking_sparse, self.client, inputs, limiter=self._threads)
+        self.metrics.on_encoded(len(inputs), sum(counts))
+        return EncodedSparse(vectors, counts)
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.
@@ -154,6 +153,14 @@ class EmbeddingService:
         status["identity"] = bytes(status["identity"]).decode("utf-8", "replace")
         status["pending_request"] = sorted(status["pending_request"])
         return status
+
+
+def _blocking_sparse(client: BertClient,
+                     inputs: list[TextInput]) -> tuple[list[SparseVector], list[int]]:
+    try:
+        return client.encode_sparse_inputs(inputs)
+    except (TypeError, ValueError) as error:  # the client's own input checks
+        raise GatewayError(invalid("texts", str(error))) from None
 
 
 def _blocking(call: Callable[[], tuple[np.ndarray, list[int]]]) -> Encoded:

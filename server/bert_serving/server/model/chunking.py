@@ -19,6 +19,11 @@ the windows' pooled vectors back into one row per text:
 * Normalized vectors (``MODEL`` with a Normalize module) are L2-normalized again
   after the reduction.
 * ``NONE`` (one vector per token) does not chunk: the server refuses the flag pair.
+* A sparse model (SPLADE, ``-head sparse``): per vocabulary term, the max over the
+  windows. SPLADE's weight is already a max over a text's tokens, so this is the max
+  over every token of every window, as ``REDUCE_MAX`` is.
+* A classifier or cross-encoder does not chunk (refused at start): a logit per window
+  has no agreed join, and no mean or max of them is the model's score of the text.
 
 Pure numpy, no sockets: the tokenizer calls `window_starts`, the sink `ChunkReducer`.
 
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from bert_serving.proto.sparse import SparseRows
 
 from ..errors import ConfigError
 from .pooling import PoolingStrategy
@@ -110,6 +117,10 @@ class ChunkReducer:
             norms = np.linalg.norm(reduced, axis=1, keepdims=True)
             reduced = reduced / np.maximum(norms, 1e-12)
         return reduced.astype(vectors.dtype, copy=False)
+
+    def reduce_sparse(self, rows: SparseRows) -> SparseRows:
+        """[windows] -> [texts] sparse rows: each term's largest weight over a text's windows."""
+        return rows.max_over(self.per_text)
 
     def _weighted_mean(self, vectors: np.ndarray, starts: np.ndarray) -> np.ndarray:
         weights = np.asarray(self.weights, dtype=np.float64)

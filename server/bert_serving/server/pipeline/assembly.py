@@ -2,7 +2,9 @@
 
 Pure logic for the sink. Rows arrive in any order, from any worker, possibly
 twice (a batch re-run after its worker died after sending): each row is written
-once into one preallocated array, so the reply is never held twice.
+once into one preallocated array, so the reply is never held twice. A sparse
+model's rows arrive as nonzeros (`SparseRows`) and stay so: the pieces are kept
+and put in order once, when the last arrives.
 
 Usage::
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from bert_serving.proto.internal import JobKey
 from bert_serving.proto.rows import RowBuffer
+from bert_serving.proto.sparse import SparseRows
 
 from ..model.chunking import ChunkReducer
 
@@ -30,8 +33,11 @@ class JobAssembly:
 
     def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False,
                  chunks: ChunkReducer | None = None, token_counts: list[int] | None = None,
-                 min_tokens: int = 0, columns: slice = slice(None)) -> None:
+                 min_tokens: int = 0, columns: slice = slice(None),
+                 sparse_reply: bool = False) -> None:
         self.key = key
+        self.sparse_reply = sparse_reply
+        """The client asked for a sparse model's nonzeros, not dense rows."""
         self.columns = columns
         """The columns of the graph's rows this request gets (a graph may pool two ways)."""
         self.chunks = chunks
@@ -41,6 +47,7 @@ class JobAssembly:
         self.num_rows = num_rows
         self.created = time.monotonic()
         self._rows = RowBuffer(num_rows, min_tokens=min_tokens)
+        self._sparse: list[tuple[np.ndarray, SparseRows]] = []  # (target rows, their rows)
         self._filled = np.zeros(num_rows, dtype=bool)
         self._filled_count = 0
         self._tokens: list[list[str]] | None = (
@@ -52,14 +59,18 @@ class JobAssembly:
         return self._filled_count == self.num_rows
 
     def add(
-        self, rows: list[int], vectors: np.ndarray, tokens: list[list[str]] | None = None
+        self, rows: list[int], vectors: np.ndarray | SparseRows,
+        tokens: list[list[str]] | None = None
     ) -> None:
         """Write `vectors[i]` to row `rows[i]`; rows already filled are left as they are."""
         index = np.asarray(rows, dtype=np.int64)
         fresh = ~self._filled[index]
         if not fresh.any():
             return
-        self._rows.write(index[fresh], vectors[fresh][..., self.columns])
+        if isinstance(vectors, SparseRows):
+            self._sparse.append((index[fresh], vectors.take(np.flatnonzero(fresh))))
+        else:
+            self._rows.write(index[fresh], vectors[fresh][..., self.columns])
         self._filled[index[fresh]] = True
         self._filled_count += int(fresh.sum())
         if self._tokens is not None and tokens is not None:
@@ -67,13 +78,21 @@ class JobAssembly:
                 if is_fresh:
                     self._tokens[row] = row_tokens
 
-    def result(self) -> tuple[np.ndarray, list[list[str]] | None]:
+    def result(self) -> tuple[np.ndarray | SparseRows, list[list[str]] | None]:
+        """The rows in the request's order (windows folded), sparse if they came sparse."""
         assert self.complete
-        array = self._rows.array
+        rows = self._sparse_rows() if self._sparse else self._rows.array
         if self.chunks is None:
-            return array, self._tokens
+            return rows, self._tokens
         tokens = self.chunks.join_tokens(self._tokens) if self._tokens is not None else None
-        return self.chunks.reduce(array), tokens
+        if isinstance(rows, SparseRows):
+            return self.chunks.reduce_sparse(rows), tokens
+        return self.chunks.reduce(rows), tokens
+
+    def _sparse_rows(self) -> SparseRows:
+        targets = np.concatenate([target for target, _ in self._sparse])
+        rows = SparseRows.concatenate([piece for _, piece in self._sparse])
+        return rows.take(np.argsort(targets, kind="stable"))
 
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.monotonic()) - self.created

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import zmq
 
-from bert_serving.proto import ErrorKind, encode_embedding_reply, encode_error_reply
+from bert_serving.proto import (
+    ErrorKind,
+    encode_embedding_reply,
+    encode_error_reply,
+    encode_sparse_reply,
+)
 from bert_serving.proto.internal import (
     Control,
     JobKey,
@@ -33,6 +38,7 @@ from bert_serving.proto.internal import (
     decode_sink_control,
     encode_control,
 )
+from bert_serving.proto.sparse import SparseRows
 
 from ..access import AccessPolicy
 from ..model.chunking import ChunkReducer, Reduction
@@ -213,7 +219,8 @@ class Sink:
             self.jobs[message.key] = JobAssembly(
                 message.key, message.num_rows, want_tokens=message.want_tokens,
                 chunks=self._chunks(message, view), token_counts=message.token_counts,
-                min_tokens=self.min_tokens, columns=view.columns)
+                min_tokens=self.min_tokens, columns=view.columns,
+                sparse_reply=message.sparse)
         return True
 
     def _view_of(self, job: JobMessage) -> ReplyView:
@@ -249,9 +256,16 @@ class Sink:
         job.add(rows, result.vectors[offset: offset + count], tokens)
         if job.complete:
             del self.jobs[job.key]
-            array, job_tokens = job.result()
-            self._publish(job.key.client_id,
-                          encode_embedding_reply(job.key.client_id, job.key.req_id,
-                                                 np.ascontiguousarray(array), job_tokens,
-                                                 job.token_counts))
+            self._publish(job.key.client_id, _reply(job))
+
+
+def _reply(job: JobAssembly) -> list[bytes | memoryview]:
+    """The finished job's reply: a sparse model's nonzeros to a client that asked for them,
+    dense rows to any other (the 1.10 client's reply to a sparse model included)."""
+    rows, tokens = job.result()
+    key = job.key
+    if isinstance(rows, SparseRows) and job.sparse_reply:
+        return encode_sparse_reply(key.client_id, key.req_id, rows, tokens, job.token_counts)
+    dense = rows.to_dense() if isinstance(rows, SparseRows) else np.ascontiguousarray(rows)
+    return encode_embedding_reply(key.client_id, key.req_id, dense, tokens, job.token_counts)
 

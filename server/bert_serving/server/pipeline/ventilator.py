@@ -98,10 +98,13 @@ class Ventilator:
         server_info: dict[str, Any],
         shutdown: threading.Event,
         has_native_view: bool = False,
+        sparse_model: bool = False,
     ) -> None:
         self.config = config
         self.has_native_view = has_native_view
         """The graph pools the model's own embedding too: requests may ask for it."""
+        self.sparse_model = sparse_model
+        """The graph outputs sparse term weights: requests may ask for their nonzeros."""
         self.tokenizer = tokenizer
         self.server_info = server_info
         self.shutdown = shutdown
@@ -311,11 +314,12 @@ class Ventilator:
             self._reply_error(client, req_id, "server is shutting down", ErrorKind.SERVER_BUSY)
             return
         try:
-            texts, is_tokenized, native = decode_texts(request.payload,
-                                                       max_texts=self.config.max_request_texts,
-                                                       max_text_bytes=self.config.max_text_bytes)
+            decoded = decode_texts(request.payload, max_texts=self.config.max_request_texts,
+                                   max_text_bytes=self.config.max_text_bytes)
+            texts, native = decoded.rows, decoded.native
             self._check_view(native)
-            tokens, windows = self._tokenize(texts, is_tokenized)
+            self._check_sparse(decoded.sparse)
+            tokens, windows = self._tokenize(texts, decoded.is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
             self._reply_error(client, req_id, str(error), ErrorKind.BAD_REQUEST)
@@ -332,7 +336,8 @@ class Ventilator:
         key = JobKey(client, req_id)
         job = JobMessage(key, len(tokens), self.config.show_tokens_to_client,
                          _tokens_per_text(tokens, windows), windows,
-                         self._window_weights(tokens, native) if windows else None, native)
+                         self._window_weights(tokens, native) if windows else None, native,
+                         decoded.sparse)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows(key, tokens, tokens.lengths))
 
@@ -367,6 +372,13 @@ class Ventilator:
             raise ValueError("this server computes no second, native embedding (its model "
                              "folder declares none, or its pooling already is the model's "
                              "own): send the request without \"native\"")
+
+    def _check_sparse(self, sparse: bool) -> None:
+        """A request for nonzeros needs a model whose rows are term weights."""
+        if sparse and not self.sparse_model:
+            raise ValueError("this server's model is not a sparse one (bert-serving-start "
+                             "-head sparse): its rows have no nonzeros to send; send the "
+                             "request without \"sparse\"")
 
     def _window_weights(self, tokens: RaggedTokens, native: bool) -> list[int]:
         """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep

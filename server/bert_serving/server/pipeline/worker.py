@@ -6,6 +6,8 @@ for the session's first-run allocations. Then the loop is a thin shell: receive
 batches (token ids: the ventilator tokenized them), pad them, embed, send the
 vectors to the sink, tell the ventilator which batch is done and that it has
 room for more. Padding is a few numpy operations, so nothing needs overlapping.
+A sparse model's rows (one weight per vocabulary term, mostly zeros) leave as
+their nonzeros (`SparseRows`): the sink and the clients that ask get them so.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from bert_serving.proto.internal import (
     encode_failed,
     encode_ready,
     encode_result,
+    encode_sparse_result,
 )
+from bert_serving.proto.sparse import SparseRows
 
 from ..model.engine import Engine, EngineOptions
 from ..model.graph_contract import PreparedGraph
+from ..model.head import ModelHead
 from ..model.tokenization import Padder, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
@@ -68,6 +73,7 @@ class _Worker:
         self.results.connect(spec.sink_address)
         self.pending: deque[BatchMessage] = deque()
         self.parent = os.getppid()
+        self.sparse = spec.graph.metadata.head is ModelHead.SPARSE
 
     def pad(self, batch: BatchMessage) -> TokenBatch:
         return self.engine.padder.pad(batch.tokens, with_tokens=self.spec.show_tokens)
@@ -94,11 +100,18 @@ class _Worker:
         try:
             tokens = self.pad(batch)
             vectors = self.reply_dtype(self.engine.embed(tokens))
-            self.results.send_multipart(encode_result(batch, vectors, tokens.tokens), copy=False)
+            self.results.send_multipart(self.result(batch, vectors, tokens.tokens), copy=False)
         except Exception as error:  # a bad batch must not kill the worker or hang its clients
             log.exception("batch %d failed", batch.batch_id)
             self.results.send_multipart(encode_failed(batch, f"{type(error).__name__}: {error}"))
         self.requests.send_multipart(encode_ready(1, [batch.batch_id]))
+
+    def result(self, batch: BatchMessage, vectors: np.ndarray,
+               tokens: list[list[str]] | None) -> list[bytes | memoryview]:
+        """The batch's RESULT, or a sparse model's nonzeros (a few hundred of 30k a row)."""
+        if self.sparse:
+            return encode_sparse_result(batch, SparseRows.from_dense(vectors), tokens)
+        return encode_result(batch, vectors, tokens)
 
     def reply_dtype(self, vectors: np.ndarray) -> np.ndarray:
         """float16 under -fp16; token-level rows stay as long as the batch (the sink widens)."""
