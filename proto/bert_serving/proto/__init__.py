@@ -27,8 +27,8 @@ error reply names its `ErrorKind`. docs/protocol.md has the details.
 Every parser here is total: whatever bytes arrive, it returns a value or raises
 MalformedRequest / TextPayloadError with a message naming the problem. Frames are
 size-checked before they are parsed (`MAX_DIGITS`, `MAX_IDENTITY_BYTES`), JSON
-nesting is bounded (a payload is at most three levels deep: the *ext* payload's
-`{"inputs": [[first, second], {"ids": [...]}]}`), and a text can be
+nesting is bounded (a payload is at most five levels deep: the *ext* payload's
+`{"inputs": [[{"ids": [...]}, second]]}`), and a text can be
 limited in UTF-8 bytes before anyone tokenizes it.
 
 An error header also carries the message as its `dtype` (commas written as
@@ -315,25 +315,17 @@ def _flag(body: Any, name: str) -> bool:
 
 
 def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
-    """One *ext* row: a string as it is, a [first, second] pair, or {"ids": [...]}."""
-    if isinstance(row, str):
-        item: TextInput = row
-        parts: str | list[str] = row
-    elif isinstance(row, list) and len(row) == 2 and all(isinstance(p, str) for p in row):
-        item, parts = Dual(row[0], row[1]), row
-    elif isinstance(row, dict) and set(row) == {"ids"}:
-        ids = _checked_ids(row["ids"], index)
-        if max_text_bytes is not None and len(ids) > max_text_bytes:
-            raise TextPayloadError(
-                f"inputs[{index}] holds {len(ids)} token ids, more than the server's limit of "
-                f"{max_text_bytes} per text (-max_text_bytes): shorten or split it")
-        return Ids(ids)
+    """One *ext* row: a string as it is, {"ids": [...]}, or a [first, second] pair of those."""
+    if isinstance(row, list) and len(row) == 2 and all(_is_part(part) for part in row):
+        item: TextInput = Dual(_ext_part(row[0], index), _ext_part(row[1], index))
+    elif _is_part(row):
+        item = _ext_part(row, index)
     else:
         raise TextPayloadError(
-            f"inputs[{index}] is {_describe(row)}: each input is a string, a "
-            "[first, second] pair of strings, or {\"ids\": [token ids]}")
+            f"inputs[{index}] is {_describe(row)}: each input is a string, "
+            "{\"ids\": [token ids]}, or a [first, second] pair of those")
     if max_text_bytes is not None:
-        _check_text_size(parts, index, max_text_bytes)
+        _check_row_size(item, index, max_text_bytes)
     return item
 
 
@@ -351,7 +343,7 @@ def _load_json(payload: bytes) -> Any:
 
     The C parser bounds nesting by the interpreter's recursion limit and raises
     RecursionError past it (a text frame of `[` 100,000 deep); a real payload is
-    two levels deep, three for the *ext* payload.
+    two levels deep, five for the *ext* payload (a pair of ids).
     """
     try:
         return json.loads(payload)
@@ -363,6 +355,27 @@ def _load_json(payload: bytes) -> Any:
             "payload nests JSON too deeply: it must be a list of strings or of token lists, "
             "or {\"inputs\": [...]}"
         ) from None
+
+def _is_part(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, dict) and set(value) == {"ids"})
+
+
+def _ext_part(value: Any, index: int) -> str | Ids:
+    return value if isinstance(value, str) else Ids(_checked_ids(value["ids"], index))
+
+
+def _check_row_size(item: TextInput, index: int, limit: int) -> None:
+    """A row's texts together within `limit` UTF-8 bytes, and its ids within `limit` ids."""
+    parts = list(item) if isinstance(item, Dual) else [item]
+    ids = sum(len(part.ids) for part in parts if isinstance(part, Ids))
+    if ids > limit:
+        raise TextPayloadError(
+            f"inputs[{index}] holds {ids} token ids, more than the server's limit of "
+            f"{limit} per text (-max_text_bytes): shorten or split it")
+    texts = [part for part in parts if isinstance(part, str)]
+    if texts:
+        _check_text_size(texts[0] if len(texts) == 1 else texts, index, limit)
+
 
 
 def _check_text_size(text: str | list[str], index: int, limit: int) -> None:

@@ -52,17 +52,19 @@ MAX_TOKEN_ID = 2**31 - 1
 """Token ids travel as int32 inside the server."""
 
 
-class Dual(NamedTuple):
-    """A sentence pair, each part exactly as the client sent it."""
-
-    first: str
-    second: str
-
-
 class Ids(NamedTuple):
     """Token ids the client already has, without special tokens (TEI's `InputIds`)."""
 
     ids: tuple[int, ...]
+
+
+class Dual(NamedTuple):
+    """A sentence pair, each part exactly as the client sent it: a text, or the ids a
+    gateway already cut it to (`Ids`; TEI's `truncation_direction: left` keeps a pair's
+    last tokens, which no text re-tokenizes to)."""
+
+    first: str | Ids
+    second: str | Ids
 
 
 class WordPair(NamedTuple):
@@ -99,9 +101,10 @@ def read_legacy_words(words: list[str]) -> WordsInput:
 
 
 def input_to_json(item: TextInput) -> Any:
-    """One row as the *ext* payload writes it: a string, ``[first, second]`` or ``{"ids"}``."""
+    """One row as the *ext* payload writes it: a string, ``{"ids"}``, or ``[first, second]``
+    of those."""
     if isinstance(item, Dual):
-        return [item.first, item.second]
+        return [input_to_json(item.first), input_to_json(item.second)]
     if isinstance(item, Ids):
         return {"ids": list(item.ids)}
     return item

@@ -6,7 +6,9 @@ the client's: sigmoid of the single logit for `/rerank` (and for `/predict` on
 a cross-encoder), softmax over the labels for `/predict` on a classifier, the
 logits with `raw_scores`, as TEI's. Pairs go to the server as pairs (`Dual`),
 each text exactly as sent ('|||' and whitespace included), and are batched by
-length with every other text. Errors come back in TEI's shape.
+length with every other text. `truncation_direction: left` keeps a long input's
+last tokens: such inputs are cut here and sent as ids (`cut_left`). Errors come
+back in TEI's shape.
 
 Usage::
 
@@ -15,6 +17,7 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -28,7 +31,7 @@ from ..model.head import ModelHead
 from .classifier_schemas import PredictRequest, RerankRequest
 from .errors import GatewayError, Problem
 from .heads import require_cross_encoder, require_head
-from .preparation import ServedModel
+from .preparation import Direction, ServedModel, cut_left
 from .routes import Service, json_reply
 from .tei_routes import Model
 from .tei_schemas import TEIErrorReply
@@ -45,8 +48,10 @@ async def rerank(body: RerankRequest, service: Service, model: Model) -> Respons
     """Each text's score against the query, best first: `[{"index", "score", "text"?}]`."""
     require_cross_encoder(model)
     texts = body.checked_texts
-    await _check_lengths(model, [Dual(body.query, t) for t in texts], body.truncate, "texts")
-    ranking = await service.rerank(body.query, texts, raw_scores=body.raw_scores)
+    pairs = [Dual(body.query, t) for t in texts]
+    await _check_lengths(model, pairs, body.truncate, "texts")
+    rows = await _cut(model, pairs, body.truncation_direction)
+    ranking = await service.rerank(rows, raw_scores=body.raw_scores)
     return await json_reply(lambda: [
         {"index": rank.index, "score": rank.score,
          **({"text": texts[rank.index]} if body.return_text else {})} for rank in ranking.ranks])
@@ -60,10 +65,11 @@ async def predict(body: PredictRequest, service: Service, model: Model) -> Respo
     """Each input's labels with scores, best first (a list of those per input for a batch)."""
     require_head(model, ModelHead.CLASSIFIER)
     items = body.items
-    rows: list[TextInput] = [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items]
+    rows: list[str | Dual] = [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items]
     await _check_lengths(model, rows, body.truncate, "inputs")
-    rows = await service.predict(items, raw_scores=body.raw_scores)
-    answers = [_labels(row) for row in rows]
+    rows = await _cut(model, rows, body.truncation_direction)
+    labels = await service.predict(rows, raw_scores=body.raw_scores)
+    answers = [_labels(row) for row in labels]
     return await json_reply(lambda: answers if body.is_batch else answers[0])
 
 
@@ -71,7 +77,15 @@ def _labels(row: list[Prediction]) -> list[dict[str, Any]]:
     return [{"label": p.label, "score": p.score} for p in row]
 
 
-async def _check_lengths(model: ServedModel, rows: list[TextInput], truncate: bool | None,
+async def _cut(model: ServedModel, rows: Sequence[str | Dual],
+               direction: Direction) -> list[TextInput]:
+    """Rows as sent (the server cuts their ends), or, for `left`, cut here (`cut_left`)."""
+    if direction == "right":
+        return list(rows)
+    return await anyio.to_thread.run_sync(lambda: cut_left(rows, model.tools))
+
+
+async def _check_lengths(model: ServedModel, rows: Sequence[TextInput], truncate: bool | None,
                          field: str) -> None:
     """truncate: false refuses inputs over -max_seq_len (the server would cut them)."""
     tools = model.tools

@@ -59,8 +59,9 @@ class _ClassifierRequest(BaseModel):
     truncate: bool | None = Field(
         default=None, description="false: refuse inputs longer than -max_seq_len; "
         "default and true: the server cuts them there")
-    truncation_direction: Annotated[Literal["right"], BeforeValidator(_lowercase)] = Field(
-        default="right", description="only right: a pair is cut as Google's BERT cuts pairs")
+    truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = Field(
+        default="right", description="which end of a long input is cut off (left: its last "
+        "tokens are kept; a pair keeps as many of each part as right would, from each end)")
     raw_scores: bool = Field(default=False, description="the logits, not sigmoid/softmax")
 
 

@@ -34,6 +34,8 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from bert_serving.proto.inputs import Dual
+
 from .classifier_schemas import CohereRerankRequest
 from .cohere_schemas import CohereEmbedRequest, EmbeddingType, prompt_name_for
 from .heads import require_cross_encoder, require_pooled
@@ -63,7 +65,8 @@ async def cohere_rerank(body: CohereRerankRequest, service: Service, model: Mode
     """The best `top_n` documents against the query, `{"index", "relevance_score"}` each."""
     require_cross_encoder(model)
     texts = body.texts
-    ranking = await service.rerank(body.query, texts, raw_scores=False)
+    ranking = await service.rerank([Dual(body.query, text) for text in texts],
+                                   raw_scores=False)
     return await json_reply(lambda: {
         "id": str(uuid.uuid4()),
         "model": body.model or settings.model_name,

@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from bert_serving.proto.inputs import Ids, TextInput
+from bert_serving.proto.inputs import Dual, Ids, TextInput
 
 from ..model.head import ModelHead
 from ..model.native_embedding import l2_normalize
@@ -37,7 +37,7 @@ from ..model.precision import Running
 from ..model.tokenization import Piece
 from .errors import GatewayError, Problem, invalid
 
-__all__ = ["ServedModel", "TextTools", "prepare_texts", "prompt_for",
+__all__ = ["ServedModel", "TextTools", "cut_left", "prepare_texts", "prompt_for",
            "request_truncation", "shape_vectors"]
 
 Direction = Literal["right", "left"]
@@ -64,6 +64,8 @@ class TextTools(Protocol):
     def pieces(self, text: str) -> list[Piece]: ...
 
     def full_lengths(self, texts: Sequence[TextInput]) -> list[int]: ...
+
+    def pair_keeps(self, len_a: int, len_b: int) -> tuple[int, int]: ...
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str: ...
 
@@ -145,6 +147,32 @@ def prepare_texts(texts: Sequence[str], *, prompt: str, tools: TextTools | None,
     pieces = pieces or [tools.pieces(text) for text in prompted]
     keep = tools.max_len - tools.single_specials
     return [_kept([p.id for p in row], keep, direction) for row in pieces]
+
+
+def cut_left(rows: Sequence[str | Dual], tools: TextTools | None) -> list[TextInput]:
+    """TEI's `truncation_direction: left` for /rerank and /predict: each row over
+    -max_seq_len as the ids of its last tokens. A pair keeps as many tokens of each part
+    as the server's own pair rule keeps (`pair_keeps`), from each part's end, as
+    transformers does with `truncation_side="left"`. Rows that fit go as they are."""
+    if tools is None:
+        return list(rows)
+    return [_cut_pair_left(row, tools) if isinstance(row, Dual)
+            else _cut_text_left(row, tools) for row in rows]
+
+
+def _cut_text_left(text: str, tools: TextTools) -> TextInput:
+    ids = [piece.id for piece in tools.pieces(text)]
+    keep = tools.max_len - tools.single_specials
+    return _kept(ids, keep, "left") if len(ids) > keep else text
+
+
+def _cut_pair_left(pair: Dual, tools: TextTools) -> TextInput:
+    first, second = ([piece.id for piece in tools.pieces(part)] if isinstance(part, str)
+                     else list(part.ids) for part in pair)
+    keep_first, keep_second = tools.pair_keeps(len(first), len(second))
+    if (keep_first, keep_second) == (len(first), len(second)):
+        return pair
+    return Dual(_kept(first, keep_first, "left"), _kept(second, keep_second, "left"))
 
 
 def _kept(ids: list[int], keep: int, direction: Direction) -> Ids:

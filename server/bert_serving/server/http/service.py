@@ -33,7 +33,6 @@ import numpy as np
 
 from bert_serving.client import (
     BertClient,
-    Dual,
     Prediction,
     Rank,
     SparseVector,
@@ -104,21 +103,21 @@ class EmbeddingService:
         self.metrics.on_encoded(rows, sum(encoded.token_counts))
         return encoded
 
-    async def rerank(self, query: str, texts: list[str], *, raw_scores: bool) -> Ranking:
-        """The client's `rerank`: (index, score) per text, best first, with the pairs' tokens."""
-        encoded = await self.encode_inputs([Dual(query, text) for text in texts])
+    async def rerank(self, pairs: list[TextInput], *, raw_scores: bool) -> Ranking:
+        """The client's `rerank` of (query, text) pairs (`Dual`s, or a pair cut to ids):
+        (index, score) per pair, best first, with the pairs' tokens."""
+        encoded = await self.encode_inputs(pairs)
         return Ranking(ranked(encoded.vectors, raw_scores=raw_scores), sum(encoded.token_counts))
 
-    async def predict(self, items: list[list[str]], *,
+    async def predict(self, rows: list[TextInput], *,
                       raw_scores: bool) -> list[list[Prediction]]:
-        """The client's `predict`: per input ([text] or [first, second]) its labels, best first.
+        """The client's `predict`: per row (a text, a `Dual`, or ids) its labels, best first.
 
         The logits come through `encode`, with their token counts, so the usage
         metrics need no second tokenization, as for embeddings (and `rerank`).
         """
         labels = await anyio.to_thread.run_sync(self.client.classifier_labels)
-        encoded = await self.encode_inputs(
-            [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items])
+        encoded = await self.encode_inputs(rows)
         return predictions(encoded.vectors, labels, raw_scores=raw_scores)
 
     async def encode_sparse(self, inputs: list[TextInput]) -> EncodedSparse:

@@ -413,12 +413,12 @@ def _checked_max_len(
     return max_seq_len
 
 
-def _text_parts(item: TextInput) -> tuple[str | Ids, str | None]:
+def _text_parts(item: TextInput) -> tuple[str | Ids, str | Ids | None]:
     """A row's first part and its second (None for a single text or ids)."""
     if isinstance(item, Dual):
         for part in item:
-            if not isinstance(part, str):
-                raise TypeError(f"a text of a pair is a str, not {type(part).__name__} "
+            if not isinstance(part, (str, Ids)):
+                raise TypeError(f"a part of a pair is a str or Ids, not {type(part).__name__} "
                                 f"{part!r:.80}")
         return item.first, item.second
     if isinstance(item, (str, Ids)):
@@ -598,6 +598,14 @@ class TextTokenizer:
         """Special tokens around a single text ([CLS] and [SEP]: 2)."""
         return len(self._template.prefix) + len(self._template.suffix)
 
+    def pair_keeps(self, len_a: int, len_b: int) -> tuple[int, int]:
+        """How many tokens of each part of a pair of these lengths -max_seq_len keeps, by
+        this tokenizer's own pair rule (whichever end a caller then cuts)."""
+        budget = self._max_len - self._template.pair_size
+        keep_a, keep_b = self._pair_keep_counts(np.array([len_a]), np.array([len_b]),
+                                                np.array([budget]))
+        return int(keep_a[0]), int(keep_b[0])
+
     @property
     def _part_limit(self) -> int:
         """A single text keeps at most this many tokens, and neither part of a pair more."""
@@ -740,8 +748,11 @@ class TextTokenizer:
     def _check_ids(self, texts: Sequence[TextInput]) -> None:
         """Ids a client sent must be this vocabulary's; ValueError names one that is not."""
         for index, text in enumerate(texts):
-            if isinstance(text, Ids):
-                bad = [i for i in text.ids if not 0 <= i < len(self._token_of_id)
+            parts = text if isinstance(text, Dual) else (text,)
+            for part in parts:
+                if not isinstance(part, Ids):
+                    continue
+                bad = [i for i in part.ids if not 0 <= i < len(self._token_of_id)
                        or not self._token_of_id[i]]
                 if bad:
                     raise ValueError(f"inputs[{index}]: token id {bad[0]} is not in this "
