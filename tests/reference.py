@@ -256,14 +256,19 @@ def legacy_rows(texts: Sequence[str]) -> list[TextInput]:
     return [read_legacy_text(text) for text in texts]
 
 
+LEGACY_SEPARATOR_PADDING = " \t\n\r\x0b\x0c"
+"""What the 1.10 wire's `a ||| b` drops beside the separator: the ASCII whitespace that
+writes it (the server's proto.inputs.read_legacy_text); the texts' outer edges are kept."""
+
+
 def split_pairs(texts: Sequence[str]) -> tuple[list[str], list[str | None]]:
     """Each text's first and second sentence, split on the first '|||' (None: no pair)."""
     firsts: list[str] = []
     seconds: list[str | None] = []
     for text in texts:
         first, sep, second = text.partition("|||")
-        firsts.append(first.strip() if sep else text)
-        seconds.append(second.strip() if sep else None)
+        firsts.append(first.rstrip(LEGACY_SEPARATOR_PADDING) if sep else text)
+        seconds.append(second.lstrip(LEGACY_SEPARATOR_PADDING) if sep else None)
     return firsts, seconds
 
 
