@@ -79,3 +79,15 @@ def test_benchmark_native_view_times_both_graphs_and_their_1_10_columns_agree() 
     assert "encoder layers run: 5 vs 6" in out, out
     gap = re.search(r"1.10 columns, shared graph vs alone: max abs difference (\S+)", out)
     assert gap and float(gap.group(1)) <= 1e-5, out
+
+
+def test_benchmark_sparse_replies_counts_both_replies_and_they_agree() -> None:
+    out = run_script("benchmark_sparse_replies.py", "--texts", "8", "--batch", "4",
+                     "--rounds", "1", "--max-seq-len", "25", "--worker-batch", "4")
+    sizes = {mode: float(size) for mode, size in re.findall(
+        rf"^(dense|compact) +({NUMBER}) bytes/text on the wire +peak RSS: server +{NUMBER} MiB, "
+        rf"worker +{NUMBER} MiB$", out, re.M)}
+    assert sizes.keys() == {"dense", "compact"}, out
+    assert sizes["dense"] > 30522 * 4 and sizes["compact"] < sizes["dense"] / 20, out
+    assert "compact replies equal the dense rows: True" in out, out
+    assert len(re.findall(rf"^reply path, .* {NUMBER} MiB allocated at peak$", out, re.M)) == 4
