@@ -337,7 +337,8 @@ def test_classifier_routes_refuse_an_embedding_model(graph_cache: Path) -> None:
 
 @pytest.mark.parametrize("flags, named", [
     (["-pooling_strategy", "CLS_TOKEN", "-pooling_layer", "-1"], "-pooling_layer -1"),
-    (["-truncation", "chunk"], "-truncation chunk"),
+    (["-truncation", "chunk"], "-truncation chunk does not apply to a classifier or "
+                               "cross-encoder: its windows' logits have no agreed join"),
 ])
 def test_flags_that_do_not_apply_stop_the_start_with_one_line(
         classifier_dir: Path, graph_cache: Path, flags: list[str], named: str) -> None:

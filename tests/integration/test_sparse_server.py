@@ -29,7 +29,14 @@ from server_process import ServerProcess
 from splade_reference import SpladeReference, densify, splade_tiny_dir
 
 from bert_serving.client import BertClient, ConcurrentBertClient, ServerError
-from bert_serving.proto import EmbeddingReply, SparseReply, decode_reply, encode_request
+from bert_serving.proto import (
+    EmbeddingReply,
+    ErrorKind,
+    ErrorReply,
+    SparseReply,
+    decode_reply,
+    encode_request,
+)
 
 TOLERANCE = 1e-4
 SUPPORT_THRESHOLD = 1e-4
@@ -197,6 +204,11 @@ def test_embedding_server_refuses_sparse_requests(embedding_server: ServerProces
         with pytest.raises(ServerError, match="this one serves an embedding model: use encode"):
             bc.encode_sparse(["hi"])
         assert bc.encode(["hi"]).shape == (1, 384)
+    [reply] = raw_exchange(embedding_server,
+                           [encode_request(b"asks-for-sparse", 1, ["hi"], sparse=True)])
+    refused = decode_reply(reply)
+    assert isinstance(refused, ErrorReply) and refused.error.kind is ErrorKind.BAD_REQUEST
+    assert "this server's model is not a sparse one" in str(refused.error)
 
 
 def raw_exchange(server: ServerProcess, requests: list[list[bytes]]) -> list[list[bytes]]:
