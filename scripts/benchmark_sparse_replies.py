@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zmq
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).parent)]
 from benchmark_engine import make_texts  # noqa: E402
@@ -58,21 +57,9 @@ def exchange(server: ServerProcess, texts: list[str], batch: int,
              mode: str) -> tuple[int, list[list[bytes]]]:
     """Send every batch at once, receive every reply: (bytes received, the replies)."""
     identity = f"sparse-bench-{mode}".encode()
-    with zmq.Context() as context:
-        push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
-        for socket in (push, sub):
-            socket.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, identity)
-        sub.setsockopt(zmq.RCVTIMEO, 600_000)
-        sub.connect(f"tcp://127.0.0.1:{server.port_out}")
-        push.connect(f"tcp://127.0.0.1:{server.port}")
-        chunks = [texts[start: start + batch] for start in range(0, len(texts), batch)]
-        for req_id, chunk in enumerate(chunks, 1):
-            push.send_multipart(request_frames(identity, req_id, chunk, mode))
-        replies = [sub.recv_multipart() for _ in chunks]
-        push.close()
-        sub.close()
-    replies.sort(key=lambda frames: int(frames[-1]))
+    chunks = [texts[start: start + batch] for start in range(0, len(texts), batch)]
+    replies = server.exchange([request_frames(identity, req_id, chunk, mode)
+                               for req_id, chunk in enumerate(chunks, 1)])
     return sum(len(frame) for reply in replies for frame in reply[1:-1]), replies
 
 

@@ -96,6 +96,27 @@ class ServerProcess:
         return [pid for pid in pids
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
+    def exchange(self, requests: list[list[bytes]]) -> list[list[bytes]]:
+        """Send request frames (one identity) on fresh ZeroMQ sockets, as any client does;
+        the replies' frames in the requests' order (by req_id)."""
+        import zmq
+
+        identity = requests[0][0]
+        with zmq.Context() as context:
+            push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
+            for socket_ in (push, sub):
+                socket_.setsockopt(zmq.LINGER, 0)
+            sub.setsockopt(zmq.SUBSCRIBE, identity)
+            sub.setsockopt(zmq.RCVTIMEO, 600_000)
+            sub.connect(f"tcp://127.0.0.1:{self.port_out}")
+            push.connect(f"tcp://127.0.0.1:{self.port}")
+            for frames in requests:
+                push.send_multipart(frames)
+            replies = [sub.recv_multipart() for _ in requests]
+            push.close()
+            sub.close()
+        return sorted(replies, key=lambda frames: int(frames[-1]))
+
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

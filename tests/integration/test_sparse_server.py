@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import zmq
 from reference import heldout_texts
 from server_process import ServerProcess
 from splade_reference import SpladeReference, densify, splade_tiny_dir
@@ -204,37 +203,17 @@ def test_embedding_server_refuses_sparse_requests(embedding_server: ServerProces
         with pytest.raises(ServerError, match="this one serves an embedding model: use encode"):
             bc.encode_sparse(["hi"])
         assert bc.encode(["hi"]).shape == (1, 384)
-    [reply] = raw_exchange(embedding_server,
-                           [encode_request(b"asks-for-sparse", 1, ["hi"], sparse=True)])
+    [reply] = embedding_server.exchange(
+        [encode_request(b"asks-for-sparse", 1, ["hi"], sparse=True)])
     refused = decode_reply(reply)
     assert isinstance(refused, ErrorReply) and refused.error.kind is ErrorKind.BAD_REQUEST
     assert "this server's model is not a sparse one" in str(refused.error)
 
 
-def raw_exchange(server: ServerProcess, requests: list[list[bytes]]) -> list[list[bytes]]:
-    """Send request frames on real ZeroMQ sockets, as any client does; the replies' frames."""
-    identity = requests[0][0]
-    with zmq.Context() as context:
-        push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
-        for socket in (push, sub):
-            socket.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, identity)
-        sub.setsockopt(zmq.RCVTIMEO, 60_000)
-        sub.connect(f"tcp://127.0.0.1:{server.port_out}")
-        push.connect(f"tcp://127.0.0.1:{server.port}")
-        for frames in requests:
-            push.send_multipart(frames)
-        replies = {int(reply[-1]): reply for reply in
-                   (sub.recv_multipart() for _ in requests)}
-        push.close()
-        sub.close()
-    return [replies[i + 1] for i in range(len(requests))]
-
-
 def test_only_the_nonzeros_cross_the_wire(sparse_server: ServerProcess,
                                           texts: list[str]) -> None:
     identity = b"sparse-wire-probe"
-    compact, dense = raw_exchange(sparse_server, [
+    compact, dense = sparse_server.exchange([
         encode_request(identity, 1, texts, sparse=True), encode_request(identity, 2, texts)])
     assert len(compact) == 6 and len(dense) == 4
     dense_bytes, compact_bytes = len(dense[2]), sum(map(len, compact[2:5]))
