@@ -1,12 +1,16 @@
-"""Quantized outputs on /v1/embeddings (OpenAI's SDK) and TEI's /embed, through the real server.
+"""Quantized outputs through the real server: /v1/embeddings (OpenAI's SDK), TEI's /embed, and
+`BertClient.encode(..., precision=...)`, which the server's sink quantizes.
 
-One server: the MiniLM on a plain start with -http_port (the routes serve its
-own normalized embedding, so int8/uint8 use the unit-vector ranges). Each
-quantized reply must equal `quantize()` (model/quantization.py, itself tested
-equal to sentence-transformers' `quantize_embeddings`) applied to the same
-route's float reply, exactly: the same floats under the same rule. Shapes and
-dtypes are checked: int8/uint8 one value per dimension, binary/ubinary 384 / 8
-= 48 packed values, in their ranges.
+The MiniLM on a plain start with -http_port: the routes (and a client's
+`native=True`) get its own normalized embedding, so int8/uint8 use the
+unit-vector ranges; the 1.10 protocol's vectors (layer -2's mean) are not unit
+length, so without -embedding_ranges they take binary/ubinary only. A second
+server (-pooling_strategy MODEL -embedding_ranges FILE) checks the file reaches
+the client's int8. Each quantized reply must equal `quantize()`
+(model/quantization.py, itself tested equal to sentence-transformers'
+`quantize_embeddings`) applied to the same path's float reply, exactly: the same
+floats under the same rule. Shapes and dtypes are checked: int8/uint8 one value per
+dimension, binary/ubinary 384 / 8 = 48 packed values.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 import pytest
 from server_process import ServerProcess
 
+from bert_serving.client import BertClient, ServerError
 from bert_serving.server.model.quantization import quantize, unit_vector_ranges
 
 TEXTS = ["The cat sat on the mat.", "Stock markets fell sharply on Friday.",
@@ -123,3 +128,65 @@ def test_bad_output_dtype_is_named(http: httpx.Client, path: str, body: dict[str
     message = reply.json()["error"]
     text = message["message"] if isinstance(message, dict) else message
     assert words in text, text
+
+
+# -- BertClient: quantized by the server's sink ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Iterator[BertClient]:
+    with BertClient(port=server.port, port_out=server.port_out) as bert_client:
+        yield bert_client
+
+
+@pytest.mark.parametrize("precision", ["binary", "ubinary"])
+def test_client_encode_precision_on_the_10_vectors(client: BertClient, precision: str) -> None:
+    floats = client.encode(TEXTS)
+    got = client.encode(TEXTS, precision=precision)
+    np.testing.assert_array_equal(got, quantize(floats, precision))  # type: ignore[arg-type]
+    assert got.dtype == QUANTIZED[precision][0] and got.shape == (len(TEXTS), DIM // 8)
+
+
+@pytest.mark.parametrize("precision", list(QUANTIZED))
+def test_client_native_precision_equals_the_http_routes(client: BertClient, http: httpx.Client,
+                                                        precision: str) -> None:
+    floats, counts = client.encode_inputs(TEXTS, native=True)
+    got, quantized_counts = client.encode_inputs(TEXTS, native=True, precision=precision)
+    assert quantized_counts == counts
+    check_form(got, expected(floats, precision), precision)
+    tei = http.post("/embed", json={"inputs": TEXTS, "output_dtype": precision}).json()
+    np.testing.assert_array_equal(got, np.asarray(tei))  # one rule, one place
+
+
+def test_client_int8_without_a_range_is_refused_by_name(client: BertClient) -> None:
+    with pytest.raises(ServerError, match="int8 needs each dimension's range.*-embedding_ranges"):
+        client.encode(TEXTS, precision="int8")
+    with pytest.raises(ValueError, match="precision must be float32 or one of int8"):
+        client.encode(TEXTS, precision="int4")
+    assert client.encode(TEXTS).dtype == np.float32  # the connection still serves
+
+
+def test_client_precision_without_blocking(client: BertClient) -> None:
+    client.encode(TEXTS, blocking=False, precision="ubinary")
+    got = client.fetch_all(concat=True)
+    np.testing.assert_array_equal(got, quantize(client.encode(TEXTS), "ubinary"))
+
+
+@pytest.fixture(scope="module")
+def ranges_file(client: BertClient, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    floats, _ = client.encode_inputs(TEXTS, native=True)
+    path = tmp_path_factory.mktemp("ranges") / "ranges.npy"
+    np.save(path, np.stack([floats.min(0), floats.max(0)]))
+    return path
+
+
+def test_embedding_ranges_reach_the_clients_int8(minilm_dir: Path, graph_cache: Path,
+                                                 ranges_file: Path) -> None:
+    args = ["-model_dir", str(minilm_dir), "-max_seq_len", "64", "-pooling_strategy", "MODEL",
+            "-embedding_ranges", str(ranges_file)]
+    with ServerProcess(args, graph_cache) as calibrated, \
+            BertClient(port=calibrated.port, port_out=calibrated.port_out) as bert_client:
+        floats = bert_client.encode(TEXTS)
+        got = bert_client.encode(TEXTS, precision="uint8")
+    np.testing.assert_array_equal(got, quantize(floats, "uint8", np.load(ranges_file)))
+    assert not np.array_equal(got, quantize(floats, "uint8", unit_vector_ranges(DIM)))

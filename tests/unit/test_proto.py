@@ -69,25 +69,25 @@ def test_text_request_round_trip() -> None:
     assert (request.client_id, request.req_id, request.msg_len) == (CLIENT, 7, 2)
     assert request.command is None
     assert decode_texts(request.payload) == (["hello world", Dual("naïve café", "東京")], False,
-                                             False, False)
+                                             False, False, None)
 
 
 def test_tokenized_request_round_trip() -> None:
     tokens = [["hello", "world"], ["a", "|||", "b"]]
     request = parse_request(encode_request(CLIENT, 1, tokens))
     assert decode_texts(request.payload) == ([["hello", "world"], WordPair(["a"], ["b"])], True,
-                                             False, False)
+                                             False, False, None)
 
 
 def test_ext_payload_carries_every_text_verbatim_and_pairs_as_pairs() -> None:
     rows = ["  lead and trail \t", "a ||| b", Dual(" q ", "x ||| y "), Ids((5, 0, 7)), ""]
     request = parse_request(encode_request(CLIENT, 3, rows, verbatim=True))
     assert request.msg_len == 5
-    assert decode_texts(request.payload) == (rows, False, False, False)
+    assert decode_texts(request.payload) == (rows, False, False, False, None)
     native = parse_request(encode_request(CLIENT, 4, rows, verbatim=True, native=True))
-    assert decode_texts(native.payload) == (rows, False, True, False)
+    assert decode_texts(native.payload) == (rows, False, True, False, None)
     sparse = parse_request(encode_request(CLIENT, 5, rows, verbatim=True, sparse=True))
-    assert decode_texts(sparse.payload) == (rows, False, False, True)
+    assert decode_texts(sparse.payload) == (rows, False, False, True, None)
 
 
 @pytest.mark.parametrize("rows", [["plain", "a ||| b"], [["hello", "world"], ["a", "|||", "b"]]])

@@ -73,3 +73,37 @@ def test_load_ranges_checks_the_file(tmp_path: Path) -> None:
         np.save(path, array)
         with pytest.raises(ValueError, match=message):
             load_ranges(path)
+
+
+def test_a_rule_refuses_by_name_and_quantizes_what_it_allows() -> None:
+    from bert_serving.server.model.quantization import PrecisionRule
+
+    rows = unit_rows(4, 16)
+    ranged = PrecisionRule(unit_vector_ranges(16))
+    ranged.check("int8")
+    np.testing.assert_array_equal(ranged.apply(rows, "int8"),
+                                  quantize(rows, "int8", unit_vector_ranges(16)))
+    unranged = PrecisionRule(instead="use binary")
+    unranged.check("binary")
+    with pytest.raises(ValueError, match="uint8 needs each dimension's range.*or use binary"):
+        unranged.check("uint8")
+    token_vectors = PrecisionRule(refusal="this server answers token vectors")
+    with pytest.raises(ValueError, match="precision binary: this server answers token vectors"):
+        token_vectors.check("binary")
+
+
+def test_the_precision_travels_in_the_ext_payloads_and_the_job() -> None:
+    from bert_serving.proto import TextPayloadError, decode_texts, encode_texts
+    from bert_serving.proto.inputs import encode_inputs
+    from bert_serving.proto.internal import JobKey, JobMessage, decode_sink_control, encode_job
+
+    assert encode_texts(["a ||| b"]) == b'["a ||| b"]'  # the 1.10 payload, unchanged
+    legacy = decode_texts(encode_texts(["a ||| b"], precision="binary"))
+    assert legacy.precision == "binary" and legacy.rows[0] == ("a", "b")
+    assert decode_texts(encode_inputs(["x"], native=True, precision="uint8")).precision == "uint8"
+    assert decode_texts(b'["x"]').precision is None
+    for bad in (b'{"texts": ["x"], "precision": "float32"}', b'{"inputs": ["x"], "precision": 8}'):
+        with pytest.raises(TextPayloadError, match="precision must be one of int8, uint8"):
+            decode_texts(bad)
+    job = JobMessage(JobKey(b"c", 1), 1, False, [3], precision="ubinary")
+    assert decode_sink_control(encode_job(job)) == job

@@ -43,7 +43,7 @@ from bert_serving.proto import (
     SparseReply,
     encode_request,
 )
-from bert_serving.proto.inputs import Dual, TextInput
+from bert_serving.proto.inputs import PRECISION_DTYPES, PRECISIONS, Dual, Precision, TextInput
 
 from ._assembly import RowAssembler
 from ._async import BatchSender
@@ -223,11 +223,13 @@ class BertClient:
         return reply.body
 
     def _send(self, body: list[Any] | Command, *, detached: bool = False,
-              verbatim: bool = False, native: bool = False, sparse: bool = False) -> int:
+              verbatim: bool = False, native: bool = False, sparse: bool = False,
+              precision: Precision | None = None) -> int:
         """Send one request, registered first so that its reply cannot be dropped.
 
         `verbatim`: the rows go in the *ext* payload, each as it is (`encode_inputs`),
-        asking for the native view with `native`; `sparse`: for a sparse model's nonzeros.
+        asking for the native view with `native`; `sparse`: for a sparse model's nonzeros;
+        `precision`: for rows the server quantized.
         """
         with self._send_lock:
             self._request_id += 1
@@ -236,7 +238,7 @@ class BertClient:
             try:
                 self._sender.send_multipart(encode_request(
                     self.identity, req_id, body, verbatim=verbatim, native=native,
-                    sparse=sparse))
+                    sparse=sparse, precision=precision))
             except zmq.Again:
                 self._replies.forget(req_id)
                 raise BertClientTimeout.waiting(
@@ -250,6 +252,7 @@ class BertClient:
         blocking: bool = True,
         is_tokenized: bool = False,
         show_tokens: bool = False,
+        precision: str = "float32",
     ) -> Any:
         """Encode texts (or token lists with `is_tokenized`) into one row each, in order.
 
@@ -257,15 +260,20 @@ class BertClient:
         with `show_tokens` (and a server run with -show_tokens_to_client) a tuple
         (vectors, tokens). With `blocking=False` the texts go as one request and the
         result comes later from `fetch`/`fetch_all`; None is returned.
+        `precision` is sentence-transformers' `encode(precision=...)`: "float32", or
+        "int8", "uint8" (per-dimension ranges fixed at the server's start), "binary",
+        "ubinary" (8 dimensions a value), quantized by the server (not a 1.10 server's).
         Raises TypeError/ValueError for bad input, ServerError, BertClientTimeout.
         """
         check_texts(texts, is_tokenized)
+        quantized = _quantized(precision)
         self._warn_about_length(texts, is_tokenized)
         if not blocking:
-            self._send(texts, detached=True)
+            self._send(texts, detached=True, precision=quantized)
             return None
-        rows = self._encode_streamed(texts)
+        rows = self._encode_streamed(texts, precision=quantized)
         vectors, tokens = rows.result()
+        _check_dtype(vectors, quantized)
         return self._with_tokens(self._format(vectors), tokens, show_tokens)
 
     def encode_with_token_counts(
@@ -282,8 +290,8 @@ class BertClient:
         self._warn_about_length(texts, is_tokenized)
         return _with_token_counts(self._encode_streamed(texts))
 
-    def encode_inputs(self, inputs: Sequence[TextInput], *,
-                      native: bool = False) -> tuple[np.ndarray, list[int]]:
+    def encode_inputs(self, inputs: Sequence[TextInput], *, native: bool = False,
+                      precision: str = "float32") -> tuple[np.ndarray, list[int]]:
         """Encode rows exactly as given, with the tokens the model read per row.
 
         Each row is a text (a str: every character reaches the model's tokenizer,
@@ -292,12 +300,15 @@ class BertClient:
         What the TEI, OpenAI and Cohere routes send; `encode` keeps the 1.10 reading
         ('a ||| b' is a pair). `native`: the model's own embedding (sentence-transformers'
         pooling), which a server started with -http_port on such a folder pools beside its
-        own; a server without it answers ServerError. Always an array. Raises
-        TypeError/ValueError for bad input, ServerError, BertClientTimeout.
+        own; a server without it answers ServerError. `precision`: as `encode`'s. Always
+        an array. Raises TypeError/ValueError for bad input, ServerError, BertClientTimeout.
         """
         check_inputs(inputs)
-        return _with_token_counts(self._encode_streamed(list(inputs), verbatim=True,
-                                                        native=native))
+        quantized = _quantized(precision)
+        vectors, counts = _with_token_counts(self._encode_streamed(
+            list(inputs), verbatim=True, native=native, precision=quantized))
+        _check_dtype(vectors, quantized)
+        return vectors, counts
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """Score each text against `query` with the server's cross-encoder, best first.
@@ -391,7 +402,8 @@ class BertClient:
         return self._model_head
 
     def _encode_streamed(self, texts: list[Any], *, verbatim: bool = False,
-                         native: bool = False, sparse: bool = False) -> RowAssembler:
+                         native: bool = False, sparse: bool = False,
+                         precision: Precision | None = None) -> RowAssembler:
         """Send chunks while collecting replies, at most `chunks_in_flight` unanswered."""
         rows = RowAssembler(len(texts))
         in_flight: deque[tuple[int, int, int]] = deque()  # (req_id, start, count)
@@ -401,7 +413,8 @@ class BertClient:
                     self._collect(rows, *in_flight.popleft())
                 chunk = texts[start : start + self.chunk_size]
                 in_flight.append((self._send(chunk, verbatim=verbatim, native=native,
-                                             sparse=sparse), start, len(chunk)))
+                                             sparse=sparse, precision=precision),
+                                  start, len(chunk)))
             while in_flight:
                 self._collect(rows, *in_flight.popleft())
         finally:
@@ -542,6 +555,23 @@ def _required_counts(rows: RowAssembler) -> list[int]:
         raise ServerError("the server sent no token counts (a bert-serving server older "
                           "than this client?)", ErrorKind.BAD_REPLY)
     return counts
+
+
+def _quantized(precision: str) -> Precision | None:
+    """sentence-transformers' `precision` as the request's: None for float32."""
+    if precision == "float32":
+        return None
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be float32 or one of {', '.join(PRECISIONS)}, "
+                         f"not {precision!r:.40}")
+    return precision
+
+
+def _check_dtype(vectors: np.ndarray, precision: Precision | None) -> None:
+    """A quantized request's rows must come quantized: a server that ignored the ask fails."""
+    if precision is not None and vectors.dtype != PRECISION_DTYPES[precision]:
+        raise ServerError(f"asked for {precision} rows, the server sent {vectors.dtype}",
+                          ErrorKind.BAD_REPLY)
 
 
 def _embeddings(reply: Reply) -> EmbeddingReply:

@@ -68,12 +68,14 @@ class ConcurrentBertClient:
         blocking: bool = True,
         is_tokenized: bool = False,
         show_tokens: bool = False,
+        precision: str = "float32",
     ) -> Any:
         """BertClient.encode on a borrowed client; only blocking calls (see `fetch`)."""
         if not blocking:
             _no_fetch()
         with self._borrow() as client:
-            return client.encode(texts, is_tokenized=is_tokenized, show_tokens=show_tokens)
+            return client.encode(texts, is_tokenized=is_tokenized, show_tokens=show_tokens,
+                                 precision=precision)
 
     def encode_with_token_counts(
         self, texts: list[str] | list[list[str]], is_tokenized: bool = False
@@ -82,11 +84,11 @@ class ConcurrentBertClient:
         with self._borrow() as client:
             return client.encode_with_token_counts(texts, is_tokenized=is_tokenized)
 
-    def encode_inputs(self, inputs: Sequence[TextInput], *,
-                      native: bool = False) -> tuple[np.ndarray, list[int]]:
+    def encode_inputs(self, inputs: Sequence[TextInput], *, native: bool = False,
+                      precision: str = "float32") -> tuple[np.ndarray, list[int]]:
         """BertClient.encode_inputs on a borrowed client."""
         with self._borrow() as client:
-            return client.encode_inputs(inputs, native=native)
+            return client.encode_inputs(inputs, native=native, precision=precision)
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """BertClient.rerank on a borrowed client."""

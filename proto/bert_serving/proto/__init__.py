@@ -53,8 +53,10 @@ import numpy as np
 
 from .inputs import (
     MAX_TOKEN_ID,
+    PRECISIONS,
     Dual,
     Ids,
+    Precision,
     TextInput,
     WordsInput,
     encode_inputs,
@@ -201,26 +203,35 @@ def parse_request(frames: Sequence[bytes]) -> Request:
 def encode_request(
     client_id: bytes, req_id: int, body: Sequence[str] | Sequence[Sequence[str]] | Command,
     *, verbatim: bool = False, native: bool = False, sparse: bool = False,
+    precision: Precision | None = None,
 ) -> list[bytes]:
     """The 4 frames of a request: texts (or token lists), or a control command.
 
     `verbatim`: the *ext* payload (`encode_inputs`), where each row of `body` (a str,
     `Dual` or `Ids`) is taken as it is, and `native` asks for the model's own embedding;
     else the 1.10 one, where 'a ||| b' is a pair. `sparse` asks a sparse model for its
-    nonzeros (`SparseReply`) instead of dense rows.
+    nonzeros (`SparseReply`) instead of dense rows, `precision` for quantized rows.
     """
     if isinstance(body, Command):
         return [client_id, body.value, b"%d" % req_id, b"0"]
-    payload = (encode_inputs(body, native=native, sparse=sparse)  # type: ignore[arg-type]
-               if verbatim else encode_texts(body, sparse=sparse))
+    payload = (encode_inputs(body, native=native, sparse=sparse,  # type: ignore[arg-type]
+                             precision=precision)
+               if verbatim else encode_texts(body, sparse=sparse, precision=precision))
     return [client_id, payload, b"%d" % req_id, b"%d" % len(body)]
 
 
 def encode_texts(texts: Sequence[str] | Sequence[Sequence[str]], *,
-                 sparse: bool = False) -> bytes:
-    """The 1.10 payload; with `sparse`, the *ext* ``{"texts": [...], "sparse": true}``,
-    the same rows read the same way, asking for a sparse reply."""
-    body: Any = {"texts": list(texts), "sparse": True} if sparse else list(texts)
+                 sparse: bool = False, precision: Precision | None = None) -> bytes:
+    """The 1.10 payload; with `sparse` or `precision`, the *ext* ``{"texts": [...],
+    "sparse": true, "precision": "int8"}``, the same rows read the same way, asking for a
+    sparse reply or quantized rows."""
+    if not sparse and precision is None:
+        return json.dumps(list(texts), ensure_ascii=False).encode("utf-8")
+    body: dict[str, Any] = {"texts": list(texts)}
+    if sparse:
+        body["sparse"] = True
+    if precision is not None:
+        body["precision"] = precision
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
@@ -233,13 +244,14 @@ def _describe(value: Any) -> str:
 
 class DecodedTexts(NamedTuple):
     """A text payload's rows, whether they are pre-tokenized, whether the client asked
-    for the model's own embedding (the *ext* payload's ``"native"``), and for a sparse
-    reply (``"sparse"``)."""
+    for the model's own embedding (the *ext* payload's ``"native"``), for a sparse
+    reply (``"sparse"``), and for quantized rows (``"precision"``)."""
 
     rows: list[TextInput] | list[WordsInput]
     is_tokenized: bool
     native: bool = False
     sparse: bool = False
+    precision: Precision | None = None
 
 
 def decode_texts(
@@ -251,7 +263,8 @@ def decode_texts(
     lists: pre-tokenized, inferred from the shape), where ``'a ||| b'`` is a pair
     (`read_legacy_text`). The *ext* one is ``{"inputs": [...]}``, each row a string
     taken verbatim, a ``[first, second]`` pair or ``{"ids": [...]}`` (`inputs`).
-    ``{"texts": [...]}`` wraps a 1.10 list, read as such, to carry ``"sparse"``.
+    ``{"texts": [...]}`` wraps a 1.10 list, read as such, to carry ``"sparse"`` or
+    ``"precision"``.
 
     Raises TextPayloadError with a message naming the problem and, where there is
     one, the index of the offending row. `max_text_bytes` bounds each text (a pair
@@ -261,6 +274,7 @@ def decode_texts(
     body = _load_json(payload)
     rows = _rows_of(body)
     native, sparse = _flag(body, "native"), _flag(body, "sparse")
+    precision = _precision(body)
     if not rows:
         raise TextPayloadError("payload is an empty list: send at least one text")
     if max_texts is not None and len(rows) > max_texts:
@@ -270,19 +284,21 @@ def decode_texts(
         )
     if isinstance(body, dict) and "inputs" in body:
         typed = [_ext_row(row, index, max_text_bytes) for index, row in enumerate(rows)]
-        return DecodedTexts(typed, False, native, sparse)
+        return DecodedTexts(typed, False, native, sparse, precision)
     is_tokenized = isinstance(rows[0], list)
     for index, text in enumerate(rows):
         _check_text(text, index, is_tokenized)
         if max_text_bytes is not None:
             _check_text_size(text, index, max_text_bytes)
     if is_tokenized:
-        return DecodedTexts([read_legacy_words(words) for words in rows], True, False, sparse)
+        return DecodedTexts([read_legacy_words(words) for words in rows], True, False, sparse,
+                            precision)
     texts: list[TextInput] = [read_legacy_text(text) for text in rows]
-    return DecodedTexts(texts, False, False, sparse)
+    return DecodedTexts(texts, False, False, sparse, precision)
 
 
-_EXT_KEYS = {"inputs": {"inputs", "native", "sparse"}, "texts": {"texts", "sparse"}}
+_EXT_KEYS = {"inputs": {"inputs", "native", "sparse", "precision"},
+             "texts": {"texts", "sparse", "precision"}}
 """An *ext* object's rows (verbatim `inputs`, or a 1.10 list as `texts`) and its flags."""
 
 
@@ -294,8 +310,8 @@ def _rows_of(body: Any) -> list[Any]:
         if key is None:
             raise TextPayloadError(
                 f"payload is an object with keys {sorted(body)[:5]}: it must be a JSON list "
-                "of strings, {\"inputs\": [...], \"native\"?, \"sparse\"?} or "
-                "{\"texts\": [...], \"sparse\"?}")
+                "of strings, {\"inputs\": [...], \"native\"?, \"sparse\"?, \"precision\"?} or "
+                "{\"texts\": [...], \"sparse\"?, \"precision\"?}")
         body = body[key]
         if not isinstance(body, list):
             raise TextPayloadError(f"payload's {key} must be a JSON list, got {_describe(body)}")
@@ -314,6 +330,17 @@ def _flag(body: Any, name: str) -> bool:
     return body[name]
 
 
+def _precision(body: Any) -> Precision | None:
+    """An *ext* object's ``"precision"``: one of `PRECISIONS`; absent is None (float32)."""
+    if not isinstance(body, dict) or "precision" not in body:
+        return None
+    value = body["precision"]
+    if value not in PRECISIONS:
+        raise TextPayloadError(f"payload's precision must be one of {', '.join(PRECISIONS)} "
+                               f"(leave it out for float32), got {_describe(value)}")
+    return value
+
+
 def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
     """One *ext* row: a string as it is, {"ids": [...]}, or a [first, second] pair of those."""
     if isinstance(row, list) and len(row) == 2 and all(_is_part(part) for part in row):
@@ -327,6 +354,27 @@ def _ext_row(row: Any, index: int, max_text_bytes: int | None) -> TextInput:
     if max_text_bytes is not None:
         _check_row_size(item, index, max_text_bytes)
     return item
+
+
+def _is_part(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, dict) and set(value) == {"ids"})
+
+
+def _ext_part(value: Any, index: int) -> str | Ids:
+    return value if isinstance(value, str) else Ids(_checked_ids(value["ids"], index))
+
+
+def _check_row_size(item: TextInput, index: int, limit: int) -> None:
+    """A row's texts together within `limit` UTF-8 bytes, and its ids within `limit` ids."""
+    parts = list(item) if isinstance(item, Dual) else [item]
+    ids = sum(len(part.ids) for part in parts if isinstance(part, Ids))
+    if ids > limit:
+        raise TextPayloadError(
+            f"inputs[{index}] holds {ids} token ids, more than the server's limit of "
+            f"{limit} per text (-max_text_bytes): shorten or split it")
+    texts = [part for part in parts if isinstance(part, str)]
+    if texts:
+        _check_text_size(texts[0] if len(texts) == 1 else texts, index, limit)
 
 
 def _checked_ids(ids: Any, index: int) -> tuple[int, ...]:
@@ -355,27 +403,6 @@ def _load_json(payload: bytes) -> Any:
             "payload nests JSON too deeply: it must be a list of strings or of token lists, "
             "or {\"inputs\": [...]}"
         ) from None
-
-def _is_part(value: Any) -> bool:
-    return isinstance(value, str) or (isinstance(value, dict) and set(value) == {"ids"})
-
-
-def _ext_part(value: Any, index: int) -> str | Ids:
-    return value if isinstance(value, str) else Ids(_checked_ids(value["ids"], index))
-
-
-def _check_row_size(item: TextInput, index: int, limit: int) -> None:
-    """A row's texts together within `limit` UTF-8 bytes, and its ids within `limit` ids."""
-    parts = list(item) if isinstance(item, Dual) else [item]
-    ids = sum(len(part.ids) for part in parts if isinstance(part, Ids))
-    if ids > limit:
-        raise TextPayloadError(
-            f"inputs[{index}] holds {ids} token ids, more than the server's limit of "
-            f"{limit} per text (-max_text_bytes): shorten or split it")
-    texts = [part for part in parts if isinstance(part, str)]
-    if texts:
-        _check_text_size(texts[0] if len(texts) == 1 else texts, index, limit)
-
 
 
 def _check_text_size(text: str | list[str], index: int, limit: int) -> None:

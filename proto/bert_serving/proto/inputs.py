@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 __all__ = [
     "MAX_TOKEN_ID",
     "PAIR_SEPARATOR",
+    "PRECISIONS",
+    "PRECISION_DTYPES",
     "SEPARATOR_PADDING",
     "Dual",
     "Ids",
+    "Precision",
     "TextInput",
     "WordPair",
     "WordsInput",
@@ -50,6 +53,15 @@ either way; a text's outer edges are never touched."""
 
 MAX_TOKEN_ID = 2**31 - 1
 """Token ids travel as int32 inside the server."""
+
+Precision = Literal["int8", "uint8", "binary", "ubinary"]
+"""What the *ext* ``"precision"`` asks a request's rows in: sentence-transformers'
+`quantize_embeddings` precisions, computed by the server (float32, the model's own, is
+asked by leaving it out)."""
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+PRECISION_DTYPES: dict[str, str] = {"int8": "int8", "uint8": "uint8", "binary": "int8",
+                                     "ubinary": "uint8"}
+"""The dtype of a reply's rows in each precision (binary: 8 dimensions per value)."""
 
 
 class Ids(NamedTuple):
@@ -111,16 +123,19 @@ def input_to_json(item: TextInput) -> Any:
 
 
 def encode_inputs(items: Sequence[TextInput], *, native: bool = False,
-                  sparse: bool = False) -> bytes:
+                  sparse: bool = False, precision: Precision | None = None) -> bytes:
     """The *ext* payload ``{"inputs": [...]}``: every row taken as it is, no ``|||`` reading.
 
     `native` (``"native": true``) asks for the model's own embedding where the server
     computes it beside its own pooling (the TEI and OpenAI routes' vectors); `sparse`
-    (``"sparse": true``) a sparse model's nonzeros instead of its dense rows.
+    (``"sparse": true``) a sparse model's nonzeros instead of its dense rows; `precision`
+    (``"precision": "int8"``) the rows quantized (`Precision`).
     """
     body: dict[str, Any] = {"inputs": [input_to_json(item) for item in items]}
     if native:
         body["native"] = True
     if sparse:
         body["sparse"] = True
+    if precision is not None:
+        body["precision"] = precision
     return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .inputs import PRECISIONS, Precision
 from .rows import ragged_positions
 from .sparse import SparseRows, read_sparse_frames, sparse_frames
 
@@ -332,6 +333,8 @@ class JobMessage:
     """Reply with the rows' native-view columns (the model's own embedding), not the first."""
     sparse: bool = False
     """Reply with a sparse model's nonzeros (`SparseRows`), not its dense rows."""
+    precision: Precision | None = None
+    """Reply with the rows quantized (`quantize_embeddings`' precisions); None: float."""
 
 
 def encode_job(job: JobMessage) -> list[bytes]:
@@ -343,6 +346,8 @@ def encode_job(job: JobMessage) -> list[bytes]:
         body["native"] = True
     if job.sparse:
         body["sparse"] = True
+    if job.precision is not None:
+        body["precision"] = job.precision
     return [JOB, json.dumps(body).encode()]
 
 
@@ -351,7 +356,13 @@ def _decode_job(frames: Sequence[bytes]) -> JobMessage:
     return JobMessage(_key_from_json(body["key"]), int(body["rows"]), bool(body["tokens"]),
                       [int(n) for n in body["token_counts"]], body.get("windows"),
                       body.get("weights"), bool(body.get("native", False)),
-                      bool(body.get("sparse", False)))
+                      bool(body.get("sparse", False)), _job_precision(body.get("precision")))
+
+
+def _job_precision(value: Any) -> Precision | None:
+    if value is None or value in PRECISIONS:
+        return value
+    raise ValueError(f"a job's precision is one of {PRECISIONS}, not {value!r:.40}")
 
 
 @dataclass(frozen=True)

@@ -306,8 +306,10 @@ class ServerConfig:
     embedding_ranges: Path | None = setting(
         None, group="serving", wire=None, banner=as_is, flags=(flag(
             "embedding_ranges", type=Path, default=None,
-            help="HTTP int8/uint8 embeddings: a .npy [2, dim] array of each dimension's min "
-                 "and max; default: [-r, r], r = min(1, 4/sqrt(dim)), for unit vectors only"),))
+            help="int8/uint8 embeddings (HTTP output_dtype, a client's precision): a .npy "
+                 "[2, dim] array of each dimension's min and max over the vectors the HTTP "
+                 "routes serve; default: [-r, r], r = min(1, 4/sqrt(dim)), for unit vectors "
+                 "only"),))
     num_worker: int = setting(1, group="serving", flags=(flag(
         "num_worker", type=_positive, default=1, help="worker processes"),))
     max_batch_size: int = setting(256, group="serving", flags=(flag(

@@ -56,6 +56,7 @@ from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
 from .model.pooling import PoolingStrategy
 from .model.precision import Running, resolve_inference
+from .model.quantization import PrecisionRule, configured_ranges, ranges_for
 from .model.runtime import usable_gpu_count
 from .model.tokenization import TextTokenizer
 from .pipeline.sink import ReplyView, Sink
@@ -63,6 +64,11 @@ from .pipeline.ventilator import Ventilator
 from .pipeline.worker import WorkerSpec, run_worker
 
 __all__ = ["BertServer", "ServerStartError", "assign_devices", "threads_per_worker"]
+
+_NO_RANGE_INSTEAD = ("ask for binary or ubinary, which need no range (or, from a server that "
+                     "pools the model's own normalized embedding beside its own, for that one: "
+                     "encode_inputs(..., native=True))")
+"""What a BertClient asking int8/uint8 of vectors without a range can do instead."""
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 600.0
@@ -251,6 +257,7 @@ class BertServer:
                 shutdown=self.shutdown_event,
                 has_native_view=self.graph.metadata.native is not None,
                 sparse_model=self.graph.metadata.head is ModelHead.SPARSE,
+                check_precision=self.sink.check_precision,
             )
         except zmq.ZMQError as error:
             raise ServerStartError(
@@ -274,8 +281,12 @@ class BertServer:
         """The server's pooling: the first `output_width` columns of the graph's rows."""
         metadata = self.graph.metadata
         columns = slice(0, metadata.output_width) if metadata.native else slice(None)
-        return ReplyView(columns, self._chunk_reduction(self.config.engine.pooling.strategy),
-                         self.config.engine.normalize)
+        engine = self.config.engine
+        return ReplyView(columns, self._chunk_reduction(engine.pooling.strategy),
+                         engine.normalize, self._precision_rule(
+                             metadata.output_width, engine.normalize,
+                             served=metadata.native is None,
+                             token_level=engine.pooling.strategy is PoolingStrategy.NONE))
 
     def _native_reply_view(self) -> ReplyView | None:
         """The model's own embedding, in the columns after the server's pooling, if pooled."""
@@ -284,7 +295,29 @@ class BertServer:
             return None
         return ReplyView(slice(metadata.output_width, metadata.row_width),
                          self._chunk_reduction(metadata.native.pooling.strategy),
-                         metadata.native.normalize)
+                         metadata.native.normalize,
+                         self._precision_rule(metadata.native_width, metadata.native.normalize,
+                                              served=True))
+
+    def _precision_rule(self, width: int, normalize: bool, *, served: bool,
+                        token_level: bool = False) -> PrecisionRule:
+        """What a view's replies may be quantized to (a BertClient's `precision`).
+
+        -embedding_ranges calibrates the vectors the HTTP routes serve (`served`: the
+        model's own embedding where the graph pools it beside the server's pooling);
+        other vectors get the unit-vector default if they are unit length, else no range.
+        """
+        head = self.graph.metadata.head
+        if head is not ModelHead.EMBEDDING or token_level:
+            what = "token vectors (-pooling_strategy NONE)" if token_level else f"{head} rows"
+            return PrecisionRule(refusal=f"this server answers {what}, and a precision "
+                                 "quantizes one embedding per text")
+        configured = configured_ranges(self.config.embedding_ranges) if served else None
+        try:
+            ranges = ranges_for(width, unit_vectors=normalize, configured=configured)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        return PrecisionRule(ranges, instead=_NO_RANGE_INSTEAD)
 
     def _chunk_reduction(self, strategy: PoolingStrategy) -> Reduction:
         if self.config.truncation != "chunk":

@@ -70,4 +70,4 @@ def as_output_dtype(vectors: np.ndarray, dtype: str, *, param: str, unit_vectors
                             cut=cut)
     except ValueError as error:
         raise GatewayError(invalid(param, f"{dtype}: {error}")) from None
-    return quantize(vectors, dtype, ranges)  # type: ignore[arg-type]
+    return quantize(vectors, dtype, ranges)

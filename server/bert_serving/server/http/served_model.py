@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..config import ServerConfig
 from ..errors import ConfigError
 from ..model.default_model import default_model_dir
@@ -27,7 +25,7 @@ from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from ..model.precision import Running
-from ..model.quantization import load_ranges
+from ..model.quantization import configured_ranges
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 
@@ -79,19 +77,9 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         truncation=config.truncation,
         head=head,
         labels=graph.labels if graph else (),
-        embedding_ranges=_embedding_ranges(config.embedding_ranges),
+        embedding_ranges=configured_ranges(config.embedding_ranges),
         running=running or Running(),
     )
-
-
-def _embedding_ranges(path: Path | None) -> np.ndarray | None:
-    """-embedding_ranges' array, checked at start; ConfigError naming the flag if unusable."""
-    if path is None:
-        return None
-    try:
-        return load_ranges(path)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"-embedding_ranges: {error}") from None
 
 
 def _pooling_name(spec: PoolingSpec) -> str:

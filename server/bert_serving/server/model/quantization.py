@@ -40,17 +40,18 @@ Usage::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
-__all__ = ["PRECISIONS", "RANGED", "Precision", "load_ranges", "missing_range", "quantize",
-           "ranges_for", "unit_vector_ranges"]
+from bert_serving.proto.inputs import PRECISIONS, Precision
 
-Precision = Literal["int8", "uint8", "binary", "ubinary"]
-"""The quantized precisions (sentence-transformers' names; float32 is the model's own)."""
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+from ..errors import ConfigError
+
+__all__ = ["PRECISIONS", "RANGED", "Precision", "PrecisionRule", "configured_ranges",
+           "load_ranges", "missing_range", "quantize", "ranges_for", "unit_vector_ranges"]
+
 RANGED: frozenset[str] = frozenset({"int8", "uint8"})
 """The precisions that need per-dimension ranges."""
 
@@ -80,12 +81,43 @@ def ranges_for(dim: int, *, unit_vectors: bool, configured: np.ndarray | None,
     return unit_vector_ranges(dim) if unit_vectors else None
 
 
-def missing_range(precision: str) -> str:
+UNIT_VECTORS_HTTP = "ask for unit vectors (normalized, or a Matryoshka cut, which renormalizes)"
+"""How an HTTP request gets vectors with a default range (`missing_range`'s `instead`)."""
+
+
+def missing_range(precision: str, instead: str = UNIT_VECTORS_HTTP) -> str:
     """Why `precision` has no range here, and what to do: the refusal every front end gives."""
     return (f"{precision} needs each dimension's range, and these vectors are not unit "
             "length: start the server with -embedding_ranges FILE.npy (each dimension's min "
-            "and max over your corpus's float vectors), or ask for unit vectors (normalized, "
-            "or a Matryoshka cut, which renormalizes)")
+            f"and max over your corpus's float vectors), or {instead}")
+
+
+@dataclass(frozen=True)
+class PrecisionRule:
+    """What one kind of reply may be quantized to, decided when the server starts.
+
+    `ranges`: int8/uint8's per-dimension ranges (`ranges_for`); None refuses those two.
+    `refusal`: why these rows take no precision at all (token vectors, logits, sparse
+    weights: quantizing is for one embedding per text). `instead`: how to get ranges.
+
+        rule = PrecisionRule(unit_vector_ranges(384)); rule.check("int8")
+        rows = rule.apply(vectors, "int8")
+    """
+
+    ranges: np.ndarray | None = None
+    refusal: str | None = None
+    instead: str = UNIT_VECTORS_HTTP
+
+    def check(self, precision: Precision) -> None:
+        """ValueError naming why `precision` cannot be had here; nothing when it can."""
+        if self.refusal is not None:
+            raise ValueError(f"precision {precision}: {self.refusal}")
+        if precision in RANGED and self.ranges is None:
+            raise ValueError(missing_range(precision, self.instead))
+
+    def apply(self, vectors: np.ndarray, precision: Precision) -> np.ndarray:
+        """The rows in `precision` (`check` it first)."""
+        return quantize(vectors, precision, self.ranges)
 
 
 def load_ranges(path: Path) -> np.ndarray:
@@ -104,6 +136,16 @@ def load_ranges(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: row 0 (the mins) exceeds row 1 (the maxes) at dimension "
                          f"{int(np.argmax(ranges[0] > ranges[1]))}")
     return ranges
+
+
+def configured_ranges(path: Path | None) -> np.ndarray | None:
+    """-embedding_ranges' array, checked at start; ConfigError naming the flag if unusable."""
+    if path is None:
+        return None
+    try:
+        return load_ranges(path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"-embedding_ranges: {error}") from None
 
 
 def quantize(vectors: np.ndarray, precision: Precision,

@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -34,8 +35,11 @@ class JobAssembly:
     def __init__(self, key: JobKey, num_rows: int, *, want_tokens: bool = False,
                  chunks: ChunkReducer | None = None, token_counts: list[int] | None = None,
                  min_tokens: int = 0, columns: slice = slice(None),
-                 sparse_reply: bool = False) -> None:
+                 sparse_reply: bool = False,
+                 finish: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.key = key
+        self.finish = finish
+        """The last step of the dense rows, once folded (a requested precision's quantizing)."""
         self.sparse_reply = sparse_reply
         """The client asked for a sparse model's nonzeros, not dense rows."""
         self.columns = columns
@@ -79,7 +83,14 @@ class JobAssembly:
                     self._tokens[row] = row_tokens
 
     def result(self) -> tuple[np.ndarray | SparseRows, list[list[str]] | None]:
-        """The rows in the request's order (windows folded), sparse if they came sparse."""
+        """The rows in the request's order (windows folded, then `finish`ed), sparse if they
+        came sparse."""
+        rows, tokens = self._folded()
+        if self.finish is not None and isinstance(rows, np.ndarray):
+            rows = self.finish(rows)
+        return rows, tokens
+
+    def _folded(self) -> tuple[np.ndarray | SparseRows, list[list[str]] | None]:
         assert self.complete
         rows = self._sparse_rows() if self._sparse else self._rows.array
         if self.chunks is None:

@@ -42,6 +42,7 @@ from bert_serving.proto.sparse import SparseRows
 
 from ..access import AccessPolicy
 from ..model.chunking import ChunkReducer, Reduction
+from ..model.quantization import Precision, PrecisionRule
 from .assembly import JobAssembly
 
 __all__ = ["InjectedSinkFault", "Sink"]
@@ -71,6 +72,8 @@ class ReplyView:
     columns: slice = field(default_factory=lambda: slice(None))
     reduction: Reduction = "mean"
     normalize: bool = False
+    precisions: PrecisionRule = field(default_factory=PrecisionRule)
+    """What its rows may be quantized to (the *ext* ``"precision"``), decided at start."""
 
 
 class Sink:
@@ -220,8 +223,23 @@ class Sink:
                 message.key, message.num_rows, want_tokens=message.want_tokens,
                 chunks=self._chunks(message, view), token_counts=message.token_counts,
                 min_tokens=self.min_tokens, columns=view.columns,
-                sparse_reply=message.sparse)
+                sparse_reply=message.sparse, finish=self._finish(message, view))
         return True
+
+    @staticmethod
+    def _finish(job: JobMessage, view: ReplyView) -> Callable[[np.ndarray], np.ndarray] | None:
+        precision = job.precision
+        if precision is None:
+            return None
+        return lambda rows: view.precisions.apply(rows, precision)
+
+    def check_precision(self, precision: Precision, native: bool) -> None:
+        """ValueError unless a request for `precision` (of the `native` view) can be had.
+
+        Pure, on views fixed at start: the ventilator calls it to refuse a request
+        before its texts run."""
+        view = self.native_view if native and self.native_view else self.view
+        view.precisions.check(precision)
 
     def _view_of(self, job: JobMessage) -> ReplyView:
         # The ventilator refused a native request to a graph without the view.

@@ -42,7 +42,7 @@ from bert_serving.proto import (
     encode_json_reply,
     parse_request,
 )
-from bert_serving.proto.inputs import TextInput
+from bert_serving.proto.inputs import Precision, TextInput
 from bert_serving.proto.internal import (
     BatchMessage,
     Control,
@@ -99,8 +99,12 @@ class Ventilator:
         shutdown: threading.Event,
         has_native_view: bool = False,
         sparse_model: bool = False,
+        check_precision: Callable[[Precision, bool], None] | None = None,
     ) -> None:
         self.config = config
+        self.check_precision = check_precision
+        """Raises ValueError unless a precision (of the native view or not) can be had:
+        the sink's rule (`Sink.check_precision`); None: every precision is refused."""
         self.has_native_view = has_native_view
         """The graph pools the model's own embedding too: requests may ask for it."""
         self.sparse_model = sparse_model
@@ -319,6 +323,7 @@ class Ventilator:
             texts, native = decoded.rows, decoded.native
             self._check_view(native)
             self._check_sparse(decoded.sparse)
+            self._check_precision(decoded.precision, native)
             tokens, windows = self._tokenize(texts, decoded.is_tokenized)
         except (TextPayloadError, ValueError, TypeError) as error:
             self.stats.on_rejected()
@@ -337,7 +342,7 @@ class Ventilator:
         job = JobMessage(key, len(tokens), self.config.show_tokens_to_client,
                          _tokens_per_text(tokens, windows), windows,
                          self._window_weights(tokens, native) if windows else None, native,
-                         decoded.sparse)
+                         decoded.sparse, decoded.precision)
         self.to_sink.send_multipart(encode_job(job))
         self.scheduler.add(JobRows(key, tokens, tokens.lengths))
 
@@ -379,6 +384,14 @@ class Ventilator:
             raise ValueError("this server's model is not a sparse one (bert-serving-start "
                              "-head sparse): its rows have no nonzeros to send; send the "
                              "request without \"sparse\"")
+
+    def _check_precision(self, precision: Precision | None, native: bool) -> None:
+        """Quantized rows only where the sink can make them (one vector per text, a range)."""
+        if precision is None:
+            return
+        if self.check_precision is None:
+            raise ValueError(f"precision {precision}: this server quantizes no replies")
+        self.check_precision(precision, native)
 
     def _window_weights(self, tokens: RaggedTokens, native: bool) -> list[int]:
         """Tokens each window pooled: all real ones, less [CLS]/[SEP] under -mask_cls_sep
