@@ -43,10 +43,12 @@ THREADS = 2
 Runner = Callable[[], np.ndarray]
 
 
-def raw_session_runner(engine: Engine, texts: list[str]) -> Runner:
-    """The fp32 graph alone, on the batches the server's scheduler would form."""
+def raw_session_runner(engine: Engine, texts: list[str], *, own_runner: bool = False) -> Runner:
+    """The graph alone, on the batches the server's scheduler would form: in an onnxruntime
+    session of THREADS threads, or (`own_runner`) in the engine's own runner (OpenVINO's)."""
     batches = server_batches(engine, texts)
-    runner = OnnxRunner(engine.graph.path, device="cpu", intra_op_threads=THREADS)
+    runner = engine.runner if own_runner else OnnxRunner(engine.graph.path, device="cpu",
+                                                         intra_op_threads=THREADS)
 
     def run() -> np.ndarray:
         out = np.empty((len(texts), engine.output_width), np.float32)

@@ -7,6 +7,8 @@ that nobody truncates), all 6 layers, last-layer masked mean, 2 threads each:
   -pooling_layer -1`), one request of every text from BertClient; our HTTP
   `/v1/embeddings`, requests of 32 from 8 concurrent clients; the raw onnxruntime
   session on our fp32 and int8 graphs, on the server's batches (the engine's floor);
+  the whole server on OpenVINO (`-runtime openvino`: bfloat16 where the CPU has
+  AVX512_BF16 or AMX, else f32) and its raw runner;
 - peers, in their own venv (made by this script; never bert-serving's dependencies):
   sentence-transformers on torch and with `backend="onnx"` (fp32, and optimum's dynamic
   int8 export), infinity-emb's optimum engine in process (fp32, int8) and its HTTP
@@ -20,7 +22,9 @@ Usage: python scripts/benchmark_peers.py [--texts 1500] [--rounds 4] [--peers-ve
        [--kinds fp32 int8 HTTP]
 
 `--kinds HTTP` runs only the HTTP pair (with our whole server fp32, for the gateway's
-share): about 10 minutes on 2 cores (4 rounds) instead of 30.
+share): about 10 minutes on 2 cores (4 rounds) instead of 30. `--kinds openvino` alone
+needs no peers: OpenVINO against our onnxruntime fp32, server and raw (a few minutes).
+The header names the CPU and its flags (AVX2, AVX-512, VNNI, AVX512_BF16, AMX).
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.proto.inputs import PAIR_SEPARATOR  # noqa: E402
 from bert_serving.server.convert.optimize import INT8_ACCURACY_LEVEL  # noqa: E402
+from bert_serving.server.model.cpu_features import (  # noqa: E402
+    cpu_flags,
+    cpu_model_name,
+    describe_cpu_flags,
+    has_bf16,
+)
 from bert_serving.server.model.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.model.engine import Engine, EngineOptions, build_tokenizer  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
@@ -224,43 +234,52 @@ def work_gflop(engine: Engine, texts: list[str]) -> tuple[float, float]:
     return encoder_gflop(engine, padded), encoder_gflop(engine, real)  # type: ignore[arg-type]
 
 
-def cpu_peaks() -> tuple[float, float, str]:
-    """This CPU's per-core peaks (fp32 FMA GFLOP/s, int8 GOP/s) from its flags and clock.
+def cpu_peaks() -> tuple[float, float, float, str]:
+    """This CPU's per-core peaks (fp32 FMA GFLOP/s, int8 GOP/s, bf16 GFLOP/s) from its flags
+    and clock.
 
     Two 256-bit (or 512-bit) FMA units per core, 2 FLOP per FMA lane. int8: VNNI's
     vpdpbusd does 4 multiply-adds per 32-bit lane, 4x fp32; without VNNI the int8
     kernels need vpmaddubsw + vpmaddwd (2 per 16-bit lane, then a widening step), 2x.
+    bf16: AVX512_BF16's vdpbf16ps does 2 per 32-bit lane, 2x fp32 (AMX's tiles, far more,
+    are not modelled: on AMX the line is against the AVX512_BF16 peak); none: fp32's.
     """
+    flags = cpu_flags()
     info = Path("/proc/cpuinfo").read_text()
-    flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
     mhz = float(next(line for line in info.splitlines() if "MHz" in line).split(":")[1])
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     fp32 = 2 * 2 * lanes * mhz / 1e3
     vnni = "avx512_vnni" in flags or "avx_vnni" in flags
     int8 = fp32 * (4 if vnni else 2)
+    bf16 = fp32 * (2 if has_bf16(flags) else 1)
     label = (f"{mhz:.0f} MHz, {'AVX-512' if lanes == 16 else 'AVX2'}, "
              f"{'VNNI' if vnni else 'no VNNI: no int8 dot-product instruction'}")
-    return fp32, int8, label
+    return fp32, int8, bf16, label
 
 
 def print_metal(medians: dict[str, float], engine: Engine, texts: list[str]) -> None:
     """Achieved GFLOP/s per core against the cores' peak; what the server adds on top."""
     padded, real = work_gflop(engine, texts)
-    fp32_peak, int8_peak, label = cpu_peaks()
+    fp32_peak, int8_peak, bf16_peak, label = cpu_peaks()
     print(f"encoder work: {real:.0f} GFLOP on real lengths, {padded:.0f} on the server's "
           f"padded batches ({100 * (padded / real - 1):.1f}% padding)")
-    print(f"peak per core ({label}): fp32 FMA {fp32_peak:.0f} GFLOP/s, int8 {int8_peak:.0f} GOP/s")
+    print(f"peak per core ({label}): fp32 FMA {fp32_peak:.0f} GFLOP/s, int8 {int8_peak:.0f} "
+          f"GOP/s, bf16 {bf16_peak:.0f} GFLOP/s")
     # our int8 multiplies in int8 only at accuracy_level 4; at 1 its arithmetic is fp32
     int8_arithmetic = INT8_ACCURACY_LEVEL == 4
-    for precision, peak in (("fp32", fp32_peak),
-                            ("int8", int8_peak if int8_arithmetic else fp32_peak)):
-        if f"raw onnxruntime {precision}" not in medians:
+    rows = [("raw onnxruntime fp32", "bert-serving fp32 (server)", fp32_peak, "fp32 FMA"),
+            ("raw onnxruntime int8", "bert-serving int8 (server)",
+             int8_peak if int8_arithmetic else fp32_peak,
+             "int8" if int8_arithmetic else "fp32 FMA"),
+            (OPENVINO_RAW, OPENVINO_SERVER, bf16_peak if has_bf16(cpu_flags()) else fp32_peak,
+             "bf16" if has_bf16(cpu_flags()) else "fp32 FMA")]
+    for raw_name, server_name, peak, kind in rows:
+        if raw_name not in medians:
             continue
-        raw = medians[f"raw onnxruntime {precision}"]
-        server = medians[f"bert-serving {precision} (server)"]
+        raw, server = medians[raw_name], medians[server_name]
         rate = padded / raw / THREADS
-        unit, kind = ("GOP/s", "int8") if peak == int8_peak else ("GFLOP/s", "fp32 FMA")
-        print(f"raw session {precision}: {rate:.1f} {unit} per core = {100 * rate / peak:.0f}% "
+        unit = "GOP/s" if kind == "int8" else "GFLOP/s"
+        print(f"{raw_name}: {rate:.1f} {unit} per core = {100 * rate / peak:.0f}% "
               f"of the {kind} peak; whole server "
               f"{real / server / THREADS:.1f} useful per core, the pipeline's share of its "
               f"time {100 * (1 - raw / server):+.1f}%")
@@ -282,10 +301,14 @@ def print_table(medians: dict[str, float], outputs: dict[str, np.ndarray],
               f"{cosine.min():9.4f} min {cosine.mean():.4f} mean")
 
 
+OPENVINO_SERVER = "bert-serving openvino (server)"
+OPENVINO_RAW = "raw openvino"
 KINDS = {"fp32": ("bert-serving fp32 (server)", "peer fp32"),
          "int8": ("bert-serving int8 (server)", "peer int8"),
-         "HTTP": ("bert-serving HTTP /v1/embeddings", "peer HTTP")}
-"""Each kind of comparison: our contender, and the tag of the peers it is held against."""
+         "HTTP": ("bert-serving HTTP /v1/embeddings", "peer HTTP"),
+         "openvino": (OPENVINO_SERVER, "peer")}
+"""Each kind of comparison: our contender, and the tag of the peers it is held against
+(OpenVINO's: every peer in the run, their int8 included)."""
 
 
 def print_ratios(medians: dict[str, float], kinds: list[str]) -> None:
@@ -293,6 +316,13 @@ def print_ratios(medians: dict[str, float], kinds: list[str]) -> None:
     for kind in kinds:
         ours, peer_tag = KINDS[kind]
         peers = {n: t for n, t in medians.items() if n.startswith(peer_tag)}
+        if kind == "openvino":
+            fp32 = medians["bert-serving fp32 (server)"] / medians[ours]
+            raw = medians["raw onnxruntime fp32"] / medians[OPENVINO_RAW]
+            print(f"openvino: ours {fp32:.2f}x our onnxruntime fp32 server "
+                  f"(raw runners: {raw:.2f}x)")
+        if not peers:
+            continue
         best = min(peers, key=peers.__getitem__)
         ratio = peers[best] / medians[ours]
         print(f"{kind}: ours {ratio:.2f}x the best peer ({best.split(': ')[1]})")
@@ -321,7 +351,8 @@ def main() -> None:
                         help="the comparisons to run (default: all)")
     args = parser.parse_args()
     kinds = [kind for kind in KINDS if kind in args.kinds]
-    python = ensure_peers_venv(args.peers_venv.resolve())
+    with_peers = kinds != ["openvino"]
+    python = ensure_peers_venv(args.peers_venv.resolve()) if with_peers else Path()
     work = Path(tempfile.mkdtemp(prefix="bert-serving-peers-"))
     log = work / "peers.log"
     options = dict(graph_tmp_dir=work / "graphs", max_seq_len=MAX_SEQ_LEN,
@@ -331,7 +362,7 @@ def main() -> None:
     tokens = fp32.tokenize(texts).num_real_tokens
     texts_path = work / "texts.json"
     texts_path.write_text(json.dumps(texts), encoding="utf-8")
-    peer_model = prepare_peer_model(python, work)
+    peer_model = prepare_peer_model(python, work) if with_peers else work
     flags = ["-num_worker", "1", "-max_seq_len", str(MAX_SEQ_LEN), "-pooling_layer", "-1",
              "-intra_op_threads", str(THREADS)]
     with ExitStack() as stack:
@@ -367,6 +398,15 @@ def main() -> None:
                     [server_runner(ours_int8, [text])() for text in texts[:ALONE_TEXTS]]),
                 "peer int8: sentence-transformers onnx": lambda: st_int8.alone(ALONE_TEXTS),
                 "peer int8: infinity optimum": lambda: infinity_int8.alone(ALONE_TEXTS)}
+        if "openvino" in kinds:
+            openvino = Engine.load(EngineOptions(**options, runtime="openvino"))
+            ours_openvino = stack.enter_context(ServerProcess([*flags, "-runtime", "openvino"],
+                                                              work / "graphs"))
+            contenders.update({
+                "raw onnxruntime fp32": raw_session_runner(fp32, texts),
+                OPENVINO_RAW: raw_session_runner(openvino, texts, own_runner=True),
+                OPENVINO_SERVER: server_runner(ours_openvino, texts)})
+            precision = f"openvino {openvino.runner.precision}"
         if "HTTP" in kinds:
             infinity_url = stack.enter_context(infinity_http(python, peer_model, log))
             contenders.update({
@@ -376,6 +416,10 @@ def main() -> None:
                                                                texts, ".")})
         medians, outputs = interleaved_medians(contenders, args.rounds)
         dependence = batch_dependence(alone, outputs) if alone else []
+    print(f"CPU: {cpu_model_name()}, {os.cpu_count()} cores visible; "
+          f"{describe_cpu_flags(cpu_flags())}")
+    if "openvino" in kinds:
+        print(f"openvino ran: {precision} (-runtime openvino, -dtype auto)")
     print(f"{len(texts)} texts (4-120 words, <= {MAX_SEQ_LEN} tokens), {tokens} real tokens, "
           f"{THREADS} threads each, last-layer mean, median of {args.rounds} interleaved rounds")
     print_table(medians, outputs, reference_vectors(texts), len(texts), tokens)
