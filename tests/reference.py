@@ -284,6 +284,17 @@ def pad_features(encoded: Sequence[Any], *, pad_id: int) -> dict[str, np.ndarray
     return out
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """A cross-encoder's score from its logit, as TEI's /rerank and Cohere's rerank give it."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """A classifier's label scores from its logits (last axis), as /predict gives them."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class ClassifierReference(FamilyReference):
     """A sequence-classification folder's logits, by AutoModelForSequenceClassification.
 

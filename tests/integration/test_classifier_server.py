@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from make_random_classifier import LABELS, write_random_classifier
 from openapi_fuzz import post_fuzzed_bodies
-from reference import ClassifierReference
+from reference import ClassifierReference, sigmoid, softmax
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient, ConcurrentBertClient
@@ -40,15 +40,6 @@ DOCUMENTS = [
 ]
 MAX_SEQ_LEN = 128
 SERVER_ARGS = ["-num_worker", "1", "-max_seq_len", str(MAX_SEQ_LEN)]
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @pytest.fixture(scope="module")

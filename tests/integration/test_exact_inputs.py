@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from make_random_classifier import write_random_classifier
 from make_random_family import write_random_family
-from reference import FileClassifierReference, FileReference
+from reference import FileClassifierReference, FileReference, sigmoid
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient
@@ -171,10 +171,6 @@ def embedder(tmp_path_factory: pytest.TempPathFactory, graph_cache: Path) -> Ite
 def model_type(folder: Path) -> str:
     """config.json's model_type: here, the kind the folder was made as."""
     return str(json.loads((folder / "config.json").read_text())["model_type"])
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def expected_scores(reference: FileClassifierReference | FileReference,

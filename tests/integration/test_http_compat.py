@@ -24,7 +24,7 @@ import pytest
 from reference import heldout_texts
 from server_process import ServerProcess
 
-from bert_serving.client import BertClient
+from bert_serving.client import BertClient, ServerError
 
 TOLERANCE = 1e-4
 TEI_ERROR_KEYS = {"error", "error_type"}
@@ -235,3 +235,15 @@ def test_embed_all_and_prompts(tokens: ServerProcess) -> None:
         refused = http.post("/embed", json={"inputs": "hello"})
         assert refused.status_code == 422 and "/embed_all" in refused.json()["error"]
         assert http.get("/info").json()["prompts"] == PROMPTS["prompts"]
+
+
+def test_token_vectors_take_no_quantized_form(tokens: ServerProcess) -> None:
+    """output_dtype and a client's precision quantize one vector per text: refused by name."""
+    with (httpx.Client(base_url=tokens.http_url, timeout=60) as http,
+          BertClient(port=tokens.port, port_out=tokens.port_out) as bert):
+        openai = http.post("/v1/embeddings", json={"input": "hi", "output_dtype": "binary"})
+        assert openai.status_code == 400 and openai.json()["error"]["param"] == "output_dtype"
+        assert "binary quantizes one vector per text" in openai.json()["error"]["message"]
+        with pytest.raises(ServerError, match="precision int8: this server answers token "
+                                              r"vectors \(-pooling_strategy NONE\)"):
+            bert.encode(["hi"], precision="int8")

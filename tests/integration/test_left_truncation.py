@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from make_random_classifier import write_random_classifier
-from reference import ClassifierReference, file_tokenizer, pad_features
+from reference import ClassifierReference, file_tokenizer, pad_features, sigmoid, softmax
 from server_process import ServerProcess
 
 TOLERANCE = 1e-4
@@ -37,15 +37,6 @@ LONG = [
 SHORT_QUERY = "what is a fox"
 LONG_QUERY = ("tell me everything about the red fox, where it lives, what it eats and how "
               "it raises its cubs in spring")
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @pytest.fixture(scope="module")
