@@ -16,6 +16,8 @@ dimension, binary/ubinary 384 / 8 = 48 packed values.
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_process import ServerProcess
+from server_process import ServerProcess, free_port
 
 from bert_serving.client import BertClient, ServerError
 from bert_serving.server.model.quantization import quantize, unit_vector_ranges
@@ -190,3 +192,20 @@ def test_embedding_ranges_reach_the_clients_int8(minilm_dir: Path, graph_cache: 
         got = bert_client.encode(TEXTS, precision="uint8")
     np.testing.assert_array_equal(got, quantize(floats, "uint8", np.load(ranges_file)))
     assert not np.array_equal(got, quantize(floats, "uint8", unit_vector_ranges(DIM)))
+
+
+def test_embedding_ranges_of_another_width_stop_the_start(minilm_dir: Path, graph_cache: Path,
+                                                          tmp_path: Path) -> None:
+    path = tmp_path / "ranges.npy"
+    np.save(path, np.stack([np.full(100, -0.2), np.full(100, 0.2)]).astype(np.float32))
+    done = subprocess.run(
+        [sys.executable, "-c", "from bert_serving.server.cli import start; "
+         "import sys; sys.exit(start())", "-cpu", "-model_dir", str(minilm_dir),
+         "-graph_tmp_dir", str(graph_cache), "-max_seq_len", "64", "-port", str(free_port()),
+         "-port_out", str(free_port()), "-embedding_ranges", str(path)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines()
+              if line.startswith("bert-serving-start:")]
+    assert len(errors) == 1, done.stderr
+    assert "-embedding_ranges holds 100 dimensions; this server's vectors have 384" in errors[0]
