@@ -27,6 +27,7 @@ from server_process import free_port, wait_until
 
 __all__ = [
     "CONTAINERS_CONF",
+    "INSTALL_HINT",
     "REPO",
     "RESTRICTED",
     "START_TIMEOUT_S",
@@ -40,6 +41,7 @@ __all__ = [
     "make_base_image",
     "make_wheelhouse",
     "podman",
+    "podman_env",
 ]
 
 REPO = Path(__file__).resolve().parents[2]

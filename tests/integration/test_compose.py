@@ -14,7 +14,9 @@ asks for it and that the CPU override removes it, from podman-compose's own comm
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,8 +26,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from containers import REPO, Served, encode_http, encode_legacy_plain, in_flight, podman
-from containers import podman_env as containers_env
+from containers import (
+    INSTALL_HINT,
+    REPO,
+    Served,
+    encode_http,
+    encode_legacy_plain,
+    in_flight,
+    podman,
+    podman_env,
+)
 from reference import TransformersReference, heldout_texts
 from server_process import free_port, wait_until
 
@@ -44,14 +54,14 @@ class Stack:
         self.files = files
         self.served = Served(f"{self.project}_bert-serving_1", free_port(), free_port(),
                              free_port())
-        self.env = {**containers_env(), "BERT_SERVING_IMAGE": image,
+        self.env = {**podman_env(), "BERT_SERVING_IMAGE": image,
                     "BERT_MODEL_DIR": str(model_dir),
                     "BERT_SERVING_PORT": str(self.served.port),
                     "BERT_SERVING_PORT_OUT": str(self.served.port_out),
                     "BERT_SERVING_HTTP_PORT": str(self.served.http_port)}
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        command = ["podman-compose", "-p", self.project]
+        command = [sys.executable, "-m", "podman_compose", "-p", self.project]
         for path in self.files:
             command += ["-f", str(path)]
         done = subprocess.run([*command, *args], env=self.env, capture_output=True, text=True,
@@ -69,6 +79,12 @@ class Stack:
     def remove(self) -> None:
         self.compose("down", "-v", "-t", "0")
         podman("volume", "rm", "--force", f"{self.project}_bert-cache", check=False)
+
+
+@pytest.fixture(autouse=True)
+def podman_compose() -> None:
+    if importlib.util.find_spec("podman_compose") is None:
+        pytest.fail(f"podman-compose is not installed, so compose cannot be run: {INSTALL_HINT}")
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ answered the gateway keeps listening: /ready answers 503 (a readiness probe take
 the replica out), /health 200 (the liveness probe does not kill it), and new work
 gets 503 ShuttingDown with Retry-After (a client retries it on another replica).
 The request in flight gets all its rows, equal to transformers' (1e-4), and the
-process exits 0.
+process exits 0. Before SIGTERM, bert_serving_queue_texts (what deploy/k8s/hpa.yaml scales
+on) must count the request's waiting texts.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ IN_FLIGHT_TEXTS = [f"text {i} of the request that is in flight when SIGTERM come
                    for i in range(3000)]
 
 
-def in_flight(url: str) -> float:
+def gauge(url: str, name: str) -> float:
     metrics = httpx.get(f"{url}/metrics", timeout=5).text
-    (line,) = [line for line in metrics.splitlines()
-               if line.startswith("bert_serving_http_in_flight")]
+    (line,) = [line for line in metrics.splitlines() if line.startswith(f"{name} ")]
     return float(line.split()[-1])
 
 
@@ -41,7 +41,11 @@ def test_sigterm_drains_ready_503_new_work_503_in_flight_answered(
         sender = threading.Thread(target=lambda: replies.append(httpx.post(
             f"{url}/encode", json={"texts": IN_FLIGHT_TEXTS}, timeout=120)))
         sender.start()
-        wait_until(lambda: in_flight(url) >= 2, 60, "the large request to reach the gateway")
+        wait_until(lambda: gauge(url, "bert_serving_http_in_flight") >= 2, 60,
+                   "the large request to reach the gateway")
+        # the HPA's signal (deploy/k8s/hpa.yaml) counts the texts waiting behind it
+        wait_until(lambda: gauge(url, "bert_serving_queue_texts") > 0, 30,
+                   "bert_serving_queue_texts to count the queued texts")
         server.process.send_signal(signal.SIGTERM)
         wait_until(lambda: httpx.get(f"{url}/ready", timeout=5).status_code == 503, 10,
                    "/ready to turn 503 after SIGTERM")
