@@ -3,6 +3,8 @@ the -int8 alias, and the CPU flags they are decided on (read from a cpuinfo file
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,16 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
     assert has_bf16(flags) and not has_bf16(cpu_flags(tmp_path / "absent"))
     assert describe_cpu_flags(flags) == ("AVX2 yes, AVX-512 yes, VNNI yes, AVX512_BF16 yes, "
                                          "AMX no")
+
+
+def test_deciding_auto_and_serving_on_onnxruntime_never_import_openvino() -> None:
+    """The extra stays optional: it is looked for, not loaded, unless it is chosen."""
+    probe = ("import sys\n"
+             "from bert_serving.server.pipeline import worker\n"
+             "from bert_serving.server import server\n"
+             "from bert_serving.server.model.precision import resolve_inference\n"
+             "resolve_inference('auto', 'auto', 'cpu')\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'openvino'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
