@@ -43,7 +43,7 @@ GPU_FILE = REPO / "deploy" / "compose.yaml"
 CPU_OVERRIDE = REPO / "deploy" / "compose.cpu.yaml"
 TOLERANCE = 1e-4
 IN_FLIGHT_TEXTS = [f"sentence {i} in flight while compose takes the stack down"
-                   for i in range(600)]
+                   for i in range(2000)]
 
 
 class Stack:

@@ -47,7 +47,7 @@ K8S = REPO / "deploy" / "k8s"
 TOLERANCE = 1e-4
 # Seconds of work on two busy cores: in flight when SIGTERM comes, and answered well
 # inside the server's 30 s drain.
-IN_FLIGHT_TEXTS = [f"sentence {i} in flight while the pod is taken down" for i in range(600)]
+IN_FLIGHT_TEXTS = [f"sentence {i} in flight while the pod is taken down" for i in range(2000)]
 
 
 def configmap_from_flags(name: str) -> dict[str, Any]:
