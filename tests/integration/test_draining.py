@@ -52,6 +52,7 @@ def test_sigterm_drains_ready_503_new_work_503_in_flight_answered(
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
         refused = httpx.post(f"{url}/encode", json={"texts": ["a new request"]}, timeout=30)
         openai = httpx.post(f"{url}/v1/embeddings", json={"input": "a new request"}, timeout=30)
+        tei = httpx.post(f"{url}/embed", json={"inputs": "a new request"}, timeout=30)
         assert sender.is_alive(), "the large request was answered before the probes: no drain seen"
         sender.join(120)
         assert server.process.wait(60) == 0, server.output
@@ -60,6 +61,7 @@ def test_sigterm_drains_ready_503_new_work_503_in_flight_answered(
     assert refused.headers["Retry-After"] == "1"
     assert openai.status_code == 503, openai.text
     assert openai.json()["error"]["code"] == "shutting_down"
+    assert tei.status_code == 503 and tei.json()["error_type"] == "overloaded", tei.text
     (reply,) = replies
     assert reply.status_code == 200, reply.text
     got = np.asarray(reply.json()["result"], dtype=np.float32)
