@@ -78,7 +78,12 @@ class Stack:
 
     def remove(self) -> None:
         self.compose("down", "-v", "-t", "0")
+        self.forget()
+
+    def forget(self) -> None:
+        """What `down` (and a --dry-run `up`) leave behind: the volume and the network."""
         podman("volume", "rm", "--force", f"{self.project}_bert-cache", check=False)
+        podman("network", "rm", "--force", f"{self.project}_default", check=False)
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +150,7 @@ def test_compose_file_reserves_the_gpu_and_the_cpu_override_removes_it(
     try:
         gpu_run, cpu_run = gpu.run_command(), cpu.run_command()
     finally:
-        for dry in (gpu, cpu):  # --dry-run still makes the volume
-            podman("volume", "rm", "--force", f"{dry.project}_bert-cache", check=False)
+        for dry in (gpu, cpu):
+            dry.forget()
     assert "--device nvidia.com/gpu=" in gpu_run, gpu_run
     assert "nvidia.com/gpu" not in cpu_run and "-cpu" in cpu_run, cpu_run
