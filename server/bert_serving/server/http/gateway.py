@@ -110,6 +110,10 @@ class HttpGateway:
         self._drain.begin()
         while not force and not self._drain.idle() and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_S)
+        # uvicorn's own wait gets what is left of the grace, so that the stop as a whole
+        # stays within grace_s (a stuck request is not waited for twice)
+        left = max(1, int(deadline - time.monotonic()))
+        self._server.config.timeout_graceful_shutdown = left
         self._server.force_exit = force
         self._server.should_exit = True
         self._thread.join(self._grace_s + START_TIMEOUT_S)
