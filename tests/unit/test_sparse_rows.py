@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bert_serving.client._assembly import RowAssembler
 from bert_serving.proto import (
     EmbeddingReply,
     ErrorKind,
@@ -158,18 +159,25 @@ def test_the_next_row_may_start_below_the_last_row_s_last_id() -> None:
     assert rows.indices.tolist() == [3, 0, 1]
 
 
+# What a broken server may put where a count or a token belongs: JSON's floats (Infinity,
+# NaN and 1e400 included: json.loads reads all three as float), negatives, booleans,
+# strings, nulls and objects.
+_WRONG = st.one_of(st.floats(), st.integers(-3, -1), st.booleans(), st.text(max_size=2),
+                   st.none(), st.dictionaries(st.text(max_size=1), st.integers(), max_size=1))
 _JSON_HEADER = st.fixed_dictionaries({}, optional={
     "layout": st.sampled_from(["csr", "dense", 3]),
     "dtype": st.sampled_from(["float32", "float16", "int8", "f", None]),
     "shape": st.lists(st.integers(-2, 6), max_size=3) | st.text(max_size=3),
     "nnz": st.integers(-1, 8) | st.none(),
-    "tokens": st.just("") | st.lists(st.lists(st.text(max_size=2), max_size=2), max_size=2),
-    "token_counts": st.lists(st.integers(0, 5), max_size=3) | st.text(max_size=2),
+    "tokens": st.just("") | st.lists(st.lists(st.text(max_size=2), max_size=2), max_size=2)
+    | _WRONG | st.lists(_WRONG | st.lists(_WRONG, max_size=2), max_size=2),
+    "token_counts": st.lists(st.integers(0, 5) | _WRONG, max_size=3) | _WRONG,
     "error": st.dictionaries(st.sampled_from(["type", "message"]), st.text(max_size=4)),
 })
 _REPLY_FRAME = st.one_of(
     st.binary(max_size=40), _JSON_HEADER.map(lambda h: json.dumps(h).encode()),
-    st.sampled_from([b"7", b"0", b"x", np.arange(3, dtype=np.int64).tobytes()]))
+    st.sampled_from([b"7", b"0", b"x", np.arange(3, dtype=np.int64).tobytes(),
+                     b'{"dtype": "float32", "shape": [0, 2], "token_counts": [1e400]}']))
 
 
 @settings(max_examples=500, deadline=None)
@@ -177,9 +185,64 @@ _REPLY_FRAME = st.one_of(
 def test_the_client_s_reply_decoder_is_total(frames: list[bytes]) -> None:
     """Whatever the client's SUB socket receives: a reply, or ServerError (BadReply)."""
     try:
-        decode_reply(frames)
+        reply = decode_reply(frames)
     except ServerError as error:
         assert error.kind is ErrorKind.BAD_REPLY
+        return
+    if isinstance(reply, (EmbeddingReply, SparseReply)):
+        _check_assembles(reply)
+
+
+def _check_assembles(reply: EmbeddingReply | SparseReply) -> None:
+    """A reply decode_reply accepted is one the client can use: its tokens and counts are
+    what their types say, and the client's assembler takes it or names the problem."""
+    assert reply.tokens is None or all(
+        isinstance(row, list) and all(isinstance(t, str) for t in row) for row in reply.tokens)
+    assert reply.token_counts is None or all(
+        type(n) is int and n >= 0 for n in reply.token_counts)
+    rows = reply.rows if isinstance(reply, SparseReply) else reply.array
+    count = len(rows) if isinstance(rows, SparseRows) else (rows.shape[0] if rows.ndim else 0)
+    assembler = RowAssembler(count)
+    try:
+        assembler.put(0, count, rows, reply.tokens, reply.token_counts)
+        if isinstance(reply, SparseReply):
+            assembler.sparse_result()
+        else:
+            assembler.result()
+        assembler.token_counts()
+    except ServerError as error:
+        assert error.kind is ErrorKind.BAD_REPLY
+
+
+@pytest.mark.parametrize(("header", "named"), [
+    ('"token_counts": [Infinity]', "token_counts are integers >= 0, got .inf"),
+    ('"token_counts": [1e400]', "token_counts are integers >= 0, got .inf"),
+    ('"token_counts": [NaN]', "token_counts are integers >= 0, got .nan"),
+    ('"token_counts": [2.0]', "token_counts are integers >= 0, got .2.0"),
+    ('"token_counts": [true]', "token_counts are integers >= 0, got .True"),
+    ('"token_counts": [-1]', "token_counts are integers >= 0, got .-1"),
+    ('"token_counts": "3"', "token_counts are integers >= 0, got 3"),
+    ('"tokens": 5', "tokens are a list of lists of strings, got 5"),
+    ('"tokens": ["ab"]', "tokens are a list of lists of strings, got .'ab'"),
+    ('"tokens": [[1]]', "tokens are a list of lists of strings, got ..1"),
+])
+def test_a_reply_s_tokens_and_counts_are_checked(header: str, named: str) -> None:
+    """JSON's Infinity, 1e400 and NaN are floats; int() of them raised OverflowError or
+    ValueError past the decoder, and tokens of the wrong type failed later in the assembler."""
+    frames = [CLIENT, b'{"dtype": "float32", "shape": [1, 2], %s}' % header.encode(),
+              np.zeros(2, np.float32).tobytes(), b"3"]
+    with pytest.raises(ServerError, match=named) as caught:
+        decode_reply(frames)
+    assert caught.value.kind is ErrorKind.BAD_REPLY
+
+
+def test_sparse_replies_of_different_widths_are_a_bad_reply() -> None:
+    assembler = RowAssembler(3)
+    assembler.put(0, 2, SparseRows.from_dense(dense_rows(1, rows=2, width=50)), None)
+    assembler.put(2, 1, SparseRows.from_dense(dense_rows(2, rows=1, width=40)), None)
+    with pytest.raises(ServerError, match=r"sparse rows of widths \[40, 50\]") as caught:
+        assembler.sparse_result()
+    assert caught.value.kind is ErrorKind.BAD_REPLY
 
 
 @settings(max_examples=300, deadline=None)

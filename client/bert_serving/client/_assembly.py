@@ -77,7 +77,12 @@ class RowAssembler:
         if sum(len(part) for part in self._sparse.values()) != self._total:
             raise ServerError("the server sent dense rows to a sparse request",
                               ErrorKind.BAD_REPLY)
-        return SparseRows.concatenate([self._sparse[start] for start in sorted(self._sparse)])
+        parts = [self._sparse[start] for start in sorted(self._sparse)]
+        widths = sorted({part.width for part in parts})
+        if len(widths) > 1:
+            raise ServerError(f"the server sent sparse rows of widths {widths} for one request",
+                              ErrorKind.BAD_REPLY)
+        return SparseRows.concatenate(parts)
 
     def token_counts(self) -> list[int] | None:
         """Tokens the model read per text, in text order; None if a reply did not say."""

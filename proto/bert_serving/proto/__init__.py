@@ -563,7 +563,7 @@ def _decode_reply(frames: Sequence[bytes]) -> Reply:
         error = header["error"]
         kind = ErrorKind.parse(error.get("type"))
         return ErrorReply(req_id, ServerError(str(error["message"]), kind, req_id))
-    tokens, counts = header.get("tokens") or None, _token_counts(header)
+    tokens, counts = _tokens(header), _token_counts(header)
     if len(frames) == 6:
         return SparseReply(req_id, read_sparse_frames(header, frames[2:5]), tokens, counts)
     if len(frames) != 4:
@@ -572,6 +572,23 @@ def _decode_reply(frames: Sequence[bytes]) -> Reply:
     return EmbeddingReply(req_id, array, tokens, counts)
 
 
+def _tokens(header: dict[str, Any]) -> list[list[str]] | None:
+    """The header's token lists; "" or absent (the 1.10 server's "no tokens") is None."""
+    tokens = header.get("tokens")
+    if tokens in ("", None):
+        return None
+    if not (isinstance(tokens, list) and all(
+            isinstance(row, list) and all(isinstance(t, str) for t in row) for row in tokens)):
+        raise ValueError(f"a reply's tokens are a list of lists of strings, "
+                         f"got {str(tokens)[:40]}")
+    return tokens or None
+
+
 def _token_counts(header: dict[str, Any]) -> list[int] | None:
+    """The header's token counts, each an int >= 0 (JSON's 1e400 or Infinity is none)."""
     counts = header.get("token_counts")
-    return [int(n) for n in counts] if isinstance(counts, list) else None
+    if counts is None:
+        return None
+    if not (isinstance(counts, list) and all(type(n) is int and n >= 0 for n in counts)):
+        raise ValueError(f"a reply's token_counts are integers >= 0, got {str(counts)[:40]}")
+    return counts
