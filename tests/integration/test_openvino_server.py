@@ -25,7 +25,6 @@ from server_process import ServerProcess, free_port
 
 from bert_serving.client import BertClient
 from bert_serving.server.model.cpu_features import cpu_flags, has_bf16
-from bert_serving.server.model.precision import openvino_installed
 
 TOLERANCE = 1e-4
 GATEWAY_ARGS = ["-runtime", "openvino", "-dtype", "float32", "-show_tokens_to_client"]
@@ -118,9 +117,7 @@ def test_bfloat16_serves_where_the_cpu_has_it_and_is_refused_where_not(
 
 
 def readme_auto_choice() -> dict[str, Any]:
-    """The README's rule for a CPU: bfloat16 on OpenVINO with bf16 and the extra, else fp32."""
-    if has_bf16(cpu_flags()) and openvino_installed():
-        return {"runtime": "openvino", "dtype": "bfloat16", "inference_precision": "bf16"}
+    """The README's rule for a CPU: float32 on onnxruntime, bf16 CPU and extra or not."""
     return {"runtime": "onnxruntime", "dtype": "float32", "inference_precision": "fp32"}
 
 

@@ -24,15 +24,11 @@ def choose(dtype: str = "auto", runtime: str = "auto", *, on_gpu: bool = False,
     return choose_inference(dtype, runtime, on_gpu=on_gpu, flags=flags, openvino=openvino)
 
 
-@pytest.mark.parametrize(("flags", "openvino", "want"), [
-    (ZEN4, True, Inference("openvino", "bfloat16")),
-    (SAPPHIRE_RAPIDS, True, Inference("openvino", "bfloat16")),
-    (ZEN4, False, Inference("onnxruntime", "float32")),  # no extra: today's path
-    (AVX2, True, Inference("onnxruntime", "float32")),
-    (AVX2, False, Inference("onnxruntime", "float32")),
-])
-def test_auto_on_a_cpu(flags: frozenset[str], openvino: bool, want: Inference) -> None:
-    assert choose(flags=flags, openvino=openvino) == want
+@pytest.mark.parametrize("flags", [AVX2, ZEN4, SAPPHIRE_RAPIDS])
+@pytest.mark.parametrize("openvino", [True, False])
+def test_auto_on_a_cpu_is_float32_on_onnxruntime(flags: frozenset[str], openvino: bool) -> None:
+    """bf16 CPUs included: auto takes no precision not yet shown to hold 0.999 (precision.py)."""
+    assert choose(flags=flags, openvino=openvino) == Inference("onnxruntime", "float32")
 
 
 def test_auto_on_a_gpu_is_the_float16_graph() -> None:
@@ -40,9 +36,9 @@ def test_auto_on_a_gpu_is_the_float16_graph() -> None:
     assert choose("float16", on_gpu=True).graph_precision == "fp16"
 
 
-def test_runtime_openvino_with_auto_takes_bf16_only_where_the_cpu_has_it() -> None:
+def test_runtime_openvino_with_auto_runs_float32() -> None:
     assert choose(runtime="openvino") == Inference("openvino", "float32")
-    assert choose(runtime="openvino", flags=ZEN4) == Inference("openvino", "bfloat16")
+    assert choose(runtime="openvino", flags=ZEN4) == Inference("openvino", "float32")
     assert choose(runtime="onnxruntime", flags=ZEN4) == Inference("onnxruntime", "float32")
 
 

@@ -236,16 +236,16 @@ class EngineOptions:
     dtype: str = setting("auto", group="model", read=_dtype_from_args, wire=_dtype_wire,
                          flags=(
         flag("dtype", choices=DTYPES, default="auto",
-             help="compute precision: auto (GPU: float16; CPU with AVX512_BF16 or AMX and "
-                  "the openvino extra: bfloat16; else float32), float32, bfloat16 (OpenVINO, "
-                  "CPU), float16 (GPU), int8 (CPU: block-wise int8 MatMul weights, fp32 "
-                  "activations, cosine to fp32 >= 0.999; smaller, not faster)"),
+             help="compute precision: auto (GPU: float16; CPU: float32), float32, "
+                  "bfloat16 (OpenVINO, CPU with AVX512_BF16 or AMX), float16 (GPU), int8 "
+                  "(CPU: block-wise int8 MatMul weights, fp32 activations, cosine to fp32 "
+                  ">= 0.999; smaller, not faster)"),
         flag("int8", action="store_true", help="the same as -dtype int8"),
     ))
     """One of DTYPES; `auto` until `BertServer.start` resolves it for the workers' device."""
     runtime: str = setting("auto", group="model", flags=(flag(
         "runtime", choices=RUNTIMES, default="auto",
-        help="auto (OpenVINO for bfloat16, else onnxruntime), onnxruntime, or openvino "
+        help="auto (OpenVINO for -dtype bfloat16, else onnxruntime), onnxruntime, or openvino "
              "(CPU, the openvino extra: float32 or bfloat16)"),))
     """One of RUNTIMES; `auto` until resolved with `dtype` (`model.precision`)."""
     head: ModelHead | None = setting(None, group="model", read=_head_from_args,
