@@ -265,16 +265,32 @@ class Sink:
     ) -> None:
         if result.error is not None:
             del self.jobs[job.key]
-            self._publish(job.key.client_id, encode_error_reply(
-                job.key.client_id, job.key.req_id, f"encoding failed: {result.error}",
-                ErrorKind.ENCODING_FAILED))
+            self._publish(job.key.client_id, _failed(job.key, result.error))
             return
         assert result.vectors is not None
         tokens = result.tokens[offset: offset + count] if result.tokens else None
         job.add(rows, result.vectors[offset: offset + count], tokens)
         if job.complete:
             del self.jobs[job.key]
-            self._publish(job.key.client_id, _reply(job))
+            self._publish(job.key.client_id, _reply_or_error(job))
+
+
+def _failed(key: JobKey, reason: str) -> list[bytes | memoryview]:
+    return [*encode_error_reply(key.client_id, key.req_id, f"encoding failed: {reason}",
+                                ErrorKind.ENCODING_FAILED)]
+
+
+def _reply_or_error(job: JobAssembly) -> list[bytes | memoryview]:
+    """`_reply`, or an EncodingFailed reply if building it raises (quantizing, the sparse
+    folding, to_dense): the job is gone from `jobs` and its client waits for this reply
+    (the 1.10 client forever, by default), so it must hear something."""
+    try:
+        return _reply(job)
+    except Exception as error:  # whatever the reply's last steps raised
+        log.exception("request %d of %r: its reply could not be built", job.key.req_id,
+                      job.key.client_id[:40])
+        return _failed(job.key, f"the reply could not be built: "
+                                f"{type(error).__name__}: {str(error)[:200]}")
 
 
 def _reply(job: JobAssembly) -> list[bytes | memoryview]:
