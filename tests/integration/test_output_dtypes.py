@@ -186,12 +186,20 @@ def test_embedding_ranges_reach_the_clients_int8(minilm_dir: Path, graph_cache: 
                                                  ranges_file: Path) -> None:
     args = ["-model_dir", str(minilm_dir), "-max_seq_len", "64", "-pooling_strategy", "MODEL",
             "-embedding_ranges", str(ranges_file)]
-    with ServerProcess(args, graph_cache) as calibrated, \
+    with ServerProcess(args, graph_cache, http=True) as calibrated, \
             BertClient(port=calibrated.port, port_out=calibrated.port_out) as bert_client:
         floats = bert_client.encode(TEXTS)
         got = bert_client.encode(TEXTS, precision="uint8")
+        # A cut the client does not renormalize leaves the file's full-width ranges behind:
+        # refused by name (it was a 500 once), where the full width is served.
+        body = {"inputs": TEXTS[:2], "output_dtype": "int8", "normalize": False}
+        cut = httpx.post(calibrated.http_url + "/embed", json={**body, "dimensions": 64})
+        full = httpx.post(calibrated.http_url + "/embed", json=body, timeout=60)
     np.testing.assert_array_equal(got, quantize(floats, "uint8", np.load(ranges_file)))
     assert not np.array_equal(got, quantize(floats, "uint8", unit_vector_ranges(DIM)))
+    assert cut.status_code == 422 and "cut to 64 dimensions without renormalizing" in cut.text, \
+        cut.text
+    assert full.status_code == 200, full.text
 
 
 def test_embedding_ranges_of_another_width_stop_the_start(minilm_dir: Path, graph_cache: Path,

@@ -70,4 +70,9 @@ def as_output_dtype(vectors: np.ndarray, dtype: str, *, param: str, unit_vectors
                             cut=cut)
     except ValueError as error:
         raise GatewayError(invalid(param, f"{dtype}: {error}")) from None
+    if ranges is None and dtype in RANGED:  # ranges configured, but for the uncut vectors
+        raise GatewayError(invalid(param, (
+            f"{dtype}: -embedding_ranges holds the model's full width, and these vectors are "
+            f"cut to {vectors.shape[-1]} dimensions without renormalizing: ask for unit "
+            "vectors with the cut (normalize), or for the full width")))
     return quantize(vectors, dtype, ranges)
