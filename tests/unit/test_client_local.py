@@ -135,6 +135,8 @@ class FakeServer:
             self._publish(encode_json_reply(request.client_id, request.req_id, body))
             return
         texts = json.loads(request.payload)  # as the client sent them
+        if isinstance(texts, dict) and "texts" in texts:
+            texts = texts["texts"]  # the *ext* wrapper of a 1.10 list; "precision" ignored
         if FAIL_TEXT in texts:
             message = f"the fake server refuses {FAIL_TEXT!r}, as asked"
             self._publish(encode_error_reply(request.client_id, request.req_id, message))
@@ -307,6 +309,21 @@ def test_server_error_is_raised_with_its_message(server: FakeServer, connect: An
         bc.encode(["fine", "also fine", FAIL_TEXT, "never mind"])
     assert caught.value.kind == "BadRequest"
     np.testing.assert_array_equal(bc.encode(["again"]), expected(["again"]))
+    assert bc.status["num_pending_request"] == 0
+
+
+def test_a_server_that_ignored_the_precision_is_detected_blocking_or_not(
+    server: FakeServer, connect: Any,
+) -> None:
+    """The fake server, like a 1.10 one, ignores "precision" and sends float32 rows."""
+    bc = connect(server)
+    with pytest.raises(ServerError, match="asked for int8 rows, the server sent float32"):
+        bc.encode(["hello"], precision="int8")
+    assert bc.encode(["hello"], blocking=False, precision="ubinary") is None
+    with pytest.raises(ServerError, match="asked for ubinary rows, the server sent float32"):
+        bc.fetch_all()
+    bc.encode(["again"], blocking=False)  # float32 asked, float32 sent: no error
+    np.testing.assert_array_equal(bc.fetch_all(concat=True), expected(["again"]))
     assert bc.status["num_pending_request"] == 0
 
 

@@ -115,6 +115,8 @@ class BertClient:
         self._model_head: str | None = None  # the server's, read from its config when needed
         self._server = ServerAddress(ip, port, port_out)
         self._send_lock = threading.Lock()
+        self._detached_precisions: dict[int, Precision] = {}
+        """What each non-blocking request asked for, for `fetch` to check the reply's dtype."""
         self._request_id = 0
         self._closed = False
         self._labels: tuple[str, ...] | None = None  # a classifier's, read once
@@ -235,6 +237,8 @@ class BertClient:
             self._request_id += 1
             req_id = self._request_id
             self._replies.expect(req_id, detached=detached)
+            if detached and precision is not None:
+                self._detached_precisions[req_id] = precision
             try:
                 self._sender.send_multipart(encode_request(
                     self.identity, req_id, body, verbatim=verbatim, native=native,
@@ -518,7 +522,9 @@ class BertClient:
                 sender.finished.wait(0.05)
 
     def _response(self, reply: Reply) -> Response:
+        precision = self._detached_precisions.pop(reply.req_id, None)
         embeddings = _embeddings(reply)
+        _check_dtype(embeddings.array, precision)
         return Response(embeddings.req_id, self._format(embeddings.array), embeddings.tokens or "")
 
     def close(self) -> None:
