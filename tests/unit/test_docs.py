@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import runpy
 from pathlib import Path
+
+from bert_serving.proto.internal import JobKey, JobMessage, encode_job
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -32,3 +35,16 @@ def test_readme_starts_with_the_two_commands() -> None:
         "&& python -m pytest",
         "```",
     ]
+
+
+def test_the_job_frame_s_row_names_every_field_encode_job_sends() -> None:
+    """docs/protocol.md's internal JOB row lists each key of the header, optional ones
+    included (a JobMessage with every option set sends them all)."""
+    job = JobMessage(JobKey(b"c", 1), 2, True, [3, 4], windows=[1, 1], weights=[3, 4],
+                     native=True, sparse=True, precision="int8")
+    sent = json.loads(encode_job(job)[1])
+    row = next(line for line in (REPO / "docs" / "protocol.md").read_text().splitlines()
+               if line.startswith("| ventilator → sink") and '[b"JOB"' in line)
+    documented = row.split("|")[2]
+    missing = [key for key in sent if f'"{key}"' not in documented]
+    assert not missing, f"docs/protocol.md's JOB row lacks {missing}"
