@@ -72,11 +72,27 @@ _NO_RANGE_INSTEAD = ("ask for binary or ubinary, which need no range (or, from a
 
 log = logging.getLogger(__name__)
 WORKER_START_TIMEOUT_S = 600.0
+STOP_BUDGET_S = 40.0
+"""SIGTERM to exit, at most: one deadline that the HTTP drain, the pipeline's drain and
+the joins of the loops and workers all share, so no wait starts afresh after another
+timed out. It must fit the tighter of what the deployments give before SIGKILL:
+deploy/compose.yaml's stop_grace_period (45 s) and deploy/k8s/deployment.yaml's
+terminationGracePeriodSeconds (60 s) less its preStop sleep (10 s), i.e. 45 s, with a
+few seconds left for the interpreter to exit (tests/unit/test_deploy.py checks both)."""
 DRAIN_TIMEOUT_S = 30.0
+"""Of STOP_BUDGET_S, what requests in flight (HTTP and ZeroMQ) get to be answered; the
+other 10 s end the gateway (1 s), the ventilator and sink loops, and the workers."""
+KILL_RESERVE_S = 1.0
+"""Of STOP_BUDGET_S, kept for SIGKILL of workers that ignored STOP and SIGTERM (a hung one)."""
 EXIT_PART_DIED = 3
 """The exit code when the ventilator, the sink or every worker died."""
 CRASH_LOOP_RESTARTS, CRASH_LOOP_WINDOW_S = 5, 60.0
 """A worker restarted this often within the window is given up on (it cannot start)."""
+
+
+def _left(deadline: float, cap: float = float("inf")) -> float:
+    """Seconds until `deadline` (monotonic), at most `cap`, never negative."""
+    return max(0.0, min(cap, deadline - time.monotonic()))
 
 
 class ServerStartError(BertServingError):
@@ -449,45 +465,55 @@ class BertServer:
     def stop(self) -> None:
         """Stop intake, finish what is in flight (bounded), stop workers and threads.
 
-        With a part dead nothing in flight can finish: no drain, no waiting for
-        the HTTP requests in flight, and workers that never got STOP are terminated.
+        All within STOP_BUDGET_S of the call. With a part dead nothing in flight can
+        finish: no drain, no waiting for the HTTP requests in flight, and workers that
+        never got STOP are terminated.
         """
+        now = time.monotonic()
+        drained_by, stopped_by = now + DRAIN_TIMEOUT_S, now + STOP_BUDGET_S
         started = hasattr(self, "ventilator_thread")
         broken = started and bool(self.dead_parts())
         if self.gateway is not None:  # first: its requests in flight need the pipeline
-            self.gateway.stop(force=broken)
+            self.gateway.stop(force=broken, deadline=drained_by)
         if not started:  # start failed before the loops ran
-            self._end_workers(0)
+            self._end_workers(stopped_by, wait_s=0)
             self._close()
             return
         if not broken:
-            self._drain()
+            self._drain(drained_by)  # what HTTP left of the drain's time, not a new 30 s
         self._tell_ventilator(encode_control(Control.STOP))
-        self.ventilator_thread.join(5)
+        self.ventilator_thread.join(_left(stopped_by, cap=5))
         self._tell(self.sink.control_address, encode_control(Control.STOP))
-        self.sink_thread.join(5)
-        self._end_workers(0 if broken else 5)
+        self.sink_thread.join(_left(stopped_by, cap=5))
+        self._end_workers(stopped_by, wait_s=0 if broken else 5)
         self._close()
         log.info("bert-serving stopped")
 
-    def _drain(self) -> None:
+    def _drain(self, deadline: float) -> None:
         self._tell_ventilator(encode_control(Control.STOP_ACCEPTING))
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while (self.ventilator.busy or self.sink.busy) and time.monotonic() < deadline:
             self._restart_dead_workers()
             if self.dead_parts():
                 return
             time.sleep(0.05)
+        if self.ventilator.busy or self.sink.busy:
+            log.warning("requests still in flight after %.0f s of draining: not answered",
+                        DRAIN_TIMEOUT_S)
 
-    def _end_workers(self, wait_s: float) -> None:
-        """Join workers (they got STOP) for up to `wait_s` in all, then terminate the rest."""
-        deadline = time.monotonic() + wait_s
+    def _end_workers(self, deadline: float, *, wait_s: float) -> None:
+        """Join workers (they got STOP) for up to `wait_s` in all, then terminate the rest;
+        kill those still there when only KILL_RESERVE_S is left before `deadline` (hung)."""
+        joined_by = min(time.monotonic() + wait_s, deadline - 2 * KILL_RESERVE_S)
         for worker in self.workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
+            worker.process.join(_left(joined_by))
             if worker.process.is_alive():
                 worker.process.terminate()
         for worker in self.workers:
-            worker.process.join(2)
+            worker.process.join(_left(deadline - KILL_RESERVE_S))
+            if worker.process.is_alive():
+                log.warning("%s ignored SIGTERM: killed", worker.spec.worker_id.decode())
+                worker.process.kill()
+                worker.process.join(_left(deadline))
 
     def _close(self) -> None:
         if self.authenticator is not None:

@@ -34,6 +34,8 @@ __all__ = ["GatewayStartError", "HttpGateway"]
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
 DRAIN_POLL_S = 0.05
+EXIT_S = 1.0
+"""After its graceful wait, what uvicorn gets to cancel requests and run the app's shutdown."""
 
 
 class GatewayStartError(BertServingError):
@@ -99,22 +101,26 @@ class HttpGateway:
         finally:
             self._server.settled.set()
 
-    def stop(self, *, force: bool = False) -> None:
-        """Stop accepting, finish requests in flight (within the grace), close the client.
+    def stop(self, *, force: bool = False, deadline: float | None = None) -> None:
+        """Stop accepting, finish requests in flight (until `deadline`), close the client.
 
-        `force`: do not wait for requests in flight (the pipeline behind them is dead).
+        `deadline`: time.monotonic() by which requests in flight are answered or dropped,
+        the server's share of its stop budget (default: `grace_s` from now); uvicorn's
+        own exit takes at most EXIT_S more. `force`: do not wait for requests in flight
+        (the pipeline behind them is dead).
         """
         if self._thread is None:
             return
-        deadline = time.monotonic() + self._grace_s
+        if deadline is None:
+            deadline = time.monotonic() + self._grace_s
         self._drain.begin()
         while not force and not self._drain.idle() and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_S)
-        # uvicorn's own wait gets what is left of the grace, so that the stop as a whole
-        # stays within grace_s (a stuck request is not waited for twice)
+        # uvicorn's own wait gets what is left until the deadline (its minimum is 1 s), so
+        # that a stuck request is not waited for twice
         left = max(1, int(deadline - time.monotonic()))
         self._server.config.timeout_graceful_shutdown = left
         self._server.force_exit = force
         self._server.should_exit = True
-        self._thread.join(self._grace_s + START_TIMEOUT_S)
+        self._thread.join(left + EXIT_S)  # a daemon thread: one that hangs does not keep us
         self._thread = None
