@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -45,6 +45,8 @@ from .errors import GatewayError, invalid, too_many_texts
 from .metrics import GatewayMetrics
 
 __all__ = ["EmbeddingService", "Encoded", "EncodedSparse", "Ranking"]
+
+_Rows = TypeVar("_Rows")  # what a client call returns per text: an array, sparse vectors
 
 @dataclass(frozen=True)
 class Encoded:
@@ -87,21 +89,24 @@ class EmbeddingService:
         The 1.10 reading of texts ('a ||| b' is a pair), for the original /encode route.
         Raises GatewayError (too many texts), ServerError, BertClientTimeout.
         """
-        return await self._run(lambda: self.client.encode_with_token_counts(
-            texts, is_tokenized=is_tokenized), len(texts))
+        return _dense(*await self._run(lambda: self.client.encode_with_token_counts(
+            texts, is_tokenized=is_tokenized), len(texts)))
 
     async def encode_inputs(self, inputs: list[TextInput], *, native: bool = False) -> Encoded:
         """Vectors and tokens per row, every row sent exactly as given (`encode_inputs`);
         `native`: the model's own embedding the graph pools beside the server's."""
-        return await self._run(lambda: self.client.encode_inputs(inputs, native=native),
-                               len(inputs))
+        return _dense(*await self._run(
+            lambda: self.client.encode_inputs(inputs, native=native), len(inputs)))
 
-    async def _run(self, call: Callable[[], tuple[np.ndarray, list[int]]], rows: int) -> Encoded:
+    async def _run(self, call: Callable[[], tuple[_Rows, list[int]]],
+                   rows: int) -> tuple[_Rows, list[int]]:
+        """Every encoding's one path: the text-count limit, a thread under the limiter,
+        the client's input errors as 422, the usage metrics."""
         if rows > self._max_texts:
             raise GatewayError(too_many_texts(rows, self._max_texts))
-        encoded = await anyio.to_thread.run_sync(_blocking, call, limiter=self._threads)
-        self.metrics.on_encoded(rows, sum(encoded.token_counts))
-        return encoded
+        encoded, counts = await anyio.to_thread.run_sync(_blocking, call, limiter=self._threads)
+        self.metrics.on_encoded(rows, sum(counts))
+        return encoded, counts
 
     async def rerank(self, pairs: list[TextInput], *, raw_scores: bool) -> Ranking:
         """The client's `rerank` of (query, text) pairs (`Dual`s, or a pair cut to ids):
@@ -123,12 +128,8 @@ class EmbeddingService:
     async def encode_sparse(self, inputs: list[TextInput]) -> EncodedSparse:
         """`BertClient.encode_sparse_inputs`: nonzeros and tokens per row, every row sent
         exactly as given; only the nonzeros cross the wire. Raises as `encode`."""
-        if len(inputs) > self._max_texts:
-            raise GatewayError(too_many_texts(len(inputs), self._max_texts))
-        vectors, counts = await anyio.to_thread.run_sync(
-            _blocking_sparse, self.client, inputs, limiter=self._threads)
-        self.metrics.on_encoded(len(inputs), sum(counts))
-        return EncodedSparse(vectors, counts)
+        return EncodedSparse(*await self._run(
+            lambda: self.client.encode_sparse_inputs(inputs), len(inputs)))
 
     async def server_status(self) -> dict[str, Any]:
         """SHOW_STATUS: the server's configuration and its request statistics.
@@ -154,18 +155,13 @@ class EmbeddingService:
         return status
 
 
-def _blocking_sparse(client: BertClient,
-                     inputs: list[TextInput]) -> tuple[list[SparseVector], list[int]]:
+def _blocking(call: Callable[[], tuple[_Rows, list[int]]]) -> tuple[_Rows, list[int]]:
     try:
-        return client.encode_sparse_inputs(inputs)
+        return call()
     except (TypeError, ValueError) as error:  # the client's own input checks
         raise GatewayError(invalid("texts", str(error))) from None
 
 
-def _blocking(call: Callable[[], tuple[np.ndarray, list[int]]]) -> Encoded:
-    try:
-        vectors, counts = call()
-    except (TypeError, ValueError) as error:  # the client's own input checks
-        raise GatewayError(invalid("texts", str(error))) from None
-    # C order, as orjson writes arrays only in it (the client's rows already are).
+def _dense(vectors: np.ndarray, counts: list[int]) -> Encoded:
+    # C order, as orjson writes arrays only in it (the client's rows already are: no copy).
     return Encoded(np.ascontiguousarray(vectors), counts)
