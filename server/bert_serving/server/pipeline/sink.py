@@ -218,7 +218,7 @@ class Sink:
         if isinstance(message, PublishMessage):
             self._publish(message.client_id, list(message.frames))
         else:
-            view = self._view_of(message)
+            view = self._view_of(message.native)
             self.jobs[message.key] = JobAssembly(
                 message.key, message.num_rows, want_tokens=message.want_tokens,
                 chunks=self._chunks(message, view), token_counts=message.token_counts,
@@ -238,12 +238,12 @@ class Sink:
 
         Pure, on views fixed at start: the ventilator calls it to refuse a request
         before its texts run."""
-        view = self.native_view if native and self.native_view else self.view
-        view.precisions.check(precision)
+        self._view_of(native).precisions.check(precision)
 
-    def _view_of(self, job: JobMessage) -> ReplyView:
-        # The ventilator refused a native request to a graph without the view.
-        return self.native_view if job.native and self.native_view else self.view
+    def _view_of(self, native: bool) -> ReplyView:
+        """The native view for a request that asked for it (the ventilator refused one to a
+        graph without it), else the server's."""
+        return self.native_view if native and self.native_view else self.view
 
     @staticmethod
     def _chunks(job: JobMessage, view: ReplyView) -> ChunkReducer | None:
