@@ -18,9 +18,8 @@ import importlib.util
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -125,22 +124,36 @@ def check_runs_as_the_file_says(server: Served) -> None:
 
 def check_down_answers_in_flight(stack: Stack) -> None:
     server = stack.served
-    replies: list[tuple[httpx.Response, float]] = []
-    sender = threading.Thread(target=lambda: replies.append((httpx.post(
-        f"{server.url}/encode", json={"texts": IN_FLIGHT_TEXTS}, timeout=120),
-        time.monotonic())))
+    replies: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: replies.append(httpx.post(
+        f"{server.url}/encode", json={"texts": IN_FLIGHT_TEXTS}, timeout=120)))
     sender.start()
     wait_until(lambda: in_flight(server) >= 2, 60, "the large request to reach the gateway")
-    stopping = time.monotonic()
     # podman-compose's `stop` (and `down`) give the container stop_grace_period (45 s)
-    stack.compose("stop", timeout=120)
-    sender.join(120)
-    ((reply, answered_at),) = replies
-    assert answered_at > stopping, "the request was answered before the stop: it proves nothing"
+    stopped: list[Exception | None] = []
+    stopping = threading.Thread(target=lambda: stopped.append(call(stack.compose, "stop",
+                                                                   timeout=120)))
+    stopping.start()
+    # SIGTERM has reached the server once /ready says 503; the request must still be running
+    wait_until(lambda: server.ready_status() == 503, 30, "/ready to turn 503")
+    assert sender.is_alive(), "the large request was answered before the stop: no drain seen"
+    for thread in (sender, stopping):
+        thread.join(120)
+    assert stopped == [None], stopped
+    (reply,) = replies
     assert reply.status_code == 200, reply.text
     assert len(reply.json()["result"]) == len(IN_FLIGHT_TEXTS)
     state = podman("inspect", "--format", "{{.State.ExitCode}}", server.name).stdout.strip()
     assert state == "0", server.logs()
+
+
+def call(function: Callable[..., object], *args: object, **kwargs: object) -> Exception | None:
+    """Run `function`; what it raised, or None (an assertion in a thread is otherwise lost)."""
+    try:
+        function(*args, **kwargs)
+    except Exception as error:
+        return error
+    return None
 
 
 def test_compose_file_reserves_the_gpu_and_the_cpu_override_removes_it(
