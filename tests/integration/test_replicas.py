@@ -8,12 +8,15 @@ does; a request whose replica refuses it (503 ShuttingDown while draining) or is
 idempotent request on another endpoint. One replica gets SIGTERM once a third of the
 requests are answered. Every request must get one reply, with one row per text, equal to
 transformers' (1e-4), in order; the stopped replica must exit 0; both must have served,
-and at least one request must have failed over.
+and at least one request must have failed over. The replicas' own counts (the line each
+logs when it stops) must add up to the requests and texts sent: none computed twice (a
+request that a replica was computing when its answer was lost, then retried) or lost.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import uuid
 from collections import Counter
@@ -61,6 +64,14 @@ class RoundRobin:
         raise AssertionError(f"no replica answered {texts[0]!r}")
 
 
+def stopped_counts(replica: Container) -> tuple[int, int]:
+    """(encode requests received, texts computed) from the line the server logs as it stops."""
+    (line,) = [line for line in replica.logs().splitlines() if "bert-serving stopped:" in line]
+    found = re.search(r"(\d+) encode requests of \d+ texts received, (\d+) texts computed", line)
+    assert found, line
+    return int(found[1]), int(found[2])
+
+
 @pytest.fixture
 def replicas(baked_image: str) -> Iterator[list[Container]]:
     volumes = [f"bert-serving-test-cache-{uuid.uuid4().hex[:8]}" for _ in range(2)]
@@ -98,9 +109,12 @@ def test_one_replica_stopped_mid_run_every_row_answered_once(
             wait_until(lambda: answered.acquire(timeout=1), 120, "a third of the requests")
         exit_status = stopped.terminate()
         results = [future.result() for future in futures]
-    # one reply per request (a retry only follows an attempt that gave no rows), one row
-    # per text, each the text's own
-    assert sum(client.served_by.values()) == REQUESTS
+    assert replicas[1].terminate() == 0, replicas[1].logs()
+    # each request received and computed by exactly one replica, by the replicas' own count
+    received, computed = zip(*(stopped_counts(replica) for replica in replicas), strict=True)
+    assert sum(received) == REQUESTS, received
+    assert sum(computed) == REQUESTS * TEXTS_PER_REQUEST, computed
+    # one row per text, each the text's own
     assert [len(rows) for _, rows in results] == [TEXTS_PER_REQUEST] * REQUESTS
     texts = [text for texts, _ in results for text in texts]
     got = np.asarray([row for _, rows in results for row in rows], dtype=np.float32)

@@ -487,7 +487,10 @@ class BertServer:
         self.sink_thread.join(_left(stopped_by, cap=5))
         self._end_workers(stopped_by, wait_s=0 if broken else 5)
         self._close()
-        log.info("bert-serving stopped")
+        stats = self.ventilator.stats
+        # what this replica did, for whoever reads its log after it is gone
+        log.info("bert-serving stopped: %d encode requests of %d texts received, %d texts computed",
+                 stats.num_data_requests, stats.num_sequences, stats.num_batched_seq)
 
     def _drain(self, deadline: float) -> None:
         self._tell_ventilator(encode_control(Control.STOP_ACCEPTING))
