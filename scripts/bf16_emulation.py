@@ -71,6 +71,15 @@ def _round_trip(name: str, nodes: list[onnx.NodeProto], done: dict[str, str]) ->
     return done[name]
 
 
+def _round_output(node: onnx.NodeProto, position: int, nodes: list[onnx.NodeProto]) -> None:
+    """What reads `node`'s output `position` reads it rounded to bf16 (Casts after `node`)."""
+    name = node.output[position]
+    node.output[position] = f"{name}.exact"
+    nodes.append(helper.make_node("Cast", [f"{name}.exact"], [f"{name}.b16"],
+                                  to=TensorProto.BFLOAT16))
+    nodes.append(helper.make_node("Cast", [f"{name}.b16"], [name], to=TensorProto.FLOAT))
+
+
 def emulate_bf16(model: onnx.ModelProto, keep_fp32: Keep, *, round_outputs: bool = False
                  ) -> onnx.ModelProto:
     """A copy of `model` whose MatMuls (but those `keep_fp32` names) read bf16 operands."""
@@ -88,16 +97,9 @@ def emulate_bf16(model: onnx.ModelProto, keep_fp32: Keep, *, round_outputs: bool
                 weights[name].CopyFrom(numpy_helper.from_array(rounded, name))
             else:
                 node.input[position] = _round_trip(name, nodes, rounded_activations)
-        if not round_outputs:
-            nodes.append(node)
-            continue
-        result = node.output[0]
-        node.output[0] = f"{result}.fp32"
         nodes.append(node)
-        nodes.append(helper.make_node("Cast", [f"{result}.fp32"], [f"{result}.bf16"],
-                                      to=TensorProto.BFLOAT16))
-        nodes.append(helper.make_node("Cast", [f"{result}.bf16"], [result],
-                                      to=TensorProto.FLOAT))
+        if round_outputs:
+            _round_output(node, 0, nodes)
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model
@@ -123,11 +125,7 @@ def emulate_bf16_tensors(model: onnx.ModelProto, keep_fp32_ops: frozenset[str]
             continue
         for position, name in enumerate(node.output):
             if name in floats:
-                node.output[position] = f"{name}.exact"
-                nodes.append(helper.make_node("Cast", [f"{name}.exact"], [f"{name}.b16"],
-                                              to=TensorProto.BFLOAT16))
-                nodes.append(helper.make_node("Cast", [f"{name}.b16"], [name],
-                                              to=TensorProto.FLOAT))
+                _round_output(node, position, nodes)
     del rounded.graph.node[:]
     rounded.graph.node.extend(nodes)
     return rounded
