@@ -49,10 +49,18 @@ def check_pooled(dtype: str, *, param: str, token_vectors: bool, route: str) -> 
 
 
 def check_output_dtype(dtype: str, *, param: str, unit_vectors: bool,
-                       configured: np.ndarray | None) -> None:
-    """Refuse int8/uint8 before anything is encoded when these vectors have no range."""
-    if dtype in RANGED and not unit_vectors and configured is None:
+                       configured: np.ndarray | None, cut_to: int | None = None) -> None:
+    """Refuse int8/uint8 where these vectors have no range (`ranges_for`'s None): before
+    anything is encoded, and again once a Matryoshka cut (to `cut_to` dimensions) is known."""
+    if dtype not in RANGED or unit_vectors:
+        return
+    if configured is None:
         raise GatewayError(invalid(param, missing_range(dtype)))
+    if cut_to is not None:  # -embedding_ranges is for the uncut vectors
+        raise GatewayError(invalid(param, (
+            f"{dtype}: -embedding_ranges holds the model's full width, and these vectors are "
+            f"cut to {cut_to} dimensions without renormalizing: ask for unit vectors with the "
+            "cut (normalize), or for the full width")))
 
 
 def as_output_dtype(vectors: np.ndarray, dtype: str, *, param: str, unit_vectors: bool,
@@ -64,15 +72,11 @@ def as_output_dtype(vectors: np.ndarray, dtype: str, *, param: str, unit_vectors
     """
     if dtype == "float":
         return vectors
-    check_output_dtype(dtype, param=param, unit_vectors=unit_vectors, configured=configured)
+    check_output_dtype(dtype, param=param, unit_vectors=unit_vectors, configured=configured,
+                       cut_to=vectors.shape[-1] if cut else None)
     try:
         ranges = ranges_for(vectors.shape[-1], unit_vectors=unit_vectors, configured=configured,
                             cut=cut)
     except ValueError as error:
         raise GatewayError(invalid(param, f"{dtype}: {error}")) from None
-    if ranges is None and dtype in RANGED:  # ranges configured, but for the uncut vectors
-        raise GatewayError(invalid(param, (
-            f"{dtype}: -embedding_ranges holds the model's full width, and these vectors are "
-            f"cut to {vectors.shape[-1]} dimensions without renormalizing: ask for unit "
-            "vectors with the cut (normalize), or for the full width")))
     return quantize(vectors, dtype, ranges)
