@@ -77,8 +77,8 @@ STOP_BUDGET_S = 40.0
 the joins of the loops and workers all share, so no wait starts afresh after another
 timed out. It must fit the tighter of what the deployments give before SIGKILL:
 deploy/compose.yaml's stop_grace_period (45 s) and deploy/k8s/deployment.yaml's
-terminationGracePeriodSeconds (60 s) less its preStop sleep (10 s), i.e. 45 s, with a
-few seconds left for the interpreter to exit (tests/unit/test_deploy.py checks both)."""
+terminationGracePeriodSeconds (55 s) less its preStop sleep (10 s), i.e. 45 s, with 5 s
+left for the interpreter to exit (tests/unit/test_deploy.py checks both)."""
 DRAIN_TIMEOUT_S = 30.0
 """Of STOP_BUDGET_S, what requests in flight (HTTP and ZeroMQ) get to be answered; the
 other 10 s end the gateway (1 s), the ventilator and sink loops, and the workers."""
