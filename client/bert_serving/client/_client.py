@@ -277,7 +277,6 @@ class BertClient:
             return None
         rows = self._encode_streamed(texts, precision=quantized)
         vectors, tokens = rows.result()
-        _check_dtype(vectors, quantized)
         return self._with_tokens(self._format(vectors), tokens, show_tokens)
 
     def encode_with_token_counts(
@@ -309,10 +308,8 @@ class BertClient:
         """
         check_inputs(inputs)
         quantized = _quantized(precision)
-        vectors, counts = _with_token_counts(self._encode_streamed(
+        return _with_token_counts(self._encode_streamed(
             list(inputs), verbatim=True, native=native, precision=quantized))
-        _check_dtype(vectors, quantized)
-        return vectors, counts
 
     def rerank(self, query: str, texts: Sequence[str], raw_scores: bool = False) -> list[Rank]:
         """Score each text against `query` with the server's cross-encoder, best first.
@@ -414,24 +411,27 @@ class BertClient:
         try:
             for start in range(0, len(texts), self.chunk_size):
                 if len(in_flight) >= self.chunks_in_flight:
-                    self._collect(rows, *in_flight.popleft())
+                    self._collect(rows, *in_flight.popleft(), precision=precision)
                 chunk = texts[start : start + self.chunk_size]
                 in_flight.append((self._send(chunk, verbatim=verbatim, native=native,
                                              sparse=sparse, precision=precision),
                                   start, len(chunk)))
             while in_flight:
-                self._collect(rows, *in_flight.popleft())
+                self._collect(rows, *in_flight.popleft(), precision=precision)
         finally:
             for req_id, _, _ in in_flight:
                 self._replies.forget(req_id)
         return rows
 
-    def _collect(self, rows: RowAssembler, req_id: int, start: int, count: int) -> None:
+    def _collect(self, rows: RowAssembler, req_id: int, start: int, count: int, *,
+                 precision: Precision | None) -> None:
+        """One chunk's reply into `rows`; a quantized ask's rows must come quantized."""
         reply = self._replies.take(req_id, self._timeout_ms)
         if isinstance(reply, SparseReply):
             rows.put(start, count, reply.rows, reply.tokens, reply.token_counts)
             return
         embeddings = _embeddings(reply)
+        _check_dtype(embeddings.array, precision)
         rows.put(start, count, embeddings.array, embeddings.tokens, embeddings.token_counts)
 
     def _with_tokens(self, vectors: Any, tokens: list[list[str]], show_tokens: bool) -> Any:
