@@ -1,4 +1,4 @@
-"""The CPU's instruction-set flags, read from /proc/cpuinfo: what `-dtype auto` decides on.
+"""The CPU's instruction-set flags, read from /proc/cpuinfo: what `-dtype bfloat16` needs.
 
 bfloat16 pays only where the CPU multiplies bf16 natively (AVX512_BF16's dot products,
 or AMX's tiles); elsewhere OpenVINO would emulate it or fall back to f32. The benchmark
