@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -36,9 +37,24 @@ def wait_until(condition: Callable[[], object], timeout: float = 30,
 
 def free_port() -> int:
     """A port nobody listens on right now (the OS picks it; never a fixed number)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def port_flags() -> list[str]:
+    """`-port P -port_out Q` on two different free ports, for a start run by hand."""
+    port, port_out = free_ports(2)
+    return ["-port", str(port), "-port_out", str(port_out)]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: all held open while the OS picks, so no two are the
+    same (picked one after another, a closed probe's port can come back: CI once got
+    -port_out and -http_port both 34959)."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 class ServerProcess:
@@ -46,8 +62,9 @@ class ServerProcess:
 
     def __init__(self, args: Sequence[str], graph_cache: Path, *, start_timeout: float = 300,
                  http: bool = False, cpu: bool = True) -> None:
-        self.port, self.port_out = free_port(), free_port()
-        self.http_port = free_port() if http else None
+        ports = free_ports(3 if http else 2)
+        self.port, self.port_out = ports[0], ports[1]
+        self.http_port = ports[2] if http else None
         self.args = [
             sys.executable, "-c", "from bert_serving.server.cli import start; "
             "import sys; sys.exit(start())",

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_process import free_port, wait_until
+from server_process import free_ports, wait_until
 
 __all__ = [
     "CONTAINERS_CONF",
@@ -145,8 +145,7 @@ class Container(Served):
     """One detached, restricted `podman run` of `image`, with `volume` at /cache."""
 
     def __init__(self, image: str, volume: str, args: list[str], *, init: bool) -> None:
-        super().__init__(f"bert-serving-test-{uuid.uuid4().hex[:8]}", free_port(), free_port(),
-                         free_port())
+        super().__init__(f"bert-serving-test-{uuid.uuid4().hex[:8]}", *free_ports(3))
         podman("run", "--detach", "--name", self.name, *(["--init"] if init else []),
                *RESTRICTED,
                "--publish", f"127.0.0.1:{self.port}:5555",

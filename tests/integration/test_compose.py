@@ -36,7 +36,7 @@ from containers import (
     podman_env,
 )
 from reference import TransformersReference, heldout_texts
-from server_process import free_port, wait_until
+from server_process import free_ports, wait_until
 
 GPU_FILE = REPO / "deploy" / "compose.yaml"
 CPU_OVERRIDE = REPO / "deploy" / "compose.cpu.yaml"
@@ -51,8 +51,7 @@ class Stack:
     def __init__(self, files: list[Path], image: str, model_dir: Path) -> None:
         self.project = f"bert-serving-test-{uuid.uuid4().hex[:8]}"
         self.files = files
-        self.served = Served(f"{self.project}_bert-serving_1", free_port(), free_port(),
-                             free_port())
+        self.served = Served(f"{self.project}_bert-serving_1", *free_ports(3))
         self.env = {**podman_env(), "BERT_SERVING_IMAGE": image,
                     "BERT_MODEL_DIR": str(model_dir),
                     "BERT_SERVING_PORT": str(self.served.port),

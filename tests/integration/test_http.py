@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 from openapi_fuzz import post_fuzzed_bodies
 from reference import TransformersReference, heldout_texts
-from server_process import ServerProcess, free_port, wait_until
+from server_process import ServerProcess, port_flags, wait_until
 
 from bert_serving.client import BertClient, BertClientTimeout, ServerError
 from bert_serving.proto import ErrorKind
@@ -479,8 +479,8 @@ def test_http_port_in_use_is_a_one_line_start_error(graph_cache: Path) -> None:
         port = taken.getsockname()[1]
         done = subprocess.run(
             [sys.executable, "-c", "from bert_serving.server.cli import start; import sys; "
-             "sys.exit(start())", "-cpu", "-bind_ip", "127.0.0.1", "-port", str(free_port()),
-             "-port_out", str(free_port()), "-graph_tmp_dir", str(graph_cache),
+             "sys.exit(start())", "-cpu", "-bind_ip", "127.0.0.1", *port_flags(),
+             "-graph_tmp_dir", str(graph_cache),
              "-http_port", str(port)],
             capture_output=True, text=True, timeout=120,
         )

@@ -41,7 +41,7 @@ import pytest
 import yaml
 from containers import REPO, Served, encode_http, in_flight, podman, podman_env
 from reference import TransformersReference, heldout_texts
-from server_process import free_port, wait_until
+from server_process import free_ports, wait_until
 
 K8S = REPO / "deploy" / "k8s"
 TOLERANCE = 1e-4
@@ -107,7 +107,7 @@ class Pod:
     def __init__(self, tmp: Path, image: str, model_dir: Path) -> None:
         self.name = f"bert-serving-test-{uuid.uuid4().hex[:8]}"
         self.claim = f"{self.name}-model"
-        self.ports = {"zmq-in": free_port(), "zmq-out": free_port(), "http": free_port()}
+        self.ports = dict(zip(("zmq-in", "zmq-out", "http"), free_ports(3), strict=True))
         self.configmap = configmap_from_flags("bert-serving-flags")
         self.deployment = local_deployment(self.name, image, self.claim, self.ports,
                                            self.configmap["data"])

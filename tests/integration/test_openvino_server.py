@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from reference import TransformersReference, heldout_texts
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess, port_flags
 
 from bert_serving.client import BertClient
 from bert_serving.server.model.cpu_features import cpu_flags, has_bf16
@@ -95,8 +95,8 @@ def start(graph_cache: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     """A start that is expected to fail before serving (bounded: it never binds for long)."""
     return subprocess.run(
         [sys.executable, "-c", "from bert_serving.server.cli import start; import sys; "
-         "sys.exit(start())", "-cpu", "-bind_ip", "127.0.0.1", "-port", str(free_port()),
-         "-port_out", str(free_port()), "-graph_tmp_dir", str(graph_cache), *flags],
+         "sys.exit(start())", "-cpu", "-bind_ip", "127.0.0.1", *port_flags(),
+         "-graph_tmp_dir", str(graph_cache), *flags],
         capture_output=True, text=True, timeout=300)
 
 

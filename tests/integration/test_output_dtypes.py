@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess, port_flags
 
 from bert_serving.client import BertClient, ServerError
 from bert_serving.server.model.quantization import quantize, unit_vector_ranges
@@ -209,8 +209,8 @@ def test_embedding_ranges_of_another_width_stop_the_start(minilm_dir: Path, grap
     done = subprocess.run(
         [sys.executable, "-c", "from bert_serving.server.cli import start; "
          "import sys; sys.exit(start())", "-cpu", "-model_dir", str(minilm_dir),
-         "-graph_tmp_dir", str(graph_cache), "-max_seq_len", "64", "-port", str(free_port()),
-         "-port_out", str(free_port()), "-embedding_ranges", str(path)],
+         "-graph_tmp_dir", str(graph_cache), "-max_seq_len", "64", *port_flags(),
+         "-embedding_ranges", str(path)],
         capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines()

@@ -22,7 +22,7 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess, free_ports
 
 from bert_serving.client import BertClient, BertClientTimeout, ServerError
 from bert_serving.proto import Command, decode_reply, encode_request
@@ -240,9 +240,10 @@ def test_a_dead_loop_makes_the_process_exit_non_zero(graph_cache: Path, part: st
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_health_fails_once_the_ventilator_died(graph_cache: Path) -> None:
     """In process, so the probe can be read before the supervisor exits; then it exits."""
-    config = parse_server_config(["-cpu", "-port", str(free_port()), "-port_out",
-                                  str(free_port()), "-http_port", str(free_port()),
-                                  "-graph_tmp_dir", str(graph_cache)])
+    port, port_out, http_port = free_ports(3)
+    config = parse_server_config(["-cpu", "-port", str(port), "-port_out", str(port_out),
+                                  "-http_port", str(http_port), "-graph_tmp_dir",
+                                  str(graph_cache)])
     bert_server = BertServer(dataclasses.replace(config, fault="ventilator"))
     bert_server.start()
     try:
