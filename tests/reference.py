@@ -284,6 +284,11 @@ def pad_features(encoded: Sequence[Any], *, pad_id: int) -> dict[str, np.ndarray
     return out
 
 
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row i's cosine between a[i] and b[i]: how far a precision or runtime moved each vector."""
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """A cross-encoder's score from its logit, as TEI's /rerank and Cohere's rerank give it."""
     return 1.0 / (1.0 + np.exp(-x))

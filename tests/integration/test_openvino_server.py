@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reference import TransformersReference, heldout_texts
+from reference import TransformersReference, cosine_rows, heldout_texts
 from server_process import ServerProcess, port_flags
 
 from bert_serving.client import BertClient
@@ -30,10 +30,6 @@ TOLERANCE = 1e-4
 GATEWAY_ARGS = ["-runtime", "openvino", "-dtype", "float32", "-show_tokens_to_client"]
 SCRIPT = Path(__file__).with_name("legacy_client_script.py")
 SHORT_TEXTS = ["ok", "thanks", "yes", "好"]
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def client_of(server: ServerProcess) -> BertClient:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reference import heldout_texts
+from reference import cosine_rows, heldout_texts
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient
@@ -36,10 +36,6 @@ def long_texts(count: int = 12) -> list[str]:
     words = " ".join(heldout_texts()).split()
     rng = random.Random(7)
     return [" ".join(rng.choices(words, k=rng.randint(60, 110))) for _ in range(count)]
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 @pytest.fixture(scope="module")

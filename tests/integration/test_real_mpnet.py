@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reference import FamilyReference, heldout_texts
+from reference import FamilyReference, cosine_rows, heldout_texts
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient
@@ -40,10 +40,6 @@ SHORT_TEXTS = ["ok", "yes", "no", "thanks", "a", "Hi!", "好"]
 """Two- and three-token texts: the specials weigh most in their mean, the hardest rows."""
 INT8_WORST_ROW = 0.999
 """Measured 0.99977 (the fp16 GPU graph on CPU: 0.999999)."""
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def _part_file(distribution: str) -> Path:

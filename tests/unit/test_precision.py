@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from reference import heldout_texts
+from reference import cosine_rows, heldout_texts
 
 from bert_serving.server.convert.cache import GraphCache
 from bert_serving.server.convert.optimize import INT8_ACCURACY_LEVEL, INT8_BLOCK_SIZE
@@ -14,11 +14,6 @@ from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
 from bert_serving.server.convert.sources import detect_model_source
 from bert_serving.server.model.engine import Engine, EngineOptions
 from bert_serving.server.model.runtime import OnnxRunner, disabled_optimizers, parse_device
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
 
 SHORT_TEXTS = ["ok", "yes", "no", "thanks", "a", "Hi!", "好"]
 """Two- and three-token texts: [CLS] and [SEP] weigh most in their mean, the hardest rows."""
