@@ -29,11 +29,11 @@ from bert_serving.proto.inputs import Dual, TextInput
 
 from ..model.head import ModelHead
 from .classifier_schemas import PredictRequest, RerankRequest
+from .deps import Model, Service
 from .errors import GatewayError, Problem
 from .heads import require_cross_encoder, require_head
 from .preparation import Direction, ServedModel, cut_left
-from .routes import Service, json_reply
-from .tei_routes import Model
+from .replies import json_reply
 from .tei_schemas import TEIErrorReply
 
 __all__ = ["classifier_routes"]

@@ -38,6 +38,8 @@ from bert_serving.proto.inputs import Dual
 
 from .classifier_schemas import CohereRerankRequest
 from .cohere_schemas import CohereEmbedRequest, EmbeddingType, prompt_name_for
+from .deps import Model, Service, Settings
+from .errors import errors_documented
 from .heads import require_cross_encoder, require_pooled
 from .preparation import (
     Direction,
@@ -48,10 +50,9 @@ from .preparation import (
     shape_vectors,
 )
 from .quantized_embeddings import as_output_dtype, base64_row, check_output_dtype
-from .routes import Service, Settings, errors_documented, json_reply
+from .replies import json_reply
 from .schemas import OpenAIErrorReply
 from .service import Encoded
-from .tei_routes import Model
 
 __all__ = ["cohere_routes"]
 

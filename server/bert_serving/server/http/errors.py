@@ -62,6 +62,7 @@ __all__ = [
     "GatewayError",
     "Problem",
     "body_too_large",
+    "errors_documented",
     "install_error_handlers",
     "invalid",
     "problem_from",
@@ -249,6 +250,14 @@ def render(problem: Problem, scope: Scope) -> JSONResponse:
     status = 400 if openai and problem.kind in _INVALID_KINDS else problem.status
     body = _openai_body(problem, status) if openai else _original_body(problem, status)
     return JSONResponse(body, status_code=status, headers=_headers(problem))
+
+
+def errors_documented(model: type[Any], bad_request: str = "bad request: the body names the field"
+                      ) -> dict[int | str, dict[str, Any]]:
+    """A router's error replies for the OpenAPI page: `model` is the shape `render` writes
+    for its paths, `bad_request` what its 4xx say."""
+    return {"4XX": {"model": model, "description": bad_request},
+            "5XX": {"model": model, "description": "the server failed or did not answer"}}
 
 
 def _original_body(problem: Problem, status: int) -> dict[str, Any]:

@@ -3,32 +3,30 @@
 Three routers, by audience: `bert_routes` (the original bert-as-service HTTP
 API), `openai_routes` (OpenAI's embeddings) and `probe_routes` (health,
 readiness, metrics); TEI's are in tei_routes.py. Errors are raised, never built
-here: errors.py answers them.
-
-Vectors are written to JSON by orjson, straight from the array and in a worker
-thread: the standard library takes seconds for 10,000 rows (printing each
-float32 as a 17-digit double) and would stall every other request meanwhile;
-orjson prints the shortest float32 form, which reads back bit for bit. The reply
-models then serve /docs only.
+here: errors.py answers them. Bodies are written by `replies.json_reply` (orjson,
+off the loop); the reply models serve /docs only.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import anyio
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..model.head import ModelHead
+from .deps import Metrics, Service, Settings
+from .errors import errors_documented
 from .heads import require_head
-from .metrics import CONTENT_TYPE, GatewayMetrics
+from .metrics import CONTENT_TYPE
 from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
 from .quantized_embeddings import as_output_dtype, base64_row, check_output_dtype, check_pooled
+from .replies import json_reply
 from .schemas import (
     EmbeddingsReply,
     EmbeddingsRequest,
@@ -38,36 +36,9 @@ from .schemas import (
     OpenAIErrorReply,
     ProbeReply,
 )
-from .service import EmbeddingService, Encoded
-from .settings import GatewaySettings
+from .service import Encoded
 
-__all__ = ["Service", "Settings", "bert_routes", "errors_documented", "json_reply", "openai_routes",
-           "probe_routes"]
-
-
-def _service(request: Request) -> EmbeddingService:
-    return cast(EmbeddingService, request.app.state.service)
-
-
-def _settings(request: Request) -> GatewaySettings:
-    return cast(GatewaySettings, request.app.state.settings)
-
-
-def _metrics(request: Request) -> GatewayMetrics:
-    return cast(GatewayMetrics, request.app.state.metrics)
-
-
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
-
-Service = Annotated[EmbeddingService, Depends(_service)]
-Settings = Annotated[GatewaySettings, Depends(_settings)]
-Metrics = Annotated[GatewayMetrics, Depends(_metrics)]
-
-
-def errors_documented(model: type[Any]) -> dict[int | str, dict[str, Any]]:
-    """A router's error replies for the OpenAPI page, in the shape `errors.render` writes."""
-    return {"4XX": {"model": model, "description": "bad request: the body names the field"},
-            "5XX": {"model": model, "description": "the server failed or did not answer"}}
+__all__ = ["bert_routes", "openai_routes", "probe_routes"]
 
 
 bert_routes = APIRouter(tags=["bert-as-service"], responses=errors_documented(ErrorReply))
@@ -150,12 +121,6 @@ def _embeddings_reply(encoded: Encoded, model: str, encoding_format: str) -> dic
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-
-
-async def json_reply(build: Callable[[], Any]) -> Response:
-    """What `build` returns (numpy arrays included) as JSON, built and written off the loop."""
-    body = await anyio.to_thread.run_sync(lambda: orjson.dumps(build(), option=_NUMPY))
-    return Response(body, media_type="application/json")
 
 
 def _as_is(row: np.ndarray) -> np.ndarray:

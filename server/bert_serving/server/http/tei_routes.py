@@ -19,19 +19,20 @@ ask for it, or the server runs -pooling_strategy MODEL; else the server's poolin
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from .. import __version__
 from ..model.head import ModelHead
-from .errors import GatewayError, Problem
+from .deps import Model, Service, Settings
+from .errors import GatewayError, Problem, errors_documented
 from .heads import require_head, require_pooled
 from .preparation import ServedModel, TextTools, prepare_texts, prompt_for, shape_vectors
 from .quantized_embeddings import as_output_dtype, check_output_dtype, check_pooled
-from .routes import Service, Settings, json_reply
+from .replies import json_reply
 from .service import Encoded, EncodedSparse
 from .tei_schemas import (
     DecodeRequest,
@@ -45,15 +46,8 @@ from .tei_schemas import (
 __all__ = ["tei_routes"]
 
 
-def _model(request: Request) -> ServedModel:
-    return cast(ServedModel, request.app.state.model)
-
-
-Model = Annotated[ServedModel, Depends(_model)]
-
-tei_routes = APIRouter(tags=["text-embeddings-inference"], responses={
-    "4XX": {"model": TEIErrorReply, "description": "bad request: `error` names the field"},
-    "5XX": {"model": TEIErrorReply, "description": "the server failed or did not answer"}})
+tei_routes = APIRouter(tags=["text-embeddings-inference"], responses=errors_documented(
+    TEIErrorReply, bad_request="bad request: `error` names the field"))
 
 
 async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> Encoded:
