@@ -19,12 +19,13 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from ..model.admission import OPENAI_WORDS
 from ..model.head import ModelHead
-from .deps import Metrics, Service, Settings
+from .deps import Metrics, Model, Service, Settings
 from .errors import errors_documented
 from .heads import require_head
 from .metrics import CONTENT_TYPE
-from .preparation import ServedModel, prepare_texts, prompt_for, shape_vectors
+from .preparation import prepare_texts, prompt_for, shape_vectors
 from .quantized_embeddings import as_output_dtype, base64_row, check_output_dtype, check_pooled
 from .replies import json_reply
 from .schemas import (
@@ -50,12 +51,11 @@ probe_routes = APIRouter(tags=["probes"])
 
 
 @bert_routes.post("/encode", response_model=EncodeReply)
-async def encode(body: EncodeRequest, service: Service, request: Request) -> Response:
+async def encode(body: EncodeRequest, service: Service, model: Model) -> Response:
     """Encode texts (or token lists) into one row each, as the original gateway did."""
     # A classifier's rows are its logits; a sparse model's (one weight per vocabulary term)
     # would be mostly zeros in JSON: /embed_sparse keeps the nonzeros.
-    require_head(cast(ServedModel, request.app.state.model), ModelHead.EMBEDDING,
-                 ModelHead.CLASSIFIER)
+    require_head(model, ModelHead.EMBEDDING, ModelHead.CLASSIFIER)
     encoded = await service.encode(list(body.texts), is_tokenized=body.tokenized)
     # The caller's id goes through the standard library, which writes any JSON it parsed
     # (orjson refuses integers past 64 bits).
@@ -80,14 +80,13 @@ async def client_status(service: Service) -> dict[str, Any]:
 
 @openai_routes.post("/v1/embeddings", response_model=EmbeddingsReply)
 async def create_embeddings(body: EmbeddingsRequest, service: Service, settings: Settings,
-                            request: Request) -> Response:
+                            model: Model) -> Response:
     """OpenAI's embeddings endpoint; `usage` counts the tokens the model read.
 
     `dimensions` keeps the first N dimensions and renormalizes (Matryoshka, as
     OpenAI's text-embedding-3). The folder's default prompt, if it names one, is
     put before each text, as sentence-transformers does.
     """
-    model = cast(ServedModel, request.app.state.model)
     require_head(model, ModelHead.EMBEDDING)
     dtype, unit_vectors = body.output_dtype, model.normalized or body.dimensions is not None
     check_pooled(dtype, param="output_dtype", token_vectors=model.token_level,
@@ -96,8 +95,8 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
                        configured=model.embedding_ranges)
     prompt = prompt_for(model, None)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
-        body.texts, prompt=prompt, tools=model.tools, truncate=None, direction="right",
-        truncation=body.truncation, server_truncation=model.truncation))
+        body.texts, model=model, prompt=prompt, truncate=None, direction="right",
+        truncation=body.truncation, words=OPENAI_WORDS))
     encoded = await service.encode_inputs(inputs, native=model.ask_native)
     vectors = encoded.vectors
     if body.dimensions is not None:
