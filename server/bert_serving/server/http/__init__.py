@@ -6,14 +6,16 @@ are batched with everyone else's.
 
 Modules, by idea: `settings` (what it needs from the flags), `schemas`
 (request and reply bodies; TEI's in `tei_schemas`), `routes` (thin: schema to
-plain values to the service; TEI's in `tei_routes`), `preparation` (prompts,
-truncation and Matryoshka cuts around the server's vectors), `served_model`
-(what the server runs, as those routes see it), `service` (the shared client,
-in threads), `errors` (the one error-to-status map), `auth` (API key),
-`bodies` (size limit, always JSON), `limits` (requests in flight), `draining`
-(503 to new work after SIGTERM until what is in flight is answered), `metrics`
-(Prometheus), `app` (`create_app` assembles them), `gateway` (uvicorn in a
-thread).
+plain values to the service; TEI's in `tei_routes` and `classifier_routes`,
+Cohere's in `cohere_routes`), `deps` (the service, settings, metrics and model
+a route is handed: route modules import it, never each other), `replies` (JSON
+written off the event loop), `preparation` (prompts, truncation and Matryoshka
+cuts around the server's vectors), `served_model` (what the server runs, as
+those routes see it), `service` (the shared client, in threads), `errors` (the
+one error-to-status map), `auth` (API key), `bodies` (size limit, always JSON),
+`limits` (requests in flight), `draining` (503 to new work after SIGTERM until
+what is in flight is answered), `metrics` (Prometheus), `app` (`create_app`
+assembles them), `gateway` (uvicorn in a thread).
 
 Usage::
 
