@@ -10,17 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
-from bert_serving.proto.inputs import Ids
+from bert_serving.proto.inputs import Dual, Ids
 from bert_serving.server.config import parse_server_config
 from bert_serving.server.http.errors import GatewayError
 from bert_serving.server.http.preparation import (
     ServedModel,
+    Truncation,
+    admit_rows,
     prepare_texts,
     prompt_for,
     shape_vectors,
 )
 from bert_serving.server.http.served_model import native_embedding_notes, served_model
+from bert_serving.server.model.admission import LengthRule
 from bert_serving.server.model.graph_contract import GraphMetadata
 from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from bert_serving.server.model.tokenization import WordPieceTokenizer
@@ -31,35 +35,67 @@ def tokenizer(minilm_dir: Path) -> WordPieceTokenizer:
     return WordPieceTokenizer(minilm_dir / "vocab.txt", max_seq_len=6)
 
 
+def served(tokenizer: WordPieceTokenizer, truncation: Truncation = "truncate") -> ServedModel:
+    """The routes' view of a server of this tokenizer under this -truncation."""
+    return ServedModel(name="m", tools=tokenizer, truncation=truncation)
+
+
 def ids(tokenizer: WordPieceTokenizer, text: str) -> Ids:
     return Ids(tuple(piece.id for piece in tokenizer.pieces(text)))
 
 
 def test_plain_texts_go_as_text(tokenizer: WordPieceTokenizer) -> None:
-    assert prepare_texts(["hello world"], prompt="q: ", tools=tokenizer, truncate=None,
+    assert prepare_texts(["hello world"], prompt="q: ", model=served(tokenizer), truncate=None,
                          direction="right") == ["q: hello world"]
 
 
 def test_texts_go_verbatim_bars_and_whitespace_included(tokenizer: WordPieceTokenizer) -> None:
     texts = ["a ||| b", "  c\t", "|||"]
-    assert prepare_texts(texts, prompt="", tools=tokenizer, truncate=True,
+    assert prepare_texts(texts, prompt="", model=served(tokenizer), truncate=True,
                          direction="right") == texts
 
 
 def test_left_truncation_keeps_the_end_as_ids(tokenizer: WordPieceTokenizer) -> None:
-    inputs = prepare_texts(["one two three four five six"], prompt="", tools=tokenizer,
+    inputs = prepare_texts(["one two three four five six"], prompt="", model=served(tokenizer),
                            truncate=None, direction="left")
     assert inputs == [ids(tokenizer, "three four five six")]
-    assert prepare_texts(["a ||| b"], prompt="", tools=tokenizer, truncate=None,
+    assert prepare_texts(["a ||| b"], prompt="", model=served(tokenizer), truncate=None,
                          direction="left") == [ids(tokenizer, "| | | b")]  # its last 4 pieces
 
 
 def test_truncate_false_refuses_long_texts(tokenizer: WordPieceTokenizer) -> None:
-    assert prepare_texts(["one two three four"], prompt="", tools=tokenizer, truncate=False,
-                         direction="right") == ["one two three four"]
-    with pytest.raises(GatewayError, match=r"inputs\[1\]: has 7 tokens, more than .* 6"):
-        prepare_texts(["ok", "one two three four five"], prompt="", tools=tokenizer,
+    assert prepare_texts(["one two three four"], prompt="", model=served(tokenizer),
+                         truncate=False, direction="right") == ["one two three four"]
+    with pytest.raises(GatewayError, match=r"inputs\[1\]: has 7 tokens \(special tokens "
+                                           r"included\), more than .* 6"):
+        prepare_texts(["ok", "one two three four five"], prompt="", model=served(tokenizer),
                       truncate=False, direction="right")
+
+
+def test_the_length_rule_counts_berts_specials(tokenizer: WordPieceTokenizer,
+                                              minilm_dir: Path) -> None:
+    """[CLS] a [SEP] and [CLS] a [SEP] b [SEP], as transformers counts them."""
+    reference = AutoTokenizer.from_pretrained(minilm_dir)
+    rule = LengthRule.of(tokenizer)
+    assert (rule.max_len, rule.single_specials, rule.pair_specials) == (
+        6, reference.num_special_tokens_to_add(pair=False),
+        reference.num_special_tokens_to_add(pair=True))
+
+
+def test_a_long_pair_is_refused_or_cut_by_the_pair_rule(tokenizer: WordPieceTokenizer) -> None:
+    """/rerank and /predict's rows: 6 positions, 3 specials, Google's rule keeps 2 and 1."""
+    pair = Dual("one two three", "four five")
+    with pytest.raises(GatewayError, match=r"texts\[0\]: has 8 tokens \(special tokens "
+                                           r"included\), .*-max_seq_len\): send truncate: "
+                                           r"true, or start the server with a larger "
+                                           r"-max_seq_len$"):
+        admit_rows([pair], model=served(tokenizer), mode="error", direction="right",
+                   field="texts")
+    assert admit_rows([pair], model=served(tokenizer, "error"), mode="truncate",
+                      direction="right") == [Dual(ids(tokenizer, "one two"), ids(tokenizer,
+                                                                                 "four"))]
+    assert admit_rows([pair], model=served(tokenizer), mode="truncate",
+                      direction="right") == [pair]  # the server cuts it the same way
 
 
 LONG = "one two three four five six"
@@ -70,8 +106,8 @@ def test_a_request_may_ask_a_chunking_server_to_truncate_or_refuse(
 ) -> None:
     """Under -truncation chunk, raw texts go to be chunked, unless the request says otherwise."""
     def prepare(**options: object) -> list[object]:
-        return prepare_texts([LONG], prompt="", tools=tokenizer, direction="right",
-                             server_truncation="chunk", **options)  # type: ignore[arg-type]
+        return prepare_texts([LONG], model=served(tokenizer, "chunk"), prompt="",
+                             direction="right", **options)  # type: ignore[arg-type]
 
     assert prepare(truncate=None) == [LONG]
     assert prepare(truncate=None, truncation="chunk") == [LONG]
@@ -87,13 +123,13 @@ def test_chunk_needs_a_chunking_server_and_error_servers_refuse_by_default(
 ) -> None:
     with pytest.raises(GatewayError, match="chunk needs the server started with -truncation "
                                            "chunk; this one runs -truncation truncate"):
-        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
-                      truncation="chunk")
+        prepare_texts([LONG], prompt="", model=served(tokenizer), truncate=None,
+                      direction="right", truncation="chunk")
     with pytest.raises(GatewayError, match=r"inputs\[0\]: has 8 tokens"):
-        prepare_texts([LONG], prompt="", tools=tokenizer, truncate=None, direction="right",
-                      server_truncation="error")
-    assert prepare_texts([LONG], prompt="", tools=tokenizer, truncate=True, direction="right",
-                         server_truncation="error") == [ids(tokenizer, "one two three four")]
+        prepare_texts([LONG], prompt="", model=served(tokenizer, "error"), truncate=None,
+                      direction="right")
+    assert prepare_texts([LONG], prompt="", model=served(tokenizer, "error"), truncate=True,
+                         direction="right") == [ids(tokenizer, "one two three four")]
 
 
 def test_prompts_by_name_default_and_unknown() -> None:

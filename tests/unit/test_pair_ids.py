@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bert_serving.proto import TextPayloadError, decode_texts
-from bert_serving.proto.inputs import Dual, Ids, encode_inputs
-from bert_serving.server.http.preparation import cut_left
+from bert_serving.proto.inputs import Dual, Ids, TextInput, encode_inputs
+from bert_serving.server.http.preparation import ServedModel, admit_rows
 from bert_serving.server.model.tokenization import WordPieceTokenizer
 
 
@@ -54,9 +54,14 @@ def test_the_tokenizer_lays_out_a_pair_of_ids_as_the_same_texts(
 
 def test_cut_left_keeps_each_parts_end_by_the_pair_rule(tokenizer: WordPieceTokenizer) -> None:
     # 10 positions, 3 specials: 7 tokens; Google's rule keeps 4 of the first, 3 of the second.
+    model = ServedModel(name="m", tools=tokenizer)
+
+    def cut_left(rows: list[str | Dual]) -> list[TextInput]:
+        return admit_rows(rows, model=model, mode="truncate", direction="left")
+
     first, second = "one two three four five six", "seven eight nine ten"
-    assert cut_left([Dual(first, second)], tokenizer) == [
+    assert cut_left([Dual(first, second)]) == [
         Dual(ids(tokenizer, "three four five six"), ids(tokenizer, "eight nine ten"))]
-    assert cut_left([Dual("a", "b"), "short"], tokenizer) == [Dual("a", "b"), "short"]
-    assert cut_left(["one two three four five six seven eight nine"], tokenizer) == [
+    assert cut_left([Dual("a", "b"), "short"]) == [Dual("a", "b"), "short"]
+    assert cut_left(["one two three four five six seven eight nine"]) == [
         ids(tokenizer, "two three four five six seven eight nine")]

@@ -7,8 +7,9 @@ a cross-encoder), softmax over the labels for `/predict` on a classifier, the
 logits with `raw_scores`, as TEI's. Pairs go to the server as pairs (`Dual`),
 each text exactly as sent ('|||' and whitespace included), and are batched by
 length with every other text. `truncation_direction: left` keeps a long input's
-last tokens: such inputs are cut here and sent as ids (`cut_left`). Errors come
-back in TEI's shape.
+last tokens: such inputs are cut here and sent as ids; what fits, what is cut and
+the refusal of `truncate: false` are the one length rule's (`admit_rows`, over
+`model.admission`). Errors come back in TEI's shape.
 
 Usage::
 
@@ -30,9 +31,8 @@ from bert_serving.proto.inputs import Dual, TextInput
 from ..model.head import ModelHead
 from .classifier_schemas import PredictRequest, RerankRequest
 from .deps import Model, Service
-from .errors import GatewayError, Problem
 from .heads import require_cross_encoder, require_head
-from .preparation import Direction, ServedModel, cut_left
+from .preparation import Direction, ServedModel, admit_rows, request_truncation
 from .replies import json_reply
 from .tei_schemas import TEIErrorReply
 
@@ -49,8 +49,7 @@ async def rerank(body: RerankRequest, service: Service, model: Model) -> Respons
     require_cross_encoder(model)
     texts = body.checked_texts
     pairs = [Dual(body.query, t) for t in texts]
-    await _check_lengths(model, pairs, body.truncate, "texts")
-    rows = await _cut(model, pairs, body.truncation_direction)
+    rows = await _admit(model, pairs, body.truncate, body.truncation_direction, "texts")
     ranking = await service.rerank(rows, raw_scores=body.raw_scores)
     return await json_reply(lambda: [
         {"index": rank.index, "score": rank.score,
@@ -66,9 +65,8 @@ async def predict(body: PredictRequest, service: Service, model: Model) -> Respo
     require_head(model, ModelHead.CLASSIFIER)
     items = body.items
     rows: list[str | Dual] = [row[0] if len(row) == 1 else Dual(row[0], row[1]) for row in items]
-    await _check_lengths(model, rows, body.truncate, "inputs")
-    rows = await _cut(model, rows, body.truncation_direction)
-    labels = await service.predict(rows, raw_scores=body.raw_scores)
+    admitted = await _admit(model, rows, body.truncate, body.truncation_direction, "inputs")
+    labels = await service.predict(admitted, raw_scores=body.raw_scores)
     answers = [_labels(row) for row in labels]
     return await json_reply(lambda: answers if body.is_batch else answers[0])
 
@@ -77,25 +75,11 @@ def _labels(row: list[Prediction]) -> list[dict[str, Any]]:
     return [{"label": p.label, "score": p.score} for p in row]
 
 
-async def _cut(model: ServedModel, rows: Sequence[str | Dual],
-               direction: Direction) -> list[TextInput]:
-    """Rows as sent (the server cuts their ends), or, for `left`, cut here (`cut_left`)."""
-    if direction == "right":
-        return list(rows)
-    return await anyio.to_thread.run_sync(lambda: cut_left(rows, model.tools))
-
-
-async def _check_lengths(model: ServedModel, rows: Sequence[TextInput], truncate: bool | None,
-                         field: str) -> None:
-    """truncate: false refuses inputs over -max_seq_len (the server would cut them)."""
-    tools = model.tools
-    if truncate is not False or tools is None or model.truncation != "truncate":
-        return  # the server cuts them, or (-truncation error) refuses them itself
-    lengths = await anyio.to_thread.run_sync(lambda: tools.full_lengths(rows))
-    for index, count in enumerate(lengths):
-        if count > tools.max_len:
-            raise GatewayError(Problem(
-                "ValidationError", 422, f"{field}[{index}]: has {count} tokens (special tokens "
-                f"included), more than this server's limit of {tools.max_len} "
-                "(-max_seq_len): send truncate: true, or start the server with a larger "
-                "-max_seq_len", field))
+async def _admit(model: ServedModel, rows: Sequence[str | Dual], truncate: bool | None,
+                 direction: Direction, field: str) -> list[TextInput]:
+    """Rows by the one length rule (`admit_rows`): `truncate: false` (or a server under
+    -truncation error) refuses those over -max_seq_len, `left` or `truncate: true` on a
+    server that does not truncate cuts them here; the rest go as sent."""
+    mode = request_truncation(None, truncate, model.truncation)
+    return await anyio.to_thread.run_sync(lambda: admit_rows(
+        rows, model=model, mode=mode, direction=direction, field=field))

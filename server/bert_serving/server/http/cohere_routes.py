@@ -36,6 +36,7 @@ from fastapi.responses import Response
 
 from bert_serving.proto.inputs import Dual
 
+from ..model.admission import COHERE_WORDS
 from .classifier_schemas import CohereRerankRequest
 from .cohere_schemas import CohereEmbedRequest, EmbeddingType, prompt_name_for
 from .deps import Model, Service, Settings
@@ -113,8 +114,8 @@ async def _embed(body: CohereEmbedRequest, service: Service, model: ServedModel
                                                model.default_prompt_name))
     truncation, direction = _TRUNCATE[body.truncate]
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
-        texts, prompt=prompt, tools=model.tools, truncate=None, direction=direction,
-        truncation=truncation, server_truncation=model.truncation))
+        texts, model=model, prompt=prompt, truncate=None, direction=direction,
+        truncation=truncation, words=COHERE_WORDS))
     encoded = await service.encode_inputs(inputs, native=model.ask_native)
     width = encoded.vectors.shape[-1]
     if body.output_dimension is not None:

@@ -11,13 +11,17 @@ keeps its first; and a request that asks to truncate a server that does not
 (-truncation error or chunk). `truncate: false`, or `truncation: "error"`,
 checks each text against the server's -max_seq_len and refuses the longer
 ones. `truncation: "chunk"` needs a server started with -truncation chunk,
-which does the windows.
+which does the windows. /rerank and /predict send their pairs through the same
+step (`admit_rows`); what fits, what is cut and the refusal's words are
+`model.admission`'s, the rule the ventilator applies too.
 
 Usage::
 
-    inputs = prepare_texts(["hi ||| there "], prompt="", tools=tokenizer,
-                           truncate=None, direction="right")
-    # or, with a request's own choice:  ..., truncation="error", server_truncation="chunk")
+    inputs = prepare_texts(["hi ||| there "], model=served, prompt="", truncate=None,
+                           direction="right")
+    # or, with a request's own choice:  ..., truncation="error")
+    rows = admit_rows([Dual("query", "text")], model=served, mode="error", direction="left",
+                      field="texts")
     rows = shape_vectors(vectors, dimensions=128, normalize=True)
 """
 
@@ -31,13 +35,14 @@ import numpy as np
 
 from bert_serving.proto.inputs import Dual, Ids, TextInput
 
+from ..model.admission import TEI_WORDS, LengthRule, RequestWords, cut, request_refusal
 from ..model.head import ModelHead
 from ..model.native_embedding import l2_normalize
 from ..model.precision import Running
 from ..model.tokenization import Piece
 from .errors import GatewayError, Problem, invalid
 
-__all__ = ["ServedModel", "TextTools", "cut_left", "prepare_texts", "prompt_for",
+__all__ = ["ServedModel", "TextTools", "admit_rows", "prepare_texts", "prompt_for",
            "request_truncation", "shape_vectors"]
 
 Direction = Literal["right", "left"]
@@ -103,6 +108,8 @@ class ServedModel:
     """-embedding_ranges: [2, dim] per-dimension min and max for int8 and uint8."""
     running: Running = field(default_factory=Running)
     """The runtime and the precision it reports it computes in (/info)."""
+    max_tokens: int | None = None
+    """The longest row the served graph takes (-max_seq_len NONE's limit); None: unknown."""
 
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:
@@ -128,66 +135,73 @@ def request_truncation(truncation: Truncation | None, truncate: bool | None,
     return mode
 
 
-def prepare_texts(texts: Sequence[str], *, prompt: str, tools: TextTools | None,
+def prepare_texts(texts: Sequence[str], *, model: ServedModel, prompt: str,
                   truncate: bool | None, direction: Direction,
                   truncation: Truncation | None = None,
-                  server_truncation: Truncation = "truncate") -> list[TextInput]:
+                  words: RequestWords = TEI_WORDS) -> list[TextInput]:
     """The rows for the client's `encode_inputs` (see the module's docstring)."""
-    prompted: list[TextInput] = [prompt + text for text in texts]
-    mode = request_truncation(truncation, truncate, server_truncation)
-    if tools is None:
-        return prompted
-    pieces: list[list[Piece]] | None = None
-    if mode == "error":
-        pieces = [tools.pieces(text) for text in prompted]
-        _check_lengths(pieces, tools.max_len, tools.single_specials)
-    cut_here = mode == "truncate" and server_truncation != "truncate"
-    if (direction == "right" or mode == "chunk") and not cut_here:
-        return prompted
-    pieces = pieces or [tools.pieces(text) for text in prompted]
-    keep = tools.max_len - tools.single_specials
-    return [_kept([p.id for p in row], keep, direction) for row in pieces]
+    prompted: list[str | Dual] = [prompt + text for text in texts]
+    mode = request_truncation(truncation, truncate, model.truncation)
+    return admit_rows(prompted, model=model, mode=mode, direction=direction, words=words)
 
 
-def cut_left(rows: Sequence[str | Dual], tools: TextTools | None) -> list[TextInput]:
-    """TEI's `truncation_direction: left` for /rerank and /predict: each row over
-    -max_seq_len as the ids of its last tokens. A pair keeps as many tokens of each part
-    as the server's own pair rule keeps (`pair_keeps`), from each part's end, as
-    transformers does with `truncation_side="left"`. Rows that fit go as they are."""
-    if tools is None:
+def admit_rows(rows: Sequence[str | Dual], *, model: ServedModel, mode: Truncation,
+               direction: Direction, field: str = "inputs",
+               words: RequestWords = TEI_WORDS) -> list[TextInput]:
+    """Texts and pairs as the server is to get them, by the one length rule (`admission`).
+
+    `error` refuses the first row over -max_seq_len (422, naming `field[i]`, offering
+    what the route's request can say: `words`); `truncate` cuts here the rows the
+    server would not cut so (`left`, or a server that refuses or chunks long rows) and
+    sends them as the kept ids; every other row goes as sent.
+    """
+    tools, server = model.tools, model.truncation
+    cut_here = mode == "truncate" and (direction == "left" or server != "truncate")
+    if tools is None or not (mode == "error" or cut_here):
         return list(rows)
-    return [_cut_pair_left(row, tools) if isinstance(row, Dual)
-            else _cut_text_left(row, tools) for row in rows]
+    rule = LengthRule.of(tools, model_max_len=model.max_tokens)
+    parts = [_part_ids(row, tools) for row in rows]
+    if mode == "error":
+        _refuse_long(parts, rule, field, server_chunks=server == "chunk", words=words)
+        return list(rows)
+    return [_cut_row(row, first, second, rule, direction)
+            for row, (first, second) in zip(rows, parts, strict=True)]
 
 
-def _cut_text_left(text: str, tools: TextTools) -> TextInput:
-    ids = [piece.id for piece in tools.pieces(text)]
-    keep = tools.max_len - tools.single_specials
-    return _kept(ids, keep, "left") if len(ids) > keep else text
+_Parts = tuple[list[int], list[int] | None]
 
 
-def _cut_pair_left(pair: Dual, tools: TextTools) -> TextInput:
-    first, second = ([piece.id for piece in tools.pieces(part)] if isinstance(part, str)
-                     else list(part.ids) for part in pair)
-    keep_first, keep_second = tools.pair_keeps(len(first), len(second))
-    if (keep_first, keep_second) == (len(first), len(second)):
-        return pair
-    return Dual(_kept(first, keep_first, "left"), _kept(second, keep_second, "left"))
+def _part_ids(row: str | Dual, tools: TextTools) -> _Parts:
+    """A row's untruncated ids: one text's, or each part's of a pair."""
+    def ids(part: str | Ids) -> list[int]:
+        return list(part.ids) if isinstance(part, Ids) else [p.id for p in tools.pieces(part)]
+    if isinstance(row, Dual):
+        return ids(row.first), ids(row.second)
+    return ids(row), None
 
 
-def _kept(ids: list[int], keep: int, direction: Direction) -> Ids:
-    return Ids(tuple(ids[max(0, len(ids) - keep):] if direction == "left" else ids[:keep]))
+def _refuse_long(parts: Sequence[_Parts], rule: LengthRule, field: str, *,
+                 server_chunks: bool, words: RequestWords) -> None:
+    for index, (first, second) in enumerate(parts):
+        too_long = rule.check(index, len(first), None if second is None else len(second))
+        if too_long is not None:
+            raise GatewayError(Problem("ValidationError", 422, request_refusal(
+                too_long, rule, field, server_chunks=server_chunks, words=words), field))
 
 
-def _check_lengths(pieces: list[list[Piece]], max_len: int, specials: int) -> None:
-    for index, row in enumerate(pieces):
-        count = len(row) + specials
-        if count > max_len:
-            raise GatewayError(Problem(
-                "ValidationError", 422,
-                f"inputs[{index}]: has {count} tokens, more than this server's limit of "
-                f"{max_len} (-max_seq_len): send truncate: true, or start the server with a "
-                "larger -max_seq_len or -truncation chunk", "inputs"))
+def _cut_row(row: str | Dual, first: list[int], second: list[int] | None, rule: LengthRule,
+             side: Direction) -> TextInput:
+    """A row that fits as it is; a longer one as the ids the rule keeps, from `side`.
+
+    A pair keeps what the family's pair rule keeps of each part (`pair_keeps`), from
+    each part's end for `left`, as transformers does with `truncation_side="left"`."""
+    len_second = None if second is None else len(second)
+    if rule.fits(len(first), len_second):
+        return row
+    keep_first, keep_second = rule.keeps(len(first), len_second)
+    if second is None:
+        return Ids(cut(first, keep_first, side))
+    return Dual(Ids(cut(first, keep_first, side)), Ids(cut(second, keep_second, side)))
 
 
 def shape_vectors(vectors: np.ndarray, *, dimensions: int | None, normalize: bool) -> np.ndarray:

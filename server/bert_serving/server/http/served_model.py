@@ -77,6 +77,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         truncation=config.truncation,
         head=head,
         labels=graph.labels if graph else (),
+        max_tokens=graph.max_tokens if graph else None,
         embedding_ranges=configured_ranges(config.embedding_ranges),
         running=running or Running(),
     )

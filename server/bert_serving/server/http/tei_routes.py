@@ -53,9 +53,8 @@ tei_routes = APIRouter(tags=["text-embeddings-inference"], responses=errors_docu
 async def _encode(body: EmbedRequest, service: Service, model: ServedModel) -> Encoded:
     prompt = prompt_for(model, body.prompt_name)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
-        body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
-        direction=body.truncation_direction, truncation=body.truncation,
-        server_truncation=model.truncation))
+        body.texts, model=model, prompt=prompt, truncate=body.truncate,
+        direction=body.truncation_direction, truncation=body.truncation))
     return await service.encode_inputs(inputs, native=model.ask_native)
 
 
@@ -105,8 +104,8 @@ async def embed_sparse(body: EmbedSparseRequest, service: Service, model: Model)
     require_head(model, ModelHead.SPARSE)
     prompt = prompt_for(model, body.prompt_name)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
-        body.texts, prompt=prompt, tools=model.tools, truncate=body.truncate,
-        direction=body.truncation_direction, server_truncation=model.truncation))
+        body.texts, model=model, prompt=prompt, truncate=body.truncate,
+        direction=body.truncation_direction))
     encoded = await service.encode_sparse(inputs)
     return await json_reply(lambda: _sparse_values(encoded))
 

@@ -60,6 +60,7 @@ from bert_serving.proto.internal import (
 from .. import __version__
 from ..access import peer_address
 from ..config import ServerConfig
+from ..model.admission import LengthRule, wire_refusal
 from ..model.chunking import window_starts
 from ..model.tokenization import TextTokenizer
 from .departures import DepartedClients
@@ -110,6 +111,8 @@ class Ventilator:
         self.sparse_model = sparse_model
         """The graph outputs sparse term weights: requests may ask for their nonzeros."""
         self.tokenizer = tokenizer
+        self.length_rule = LengthRule.of(tokenizer)
+        """What -truncation error refuses: the rule every front end applies."""
         self.server_info = server_info
         self.shutdown = shutdown
         self.stats = ServerStatistics()
@@ -363,13 +366,9 @@ class Ventilator:
         return tokens, per_text if len(tokens) > len(texts) else None
 
     def _refuse_long(self, texts: list[TextInput]) -> None:
-        limit = self.tokenizer.max_len
-        for index, length in enumerate(self.tokenizer.full_lengths(texts)):
-            if length > limit:
-                raise ValueError(
-                    f"text {index} has {length} tokens, more than the {limit} of -max_seq_len "
-                    "(the server runs -truncation error): shorten it, or start the server "
-                    "with -truncation chunk or truncate")
+        too_long = self.length_rule.first_too_long(self.tokenizer.full_lengths(texts))
+        if too_long is not None:
+            raise ValueError(wire_refusal(too_long))
 
     def _check_view(self, native: bool) -> None:
         """A request for the model's own embedding needs a graph that computes it."""
