@@ -18,6 +18,7 @@ from reference import heldout_texts
 from bert_serving.server.cli import start
 from bert_serving.server.config import parse_server_config
 from bert_serving.server.errors import ConfigError
+from bert_serving.server.http.served_model import native_embedding_notes
 from bert_serving.server.model.engine import Engine
 from bert_serving.server.model.native_embedding import (
     NativeEmbedding,
@@ -25,7 +26,7 @@ from bert_serving.server.model.native_embedding import (
     model_native_embedding,
     read_native_embedding,
 )
-from bert_serving.server.model.pooling import PoolingSpec, PoolingStrategy
+from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
 
 TOLERANCE = 1e-4
 _POOLING = "sentence_transformers.models.Pooling"
@@ -125,6 +126,44 @@ def test_model_flag_on_a_plain_folder_names_the_problem(
     assert start(argv) == 1  # bert-serving-start: one line, no traceback
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "has no modules.json" in lines[0]
+
+
+def test_the_folder_is_read_once_at_start(tmp_path: Path) -> None:
+    """parse_server_config decides the native embedding; what the gateway says of it later
+    comes from the config, so a folder changed after the start changes nothing served."""
+    folder = st_folder(tmp_path, ["Transformer", "Pooling"], {"pooling_mode_cls_token": True},
+                       {"prompts": {"query": "query: "}, "default_prompt_name": "query"})
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    config = parse_server_config(["-model_dir", str(folder), "-http_port", "1"])
+    assert config.native_embedding == read_native_embedding(folder)
+    assert config.engine.native_view == NativeView(
+        PoolingSpec((-1,), PoolingStrategy.FIRST_TOKEN), normalize=False)
+    notes = native_embedding_notes(config, config.engine.native_view)
+    assert notes and "-max_seq_len 25 cuts texts the model reads up to 128" in notes[0]
+    (folder / "modules.json").unlink()
+    assert native_embedding_notes(config, config.engine.native_view) == notes
+
+
+def test_modules_it_does_not_compute_refuse_model_only(tmp_path: Path) -> None:
+    """A Dense module: -pooling_strategy MODEL is refused by name; a plain start serves the
+    folder with no native embedding (and so no second pooling)."""
+    folder = st_folder(tmp_path, ["Transformer", "Pooling", "Dense"],
+                       {"pooling_mode_mean_tokens": True})
+    plain = parse_server_config(["-model_dir", str(folder), "-http_port", "1"])
+    assert (plain.native_embedding, plain.engine.native_view) == (None, None)
+    assert native_embedding_notes(plain) == []
+    with pytest.raises(ConfigError, match="Transformer, Pooling, Dense"):
+        parse_server_config(["-model_dir", str(folder), "-pooling_strategy", "MODEL"])
+
+
+def test_prompts_that_are_not_a_mapping_are_named(tmp_path: Path) -> None:
+    """Every start reads the folder now, so a malformed file must be a ConfigError (MODEL's
+    refusal), never a traceback; without MODEL the folder just has no native embedding."""
+    folder = st_folder(tmp_path, ["Transformer", "Pooling"], {"pooling_mode_mean_tokens": True},
+                       {"prompts": ["query: "]})
+    with pytest.raises(ConfigError, match="prompts are not a mapping"):
+        read_native_embedding(folder)
+    assert parse_server_config(["-model_dir", str(folder)]).native_embedding is None
 
 
 def test_model_pooling_matches_sentence_transformers(minilm_dir: Path, graph_cache: Path) -> None:

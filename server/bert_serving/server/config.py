@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,11 @@ from .model.chunking import TRUNCATION_MODES, Truncation, reduction_for
 from .model.default_model import default_model_dir
 from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
-from .model.native_embedding import model_native_embedding, read_native_embedding
+from .model.native_embedding import (
+    NativeEmbedding,
+    model_native_embedding,
+    read_native_embedding,
+)
 from .model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from .model.precision import DTYPES, RUNTIMES, Running
 
@@ -97,32 +101,46 @@ def _head_from_args(args: argparse.Namespace) -> ModelHead | None:
 
 
 def _pooling_from_args(args: argparse.Namespace) -> tuple[PoolingSpec, bool]:
-    """The pooling and whether vectors are L2-normalized; MODEL reads the folder's modules.
-
-    `pooling` and `normalize` both read it: the folder is read once per parse, kept on
-    the parsed flags.
-    """
-    parsed = vars(args)
-    if "_pooling" not in parsed:
-        parsed["_pooling"] = _pooling(args.model_dir, tuple(args.pooling_layer),
-                                      args.pooling_strategy, args.mask_cls_sep)
-    found: tuple[PoolingSpec, bool] = parsed["_pooling"]
-    return found
-
-
-def _pooling(model_dir: Path | None, layers: tuple[int, ...], strategy: str,
-             mask_cls_sep: bool) -> tuple[PoolingSpec, bool]:
+    """The pooling and whether vectors are L2-normalized; MODEL takes the folder's own."""
+    layers, strategy = tuple(args.pooling_layer), args.pooling_strategy
     if strategy != MODEL_POOLING:
-        return PoolingSpec.from_flags(layers, strategy, mask_cls_sep), False
-    if mask_cls_sep:
+        return PoolingSpec.from_flags(layers, strategy, args.mask_cls_sep), False
+    if args.mask_cls_sep:
         raise ConfigError("-mask_cls_sep does not apply to -pooling_strategy MODEL: the model's "
                           "own pooling reads every token; drop one of them")
     if list(layers) not in ([-2], [-1]):  # -2 is the flag's default
         raise ConfigError(f"-pooling_layer {' '.join(map(str, layers))} does not "
                           "apply to -pooling_strategy MODEL, which pools the last layer as the "
                           "model does; drop one of them")
-    native = model_native_embedding(model_dir or default_model_dir())
+    native = _native_from_args(args)
+    assert native is not None  # under MODEL, _native_from_args refuses a folder without one
     return native.pooling_spec(), native.normalize
+
+
+def _native_from_args(args: argparse.Namespace) -> NativeEmbedding | None:
+    """The folder's own embedding (sentence-transformers modules): read once per parse, kept
+    on the parsed flags, for `pooling`, `normalize` and `ServerConfig.native_embedding`.
+
+    Under -pooling_strategy MODEL a folder without one, or with modules this server does
+    not compute, is a ConfigError; otherwise such a folder simply has none to offer.
+    """
+    parsed = vars(args)
+    if "_native" not in parsed:
+        model_dir: Path = args.model_dir or default_model_dir()
+        parsed["_native"] = _read_native(model_dir,
+                                         required=args.pooling_strategy == MODEL_POOLING)
+    found: NativeEmbedding | None = parsed["_native"]
+    return found
+
+
+def _read_native(model_dir: Path, *, required: bool) -> NativeEmbedding | None:
+    if required:
+        return model_native_embedding(model_dir)
+    try:
+        return read_native_embedding(model_dir.parent if model_dir.suffix == ".onnx"
+                                     else model_dir)
+    except ConfigError:  # modules this server does not compute: nothing to offer
+        return None
 
 
 def _pooling_wire(_name: str, pooling: PoolingSpec) -> dict[str, Any]:
@@ -372,6 +390,11 @@ class ServerConfig:
         "verbose", action="store_true", help="debug logging"),))
     fault: str | None = setting(None, read=_fault_from_environment, wire=None)
     """BERT_SERVING_INJECT_FAULT: `ventilator` or `sink` makes that loop die (tests only)."""
+    native_embedding: NativeEmbedding | None = field(default=None, compare=False)
+    """The folder's own embedding (pooling, Normalize, prompts, max_seq_length), read once
+    by `parse_server_config`; None: not a sentence-transformers folder, or modules this
+    server does not compute. Read from what the flags name, so configs compare by their
+    flags alone."""
 
     @property
     def batch_tokens(self) -> int:
@@ -513,7 +536,11 @@ def _port_clash(args: argparse.Namespace) -> str | None:
 
 def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse argv: argparse exits with usage on a malformed flag; ConfigError on a flag that
-    the folder or another flag rules out."""
+    the folder or another flag rules out.
+
+    The folder's own embedding is read here, once: it rides on the config to the
+    gateway, so nothing after the start reads it again or finds it changed.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     clash = _port_clash(args)
@@ -524,11 +551,9 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     config = ServerConfig(**_read(ServerConfig, args))
     if config.truncation == "chunk":
         reduction_for(config.engine.pooling.strategy)  # refuses NONE
-    native = native_view_for(config)
-    if native is None:
-        return config
-    return dataclasses.replace(config, engine=dataclasses.replace(config.engine,
-                                                                  native_view=native))
+    config = dataclasses.replace(config, native_embedding=_native_from_args(args))
+    engine = dataclasses.replace(config.engine, native_view=native_view_for(config))
+    return dataclasses.replace(config, engine=engine)
 
 
 def native_view_for(config: ServerConfig) -> NativeView | None:
@@ -547,11 +572,7 @@ def native_view_for(config: ServerConfig) -> NativeView | None:
     model_dir = engine.model_dir or default_model_dir()
     if model_dir.suffix == ".onnx" or (model_dir / "model.onnx").is_file():
         return None
-    try:
-        native = read_native_embedding(model_dir)
-    except ConfigError:  # modules this server does not compute: nothing to offer
-        return None
-    if native is None or (engine.pooling == native.pooling_spec()
-                          and engine.normalize == native.normalize):
+    native = config.native_embedding
+    if native is None or native.is_pooled_by(engine.pooling, engine.normalize):
         return None
     return NativeView(native.pooling_spec(), native.normalize)

@@ -15,14 +15,10 @@ Usage::
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..config import ServerConfig
-from ..errors import ConfigError
-from ..model.default_model import default_model_dir
 from ..model.graph_contract import GraphMetadata
 from ..model.head import ModelHead
-from ..model.native_embedding import POOLING_NAMES, NativeEmbedding, read_native_embedding
+from ..model.native_embedding import POOLING_NAMES, NativeEmbedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from ..model.precision import Running
 from ..model.quantization import configured_ranges
@@ -35,19 +31,9 @@ SPLADE_POOLING = "splade"
 """What TEI's /info calls a SPLADE model's pooling (`model_type.embedding.pooling`)."""
 
 
-def _folder_native(config: ServerConfig) -> NativeEmbedding | None:
-    folder: Path = config.engine.model_dir or default_model_dir()
-    folder = folder.parent if folder.suffix == ".onnx" else folder
-    try:
-        return read_native_embedding(folder)
-    except ConfigError:  # modules this server does not compute: no native embedding to offer
-        return None
-
-
 def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
     engine = config.engine
-    return (native is not None and engine.pooling == native.pooling_spec()
-            and engine.normalize == native.normalize)
+    return native is not None and native.is_pooled_by(engine.pooling, engine.normalize)
 
 
 def served_model(config: ServerConfig, tokenizer: TextTools,
@@ -56,7 +42,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
     """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer,
     the served graph's metadata (its head, a classifier's labels, its native view) and
     what its runtime reports it computes in (`running`; /info shows it)."""
-    native = _folder_native(config)
+    native = config.native_embedding
     head = graph.head if graph else ModelHead.EMBEDDING
     view = graph.native if graph else None
     strategy = config.engine.pooling.strategy
@@ -102,7 +88,7 @@ def native_embedding_notes(config: ServerConfig, view: NativeView | None = None,
     """Warnings for a gateway whose routes will not give the model's own embedding in full
     (`view`: the one the served graph pools beside the server's, if any; a classifier or
     sparse graph embeds nothing, so it gets none)."""
-    native = _folder_native(config)
+    native = config.native_embedding
     if native is None or head is not ModelHead.EMBEDDING:
         return []
     notes = []

@@ -79,6 +79,11 @@ class NativeEmbedding:
         """The graph's pooling for this embedding: the last layer, nothing masked."""
         return PoolingSpec(layers=(-1,), strategy=self.strategy, mask_cls_sep=False)
 
+    def is_pooled_by(self, pooling: PoolingSpec, normalize: bool) -> bool:
+        """Whether a graph of that pooling and normalization computes this embedding
+        already (-pooling_strategy MODEL, or flags that amount to it)."""
+        return pooling == self.pooling_spec() and normalize == self.normalize
+
     @property
     def pooling_name(self) -> str:
         """TEI's name for the pooling: cls, mean, max or last_token."""
@@ -104,12 +109,15 @@ def read_native_embedding(folder: Path) -> NativeEmbedding | None:
     prompts_config = _optional_json(folder / "config_sentence_transformers.json")
     bert_config = _optional_json(folder / "sentence_bert_config.json")
     prompts = prompts_config.get("prompts") or {}
+    if not isinstance(prompts, dict):
+        raise ConfigError(f"{folder / 'config_sentence_transformers.json'}: its prompts are "
+                          "not a mapping of names to prompts")
     max_len = bert_config.get("max_seq_length")
     return NativeEmbedding(
         strategy=_strategy(folder, settings),
         normalize=_NORMALIZE in types,
         prompts={str(k): str(v) for k, v in prompts.items()},
-        default_prompt_name=prompts_config.get("default_prompt_name") or None,
+        default_prompt_name=str(prompts_config.get("default_prompt_name") or "") or None,
         max_seq_length=int(max_len) if isinstance(max_len, int) else None,
     )
 
@@ -197,6 +205,8 @@ def _read_json(path: Path) -> Any:
             from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{path} cannot be read: {error}") from None
 
 
 def _optional_json(path: Path) -> dict[str, Any]:
