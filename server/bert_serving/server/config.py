@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .access import AccessPolicy, IpNetwork, load_curve_secret_key, parse_allow_ip
 from .errors import ConfigError
@@ -38,6 +40,7 @@ from .model.native_embedding import (
 )
 from .model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from .model.precision import DTYPES, RUNTIMES, Running
+from .model.quantization import configured_ranges
 
 __all__ = [
     "CPU_BATCH_TOKENS",
@@ -393,8 +396,11 @@ class ServerConfig:
     native_embedding: NativeEmbedding | None = field(default=None, compare=False)
     """The folder's own embedding (pooling, Normalize, prompts, max_seq_length), read once
     by `parse_server_config`; None: not a sentence-transformers folder, or modules this
-    server does not compute. Read from what the flags name, so configs compare by their
-    flags alone."""
+    server does not compute. Read from what the flags name (as `loaded_ranges`), so
+    configs compare by their flags alone."""
+    loaded_ranges: np.ndarray | None = field(default=None, compare=False)
+    """-embedding_ranges' [2, dim] array, loaded and checked once by `parse_server_config`;
+    its width is checked against the graph's when the server knows the graph."""
 
     @property
     def batch_tokens(self) -> int:
@@ -538,8 +544,9 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     """Parse argv: argparse exits with usage on a malformed flag; ConfigError on a flag that
     the folder or another flag rules out.
 
-    The folder's own embedding is read here, once: it rides on the config to the
-    gateway, so nothing after the start reads it again or finds it changed.
+    The files the flags name are read here, once: the folder's own embedding and the
+    -embedding_ranges array ride on the config to the gateway and the sink, so nothing
+    after the start reads them again or finds them changed.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -551,7 +558,8 @@ def parse_server_config(argv: Sequence[str] | None = None) -> ServerConfig:
     config = ServerConfig(**_read(ServerConfig, args))
     if config.truncation == "chunk":
         reduction_for(config.engine.pooling.strategy)  # refuses NONE
-    config = dataclasses.replace(config, native_embedding=_native_from_args(args))
+    config = dataclasses.replace(config, native_embedding=_native_from_args(args),
+                                 loaded_ranges=configured_ranges(config.embedding_ranges))
     engine = dataclasses.replace(config.engine, native_view=native_view_for(config))
     return dataclasses.replace(config, engine=engine)
 

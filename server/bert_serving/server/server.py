@@ -56,7 +56,7 @@ from .model.graph_contract import PreparedGraph
 from .model.head import ModelHead
 from .model.pooling import PoolingStrategy
 from .model.precision import Running, resolve_inference
-from .model.quantization import PrecisionRule, configured_ranges, ranges_for
+from .model.quantization import PrecisionRule, ranges_for
 from .model.runtime import usable_gpu_count
 from .model.tokenization import TextTokenizer
 from .pipeline.sink import ReplyView, Sink
@@ -328,7 +328,7 @@ class BertServer:
             what = "token vectors (-pooling_strategy NONE)" if token_level else f"{head} rows"
             return PrecisionRule(refusal=f"this server answers {what}, and a precision "
                                  "quantizes one embedding per text")
-        configured = configured_ranges(self.config.embedding_ranges) if served else None
+        configured = self.config.loaded_ranges if served else None
         try:
             ranges = ranges_for(width, unit_vectors=normalize, configured=configured)
         except ValueError as error:

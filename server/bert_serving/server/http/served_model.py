@@ -21,7 +21,6 @@ from ..model.head import ModelHead
 from ..model.native_embedding import POOLING_NAMES, NativeEmbedding
 from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
 from ..model.precision import Running
-from ..model.quantization import configured_ranges
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 
@@ -64,7 +63,7 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         head=head,
         labels=graph.labels if graph else (),
         max_tokens=graph.max_tokens if graph else None,
-        embedding_ranges=configured_ranges(config.embedding_ranges),
+        embedding_ranges=config.loaded_ranges,
         running=running or Running(),
     )
 
