@@ -26,7 +26,7 @@ from bert_serving.proto.internal import JobKey
 from bert_serving.server.config import ServerConfig, batch_token_budget
 from bert_serving.server.model.default_model import default_model_dir
 from bert_serving.server.model.engine import Engine, EngineOptions
-from bert_serving.server.model.tokenization import TokenBatch
+from bert_serving.server.model.padding import TokenBatch
 from bert_serving.server.pipeline.scheduler import BatchScheduler, JobRows
 
 BATCH = 32

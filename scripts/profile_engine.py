@@ -26,13 +26,13 @@ from benchmark_engine import make_texts, server_batches  # noqa: E402
 
 from bert_serving.server.model.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
+from bert_serving.server.model.padding import TokenBatch  # noqa: E402
 from bert_serving.server.model.runtime import (  # noqa: E402
     CPU_PROVIDER,
     disabled_optimizers,
     parse_device,
     session_options,
 )
-from bert_serving.server.model.tokenization import TokenBatch  # noqa: E402
 
 
 def kernel_time_by_op(graph: Path, batches: list[TokenBatch], threads: int) -> dict[str, int]:

@@ -13,7 +13,7 @@ from bert_serving.proto.internal import JobKey, JobMessage, decode_sink_control,
 from bert_serving.server.errors import ConfigError
 from bert_serving.server.model.chunking import ChunkReducer, reduction_for, window_starts
 from bert_serving.server.model.pooling import PoolingStrategy
-from bert_serving.server.model.tokenization import WordPieceTokenizer
+from bert_serving.server.model.wordpiece import WordPieceTokenizer
 from bert_serving.server.pipeline.assembly import JobAssembly
 
 

@@ -27,7 +27,7 @@ from bert_serving.server.http.served_model import native_embedding_notes, served
 from bert_serving.server.model.admission import LengthRule
 from bert_serving.server.model.graph_contract import GraphMetadata
 from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
-from bert_serving.server.model.tokenization import WordPieceTokenizer
+from bert_serving.server.model.wordpiece import WordPieceTokenizer
 
 
 @pytest.fixture(scope="module")

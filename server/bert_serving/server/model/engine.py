@@ -36,9 +36,11 @@ from ..config import EngineOptions
 from .graph_contract import TOKENIZER_JSON_NAME, PreparedGraph, default_cache_dir
 from .hf_tokenizer import HfTokenizer
 from .native_embedding import l2_normalize
+from .padding import Padder, TokenBatch
 from .precision import resolve_inference
 from .runtime import OnnxRunner, Runner, parse_device
-from .tokenization import Padder, TextTokenizer, TokenBatch, WordPieceTokenizer
+from .tokenization import TextTokenizer
+from .wordpiece import WordPieceTokenizer
 
 __all__ = ["Engine", "EngineOptions", "build_tokenizer", "open_runner"]
 """`EngineOptions` lives in `config`; it is named here too, where the engine's users look."""

@@ -39,13 +39,9 @@ from tokenizers import Encoding, Tokenizer
 from tokenizers.models import WordLevel
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
-from .tokenization import (
-    SpecialTemplate,
-    TextTokenizer,
-    _encode_texts,
-    _encode_words_with,
-    _without_surrogates,
-)
+from .pair_layout import SpecialTemplate
+from .text_normalizer import without_surrogates
+from .tokenization import TextTokenizer, encode_strings_with, encode_words_with
 
 __all__ = ["HfTokenizer", "read_special_template"]
 
@@ -187,15 +183,15 @@ class HfTokenizer(TextTokenizer):
         return _keep_counts_shorter_first(len_a, len_b, budget)
 
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
-        return _encode_texts(self._text, parts)
+        return encode_strings_with(self._text, parts)
 
     def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
         if self._unk is None:
             self._check_known(parts)
-        return _encode_words_with(self._words, parts, self._unk or "")
+        return encode_words_with(self._words, parts, self._unk or "")
 
     def _encode_untruncated(self, text: str) -> Encoding:
-        return self._untruncated.encode(_without_surrogates(text), add_special_tokens=False)
+        return self._untruncated.encode(without_surrogates(text), add_special_tokens=False)
 
     def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
         return str(self._text.decode(ids, skip_special_tokens=skip_special_tokens))

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from .graph_contract import OUTPUT_NAME
+from .padding import TokenBatch
 from .runtime import feeds_for, runs_finite
-from .tokenization import TokenBatch
 
 __all__ = ["OPENVINO_HINTS", "OpenVinoRunner", "compiled_precision"]
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .graph_contract import OUTPUT_NAME
-from .tokenization import TokenBatch
+from .padding import TokenBatch
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -1,133 +1,62 @@
-"""Texts to padded id arrays, tokenized exactly as BERT's own WordPiece tokenizer would.
+"""Texts to padded id arrays, the same way for every model family.
 
-`TextTokenizer` holds what every model family shares (rows of texts, pairs
-(`Dual`) and ids, truncation, special tokens as a `SpecialTemplate`, padding);
-`WordPieceTokenizer` is BERT's, described below, and `hf_tokenizer.HfTokenizer`
-runs a folder's tokenizer.json.
-
-The reference is transformers' slow ``BertTokenizer`` (Google's ``FullTokenizer``
-plus one NFC step, see below): clean the text (drop NUL, U+FFFD and every
-``C*`` code point, map whitespace to spaces), put spaces around CJK
-ideographs, NFC, lowercase and strip accents (``Mn`` after NFD) when
-``lowercase``, split on whitespace and punctuation, then greedy longest-match
-WordPiece with ``[UNK]`` for words of over 100 characters or with no match.
-
-The work runs in Hugging Face ``tokenizers`` (Rust, parallel), but not with its
-``BertNormalizer``/``BertPreTokenizer``, which differ from the reference on
-about 830,000 code points:
-
-* their Unicode tables are old: they keep unassigned code points (the
-  reference drops them as ``Cn``) and miss punctuation, format characters and
-  nonspacing marks added since (``U+2E55``, ``U+0890``, ``U+07FD``, ...);
-* their CJK range starts at ``U+2B920`` where Google's starts at ``U+2B820``;
-* they do not NFC, and lowercase one character at a time, so ``ΟΔΟΣ`` becomes
-  ``οδοσ`` where Python's ``str.lower`` gives ``οδος`` (final sigma).
-
-So the character classes are built here from Python's ``unicodedata`` (the
-same tables the reference uses) and run as ``tokenizers`` regex normalizers
-and splits; texts with a capital sigma are lowercased in Python first. With
-that, every code point agrees with the reference, alone and in context (the
-unit tests check all of them). ``tokenizers``' ``longest_first`` truncation
-also differs from Google's for sentence pairs, so truncation and the special
-tokens are done here, on numpy arrays.
+`TextTokenizer` holds what every model family shares: rows of texts, pairs
+(`Dual`) and ids (`Ids`), truncation, placing the special tokens and padding.
+Each family only turns text into ids: `wordpiece.WordPieceTokenizer` is BERT's
+own, `hf_tokenizer.HfTokenizer` runs a folder's tokenizer.json. Where the parts
+and special tokens go is `pair_layout`'s arithmetic, and padding is `padding`'s,
+which a worker uses without any tokenizer. ``tokenizers``' ``longest_first``
+truncation differs from Google's for sentence pairs, so truncation and the
+special tokens are done here, on numpy arrays, not by ``tokenizers``.
 
 Deliberate differences from the original bert-as-service (Google's code):
 
-* NFC, as transformers does: it changes only cased models fed decomposed
-  text or canonical singletons (``e`` + U+0301 now reads as ``é``, U+F902 as 車);
 * a pair comes as a `Dual` (the 1.10 payload's ``a ||| b`` is read into one by
   `bert_serving.proto.inputs`, on the first ``|||``, where the original's regex
   wanted `` ||| `` with its spaces and took the last), and a side that is empty
   still makes a pair: ``[CLS] a [SEP] [SEP]``, as transformers encodes ``("a", "")``;
-* nothing is stripped: whitespace is WordPiece's to drop, and it does;
+* nothing is stripped: whitespace is the tokenizer's to drop (WordPiece does);
 * an empty text is ``[CLS] [SEP]`` (the original skipped it, misaligning
   the batch);
 * without special tokens a row may fill all of ``max_seq_len`` (the original
   still left two positions for the [CLS]/[SEP] it did not add).
 
-As in Google's code (and unlike transformers' default), ``[CLS]`` or
-``[SEP]`` typed inside a text are plain text, split as punctuation.
+Usage::
+
+    tokenizer = WordPieceTokenizer(Path("uncased_L-12_H-768_A-12/vocab.txt"))
+    ragged = tokenizer.tokenize_rows(["hello world", Dual("a", "b")])  # what batching sends
+    batch = tokenizer.pad(ragged)                                      # what a worker runs
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple, TypeVar, cast
+from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 import numpy as np
-from tokenizers import Encoding, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel, WordPiece
+from tokenizers import Encoding, Tokenizer
 
-from bert_serving.proto.inputs import Dual, Ids, TextInput, WordPair, WordsInput
+from bert_serving.proto.inputs import Dual, Ids, TextInput, WordsInput
 from bert_serving.proto.internal import RaggedTokens
 
-from ..errors import ConfigError, ModelNotFoundError, UnsupportedModelError
+from ..errors import ConfigError
 from .chunking import window_starts
-
-__all__ = [
-    "Padder",
-    "Piece",
-    "RaggedTokens",
-    "SpecialTemplate",
-    "TextTokenizer",
-    "TokenBatch",
-    "WordPieceTokenizer",
-    "read_vocab",
-]
-
-_CLS, _SEP, _UNK, _PAD = "[CLS]", "[SEP]", "[UNK]", "[PAD]"
-_SPECIAL_TOKENS = frozenset({_CLS, _SEP, _UNK, _PAD, "[MASK]"})
-_MAX_INPUT_CHARS_PER_WORD = 100
-_CAPITAL_SIGMA = "\u03a3"
-
-_Part = TypeVar("_Part", str | Ids, list[str])
-"""A text (or ids), or a pre-tokenized text."""
-_Runs = tuple[tuple[int, int], ...]
-"""Inclusive code point ranges, sorted."""
-
-# Google's _is_chinese_char; tokenizers mistypes the sixth range as 0x2B920.
-_CJK_RUNS: _Runs = (
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xF900, 0xFAFF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0x2F800, 0x2FA1F),
+from .padding import Padder, TokenBatch
+from .pair_layout import (
+    Layout,
+    Rows,
+    SpecialTemplate,
+    encode_rows,
+    flatten,
+    google_keep_counts,
+    lay_out,
+    ragged_positions,
+    text_parts,
+    word_parts,
 )
-# Google's _is_punctuation counts all non-alphanumeric ASCII as punctuation ($, +, ^, ...).
-_ASCII_PUNCTUATION_RUNS: _Runs = ((33, 47), (58, 64), (91, 96), (123, 126))
+from .text_normalizer import without_surrogates
 
-
-@dataclass(frozen=True)
-class TokenBatch:
-    """One batch, padded to its own longest row (the server groups texts by length)."""
-
-    input_ids: np.ndarray
-    """int64 [batch, seq], padded with the [PAD] id."""
-    attention_mask: np.ndarray
-    """int64 [batch, seq], 1 for real tokens."""
-    token_type_ids: np.ndarray
-    """int64 [batch, seq], 0 for the first text of a pair, 1 for the second."""
-    tokens: list[list[str]] | None = None
-    """Per text, with [CLS]/[SEP]; only when asked for."""
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """int64 [batch]: real tokens per row."""
-        return self.attention_mask.sum(axis=1, dtype=np.int64)
-
-    @property
-    def num_real_tokens(self) -> int:
-        """Real tokens in the whole batch, for throughput accounting."""
-        return int(self.attention_mask.sum())
+__all__ = ["Piece", "TextTokenizer", "encode_strings_with", "encode_words_with"]
 
 
 class Piece(NamedTuple):
@@ -137,251 +66,6 @@ class Piece(NamedTuple):
     token: str
     start: int
     stop: int
-
-
-class Padder:
-    """Rows of ids to one batch padded to its longest row: all a worker needs of a tokenizer.
-
-    The ventilator tokenizes; a worker only pads, so it gets the pad id and, for
-    -show_tokens_to_client, the id -> token table, not a tokenizer (WordPiece's
-    Unicode tables take ~0.4 s to build). Picklable: it crosses the spawn boundary.
-    """
-
-    def __init__(self, pad_id: int, max_len: int, token_of_id: np.ndarray | None = None) -> None:
-        self.pad_id = pad_id
-        self.max_len = max_len
-        """The longest row the tokenizer produces (what a worker's warm-up runs)."""
-        self._token_of_id = token_of_id
-        """An object array of token strings, indexed by id; None: tokens cannot be returned."""
-
-    def without_tokens(self) -> Padder:
-        """The same padder without the id -> token table (a smaller message to a worker)."""
-        return Padder(self.pad_id, self.max_len)
-
-    def pad(self, ragged: RaggedTokens, *, with_tokens: bool = False) -> TokenBatch:
-        """Rows of ids to one batch padded to its longest row (a worker's only tokenizer work)."""
-        width = max(1, int(ragged.lengths.max(initial=0)))
-        columns = np.arange(width)
-        real = columns < ragged.lengths[:, None]
-        input_ids = np.full(real.shape, self.pad_id, dtype=np.int64)
-        input_ids[real] = ragged.ids
-        return TokenBatch(
-            input_ids=input_ids,
-            attention_mask=real.astype(np.int64),
-            token_type_ids=(real & (columns >= ragged.first_lengths[:, None])).astype(np.int64),
-            tokens=self._tokens(input_ids, ragged.lengths) if with_tokens else None,
-        )
-
-    def _tokens(self, input_ids: np.ndarray, total: np.ndarray) -> list[list[str]]:
-        """Token strings of the real tokens per row, looked up from the ids.
-
-        (encode_batch_fast leaves Encoding.tokens empty, and the ids are what
-        the model sees anyway.)
-        """
-        if self._token_of_id is None:
-            raise ValueError("this padder has no id -> token table: build it with one to "
-                             "return tokens (-show_tokens_to_client)")
-        return [
-            self._token_of_id[row[:length]].tolist()
-            for row, length in zip(input_ids, total.tolist(), strict=True)
-        ]
-
-
-@dataclass(frozen=True)
-class _CharClasses:
-    """The reference tokenizer's character tests, as code point ranges."""
-
-    drop: _Runs
-    """Removed: NUL, U+FFFD and every C* category except tab, newline, return."""
-    space: _Runs
-    """Become a space: tab, newline, return and Zs (the space itself left out, for speed)."""
-    marks: _Runs
-    """Mn, removed after NFD when lowercasing."""
-    isolated: _Runs
-    """Each one a word of its own: punctuation and CJK ideographs."""
-
-
-def _runs(mask: np.ndarray) -> _Runs:
-    """The ranges where a boolean array over all code points is true."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    return tuple(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist(), strict=True))
-
-
-def _set_runs(mask: np.ndarray, runs: _Runs, value: bool) -> None:
-    for first, last in runs:
-        mask[first : last + 1] = value
-
-
-@functools.cache
-def _char_classes() -> _CharClasses:
-    """Built once from Python's unicodedata: the tables the reference itself reads."""
-    categories = np.array([unicodedata.category(chr(cp)) for cp in range(0x110000)])
-    major = categories.astype("<U1")
-    tab_newline_return = [9, 10, 13]
-    drop = major == "C"
-    drop[[0, 0xFFFD]] = True
-    drop[tab_newline_return] = False
-    space = categories == "Zs"
-    space[tab_newline_return] = True
-    space[ord(" ")] = False
-    isolated = major == "P"
-    _set_runs(isolated, _ASCII_PUNCTUATION_RUNS + _CJK_RUNS, True)
-    return _CharClasses(
-        drop=_runs(drop),
-        space=_runs(space),
-        marks=_runs(categories == "Mn"),
-        isolated=_runs(isolated),
-    )
-
-
-def _onig_class(runs: _Runs) -> Regex:
-    """A tokenizers (Oniguruma) regex matching one character of `runs`."""
-    parts = (f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in runs)
-    return Regex("[" + "".join(parts) + "]")
-
-
-def _python_class(runs: _Runs) -> re.Pattern[str]:
-    """A Python regex matching one character of `runs`."""
-    parts = (f"\\U{a:08X}-\\U{b:08X}" for a, b in runs)
-    return re.compile("[" + "".join(parts) + "]")
-
-
-@functools.cache
-def _python_cleaners() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """(drop, space) patterns for the few texts cleaned in Python."""
-    classes = _char_classes()
-    return _python_class(classes.drop), _python_class(classes.space)
-
-
-def _lowercase_in_python(text: str) -> str:
-    """Clean, NFC and lowercase as the reference does, for texts with a capital sigma.
-
-    Python's ``str.lower`` turns a word-final Σ into ς; Rust's per-character
-    lowercase cannot. Lowering the whole cleaned text equals the reference's
-    per-word lowering because spaces (and CJK ideographs, which it spaces out)
-    are neither cased nor case-ignorable, so they end the final-sigma context.
-    The normalizers that follow are no-ops on the result, bar accent stripping.
-    """
-    drop, space = _python_cleaners()
-    cleaned = space.sub(" ", drop.sub("", text))
-    return unicodedata.normalize("NFC", cleaned).lower()
-
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def _encode_texts(tokenizer: Tokenizer, parts: list[str]) -> list[Encoding]:
-    """Encode texts; a batch with a lone surrogate (tokenizers raises TypeError) is encoded
-    again with those removed, so such a text is tokenized rather than refused."""
-    try:
-        return _encode_batch(tokenizer, parts, pretokenized=False)
-    except TypeError:
-        return _encode_batch(tokenizer, [_without_surrogates(p) for p in parts],
-                             pretokenized=False)
-
-
-def _without_surrogates(text: str) -> str:
-    """Lone surrogates (legal in JSON) cannot cross into Rust; the reference drops them (Cs)."""
-    return _SURROGATES.sub("", text)
-
-
-def _text_tokenizer(vocab: dict[str, int], *, lowercase: bool) -> Tokenizer:
-    """WordPiece behind normalizers and splits that match the reference character for character.
-
-    Only cased models need the NFC step: lowercasing goes on to NFD, which
-    undoes any composition (the tests check every decomposable character).
-    """
-    classes = _char_classes()
-    steps: list[normalizers.Normalizer] = [
-        normalizers.Replace(_onig_class(classes.drop), ""),
-        normalizers.Replace(_onig_class(classes.space), " "),
-    ]
-    if lowercase:
-        steps += [
-            normalizers.Lowercase(),
-            normalizers.NFD(),
-            normalizers.Replace(_onig_class(classes.marks), ""),
-        ]
-    else:
-        steps.append(normalizers.NFC())
-    tokenizer = Tokenizer(
-        WordPiece(vocab, unk_token=_UNK, max_input_chars_per_word=_MAX_INPUT_CHARS_PER_WORD)
-    )
-    tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(_onig_class(classes.isolated), behavior="isolated"),
-        ]
-    )
-    return tokenizer
-
-
-def read_vocab(path: Path) -> dict[str, int]:
-    """vocab.txt: one token per line, id = line number, white space stripped.
-
-    The one reader of vocab.txt: the tokenizer and conversion (the [CLS]/[SEP] ids
-    the graph masks for -mask_cls_sep) both use it, so they cannot disagree. It
-    strips as Google's `load_vocab` (the original server's) and transformers'
-    BertTokenizer do: a line ``"hello "`` is the token ``hello``, and a later line
-    wins over an earlier one of the same token. (transformers' slow legacy tokenizer
-    only drops the newline; no released BERT vocabulary has a token where it matters.)
-    """
-    if not path.is_file():
-        raise ModelNotFoundError(
-            f"vocabulary file {path} not found: a BERT model folder needs the vocab.txt "
-            "it was trained with"
-        )
-    try:
-        with path.open(encoding="utf-8") as lines:
-            return {line.strip(): index for index, line in enumerate(lines)}
-    except UnicodeDecodeError as error:
-        raise UnsupportedModelError(f"vocabulary file {path} is not UTF-8 text: {error}") from None
-
-
-def _load_vocab(path: Path) -> dict[str, int]:
-    """`read_vocab`, refused unless it holds BERT's four special tokens."""
-    vocab = read_vocab(path)
-    missing = [token for token in (_CLS, _SEP, _UNK, _PAD) if token not in vocab]
-    if missing:
-        raise UnsupportedModelError(
-            f"vocabulary file {path} lacks {', '.join(missing)}: it is not a BERT WordPiece "
-            "vocabulary (BERT vocabs hold [PAD], [UNK], [CLS] and [SEP])"
-        )
-    return vocab
-
-
-@dataclass(frozen=True)
-class SpecialTemplate:
-    """The special token ids around the texts: ``prefix a… suffix``, ``prefix a… middle b… suffix``.
-
-    BERT: ``[CLS] a [SEP]`` and ``[CLS] a [SEP] b [SEP]``, the second text and its
-    [SEP] of token type 1. RoBERTa: ``<s> a </s>`` and ``<s> a </s></s> b </s>``,
-    all of type 0. No special tokens: all three empty.
-    """
-
-    prefix: tuple[int, ...]
-    middle: tuple[int, ...]
-    suffix: tuple[int, ...]
-    second_is_type_1: bool = True
-
-    @property
-    def pair_size(self) -> int:
-        """Special tokens in a pair, the most any row holds."""
-        return len(self.prefix) + len(self.middle) + len(self.suffix)
-
-    @property
-    def cls_id(self) -> int:
-        """The first special token of a row ([CLS], <s>); what -mask_cls_sep masks."""
-        return (self.prefix or self.middle or self.suffix or (-1,))[0]
-
-    @property
-    def sep_id(self) -> int:
-        """The last special token of a row ([SEP], </s>); what -mask_cls_sep masks."""
-        return (self.suffix or self.middle or self.prefix or (-1,))[-1]
-
-    def without_specials(self) -> SpecialTemplate:
-        return SpecialTemplate((), (), (), self.second_is_type_1)
 
 
 def _checked_max_len(
@@ -411,123 +95,6 @@ def _checked_max_len(
             f"-max_seq_len {shortest} or higher, or NONE"
         )
     return max_seq_len
-
-
-def _text_parts(item: TextInput) -> tuple[str | Ids, str | Ids | None]:
-    """A row's first part and its second (None for a single text or ids)."""
-    if isinstance(item, Dual):
-        for part in item:
-            if not isinstance(part, (str, Ids)):
-                raise TypeError(f"a part of a pair is a str or Ids, not {type(part).__name__} "
-                                f"{part!r:.80}")
-        return item.first, item.second
-    if isinstance(item, (str, Ids)):
-        return item, None
-    raise TypeError(f"a text is a str, not {type(item).__name__} {item!r:.80}")
-
-
-def _word_parts(item: WordsInput) -> tuple[list[str], list[str] | None]:
-    """A pre-tokenized row's first token list and its second (None for a single one)."""
-    if isinstance(item, WordPair):
-        return list(item.first), list(item.second)
-    if isinstance(item, str) or not isinstance(item, Sequence):
-        raise TypeError(f"a pre-tokenized text is a list of tokens, not {item!r:.80}")
-    return list(item), None
-
-
-class _IdRow(NamedTuple):
-    """Ids a client sent, standing in for an Encoding (`_Layout` reads len and ids)."""
-
-    ids: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Encoded parts of a batch: every row's first part, and the second parts of the pairs."""
-
-    firsts: list[Encoding]
-    seconds: list[Encoding]
-    pair_rows: np.ndarray
-    """int64 row indices of the pairs, one per entry of `seconds`."""
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where each row's pieces sit, as per-row column bounds.
-
-    ``prefix a… middle b… suffix`` (`SpecialTemplate`): ``end_a`` just after
-    the first text, ``start_b`` after the middle specials, ``end_b`` after the
-    second text, where the suffix starts. A single text has no middle, so
-    ``start_b == end_b == end_a``. Without special tokens, ``a… b…``.
-    """
-
-    keep_a: np.ndarray
-    keep_b: np.ndarray
-    end_a: np.ndarray
-    start_b: np.ndarray
-    end_b: np.ndarray
-    total: np.ndarray
-    type_0: np.ndarray
-    """Leading tokens of type 0 per row (all of a single text's)."""
-
-
-def _encode_rows(
-    pairs: Sequence[tuple[_Part, _Part | None]], encode: Callable[[list[_Part]], list[Encoding]]
-) -> _Rows:
-    """Encode every first part, then the second parts of the pairs, in one batch.
-
-    Ids (`Ids`) are already encoded: they skip the tokenizer and keep their place.
-    """
-    pair_rows = [row for row, (_, second) in enumerate(pairs) if second is not None]
-    seconds = [second for _, second in pairs if second is not None]
-    parts = [first for first, _ in pairs] + seconds
-    texts = [part for part in parts if not isinstance(part, Ids)]
-    encoded = encode(texts)
-    if len(texts) < len(parts):
-        rest = iter(encoded)
-        encoded = [_IdRow(part.ids) if isinstance(part, Ids) else next(rest)  # type: ignore[misc]
-                   for part in parts]
-    n = len(pairs)
-    return _Rows(encoded[:n], encoded[n:], np.array(pair_rows, dtype=np.int64))
-
-
-def _keep_counts(
-    len_a: np.ndarray, len_b: np.ndarray, budget: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """How many tokens of each part survive, as Google's _truncate_seq_pair decides.
-
-    It drops the last token of the longer part (the second on a tie) until
-    both fit, so the longer part shrinks to the shorter one first and, when
-    both must shrink, the first keeps ceil(budget / 2). transformers'
-    'longest_first' agrees; tokenizers' does not. Single texts (len_b = 0)
-    just keep the first `budget` tokens.
-    """
-    keep_a = np.minimum(len_a, np.maximum(budget - len_b, (budget + 1) // 2))
-    keep_b = np.minimum(len_b, budget - keep_a)
-    return keep_a, keep_b
-
-
-def _full_length(encoding: Encoding) -> int:
-    """A part's length before the cut at `_part_limit` (stride 0: the overflow is the rest)."""
-    overflow = getattr(encoding, "overflowing", None) or ()
-    return len(encoding) + sum(len(part) for part in overflow)
-
-
-def _ragged_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Flat indices of `counts[i]` consecutive slots from `starts[i]`, row after row."""
-    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(starts, counts) + offsets
-
-
-def _flatten(ids: Iterable[list[int]], keep: np.ndarray) -> np.ndarray:
-    """The kept head of every row, concatenated in row order."""
-    kept = itertools.chain.from_iterable(
-        row[:count] for row, count in zip(ids, keep.tolist(), strict=True)
-    )
-    return np.fromiter(kept, dtype=np.int64, count=int(keep.sum()))
 
 
 class TextTokenizer:
@@ -633,12 +200,12 @@ class TextTokenizer:
         template = self._template
         for offset, token in enumerate(template.prefix):
             ids[starts + offset] = token
-        ids[_ragged_positions(starts + len(template.prefix), layout.keep_a)] = _flatten(
+        ids[ragged_positions(starts + len(template.prefix), layout.keep_a)] = flatten(
             (e.ids for e in rows.firsts), layout.keep_a)
         pair_middles = (starts + layout.end_a)[rows.pair_rows]
         for offset, token in enumerate(template.middle):
             ids[pair_middles + offset] = token
-        ids[_ragged_positions(starts + layout.start_b, layout.keep_b)] = _flatten(
+        ids[ragged_positions(starts + layout.start_b, layout.keep_b)] = flatten(
             (e.ids for e in rows.seconds), layout.keep_b[rows.pair_rows])
         for offset, token in enumerate(template.suffix):
             ids[starts + layout.end_b + offset] = token
@@ -662,7 +229,7 @@ class TextTokenizer:
         """Tokens per row before any truncation, specials included (for -truncation error)."""
         lengths = []
         for text in texts:
-            first, second = _text_parts(text)
+            first, second = text_parts(text)
             parts = [first] if second is None else [first, second]
             specials = len(self._template.prefix) + len(self._template.suffix)
             if second is not None:
@@ -688,7 +255,7 @@ class TextTokenizer:
         suffix = np.asarray(self._template.suffix, dtype=np.int32)
         self._check_ids(texts)
         for text in texts:
-            first, second = _text_parts(text)
+            first, second = text_parts(text)
             if second is not None:
                 rows.append(self.tokenize_rows([text]))
                 per_text.append(1)
@@ -738,12 +305,12 @@ class TextTokenizer:
         """One whole text's ids for chunking, tokenized exactly as `encode` would (uncut)."""
         return self._encode_untruncated(text)
 
-    def _encode_texts(self, texts: Sequence[TextInput]) -> _Rows:
+    def _encode_texts(self, texts: Sequence[TextInput]) -> Rows:
         self._check_ids(texts)
-        return _encode_rows([_text_parts(text) for text in texts], self._encode_strings)
+        return encode_rows([text_parts(text) for text in texts], self._encode_strings)
 
-    def _encode_tokenized(self, texts: Sequence[WordsInput]) -> _Rows:
-        return _encode_rows([_word_parts(words) for words in texts], self._encode_words)
+    def _encode_tokenized(self, texts: Sequence[WordsInput]) -> Rows:
+        return encode_rows([word_parts(words) for words in texts], self._encode_words)
 
     def _check_ids(self, texts: Sequence[TextInput]) -> None:
         """Ids a client sent must be this vocabulary's; ValueError names one that is not."""
@@ -761,8 +328,8 @@ class TextTokenizer:
     @staticmethod
     def _pair_keep_counts(len_a: np.ndarray, len_b: np.ndarray,
                           budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """How many tokens of each part survive truncation: Google's rule (`_keep_counts`)."""
-        return _keep_counts(len_a, len_b, budget)
+        """How many tokens of each part survive truncation: Google's rule (`google_keep_counts`)."""
+        return google_keep_counts(len_a, len_b, budget)
 
     def _encode_strings(self, parts: list[str]) -> list[Encoding]:
         """Text parts to ids, no special tokens, each cut at `_part_limit`."""
@@ -774,109 +341,22 @@ class TextTokenizer:
 
     # -- truncation and arrays --------------------------------------------------------------
 
-    def _layout(self, rows: _Rows) -> _Layout:
-        n = len(rows.firsts)
-        len_a = np.fromiter((len(e) for e in rows.firsts), dtype=np.int64, count=n)
-        len_b = np.zeros(n, dtype=np.int64)
-        len_b[rows.pair_rows] = [len(e) for e in rows.seconds]
-        is_pair = np.zeros(n, dtype=np.int64)
-        is_pair[rows.pair_rows] = 1
-        template = self._template
-        prefix, middle, suffix = len(template.prefix), len(template.middle), len(template.suffix)
-        budget = self._max_len - prefix - suffix - middle * is_pair
-        full_a, full_b = len_a.copy(), len_b.copy()
-        # Parts come back cut at `_part_limit`: where both of a pair were, which is longer
-        # (what tokenizers' rule asks) is only known from what the cut left over.
-        both_cut = rows.pair_rows[(len_a[rows.pair_rows] >= self._part_limit)
-                                  & (len_b[rows.pair_rows] >= self._part_limit)]
-        if both_cut.size:
-            seconds = dict(zip(rows.pair_rows.tolist(), rows.seconds, strict=True))
-            for row in both_cut.tolist():
-                full_a[row] = _full_length(rows.firsts[row])
-                full_b[row] = _full_length(seconds[row])
-        keep_a, keep_b = self._pair_keep_counts(full_a, full_b, budget)
-        keep_a, keep_b = np.minimum(keep_a, len_a), np.minimum(keep_b, len_b)
-        end_a = prefix + keep_a
-        start_b = end_a + middle * is_pair
-        end_b = start_b + keep_b
-        total = end_b + suffix
-        type_0 = np.where(is_pair.astype(bool) & template.second_is_type_1, start_b, total)
-        return _Layout(keep_a, keep_b, end_a, start_b, end_b, total, type_0)
+    def _layout(self, rows: Rows) -> Layout:
+        return lay_out(rows, self._template, max_len=self._max_len, part_limit=self._part_limit,
+                       pair_rule=self._pair_keep_counts)
 
 
-class WordPieceTokenizer(TextTokenizer):
-    """BERT's own tokenizer (Google's WordPiece over vocab.txt), as the module docstring says."""
-
-    def __init__(
-        self,
-        vocab_path: Path,
-        *,
-        lowercase: bool = True,
-        max_seq_len: int | None = 25,
-        max_position_embeddings: int = 512,
-        add_special_tokens: bool = True,
-    ) -> None:
-        vocab = _load_vocab(Path(vocab_path))
-        self._vocab = vocab
-        template = SpecialTemplate((vocab[_CLS],), (vocab[_SEP],), (vocab[_SEP],))
-        token_of_id = [""] * (max(vocab.values()) + 1)
-        for token, index in vocab.items():
-            token_of_id[index] = token
-        super().__init__(
-            template if add_special_tokens else template.without_specials(),
-            token_of_id,
-            pad_id=vocab[_PAD],
-            unk_id=vocab[_UNK],
-            max_seq_len=max_seq_len,
-            max_position_embeddings=max_position_embeddings,
-        )
-        self._lowercase = lowercase
-        # Truncating there in Rust keeps long texts from crossing into Python whole.
-        self._text = _text_tokenizer(vocab, lowercase=lowercase)
-        self._words = Tokenizer(WordLevel(vocab, unk_token=_UNK))
-        for tokenizer in (self._text, self._words):
-            tokenizer.enable_truncation(self._part_limit)
-
-    @property
-    def cls_id(self) -> int:
-        return self._vocab[_CLS]
-
-    @property
-    def sep_id(self) -> int:
-        return self._vocab[_SEP]
-
-    def _encode_strings(self, parts: list[str]) -> list[Encoding]:
-        if self._lowercase:
-            parts = [_lowercase_in_python(p) if _CAPITAL_SIGMA in p else p for p in parts]
-        return _encode_texts(self._text, parts)
-
-    def _encode_words(self, parts: list[list[str]]) -> list[Encoding]:
-        return _encode_words_with(self._words, parts, _UNK)
-
-    def _encode_untruncated(self, text: str) -> Encoding:
-        if self._lowercase and _CAPITAL_SIGMA in text:
-            # As `_encode_strings` (final sigma), where lowering keeps the offsets valid.
-            lowered = text.lower()
-            text = lowered if len(lowered) == len(text) else text
-        return self._untruncated.encode(text, add_special_tokens=False)
-
-    def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
-        tokens = [str(self._token_of_id[i]) for i in ids]
-        if skip_special_tokens:
-            tokens = [t for t in tokens if t not in _SPECIAL_TOKENS]
-        return str(decoders.WordPiece(prefix="##", cleanup=True).decode(tokens))
-
-    @functools.cached_property
-    def _untruncated(self) -> Tokenizer:
-        return _text_tokenizer(self._vocab, lowercase=self._lowercase)
-
-    def _encode_long(self, text: str) -> Encoding:
-        if self._lowercase and _CAPITAL_SIGMA in text:
-            text = _lowercase_in_python(text)
-        return self._untruncated.encode(_without_surrogates(text), add_special_tokens=False)
+def encode_strings_with(tokenizer: Tokenizer, parts: list[str]) -> list[Encoding]:
+    """Encode texts; a batch with a lone surrogate (tokenizers raises TypeError) is encoded
+    again with those removed, so such a text is tokenized rather than refused."""
+    try:
+        return _encode_batch(tokenizer, parts, pretokenized=False)
+    except TypeError:
+        return _encode_batch(tokenizer, [without_surrogates(p) for p in parts],
+                             pretokenized=False)
 
 
-def _encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> list[Encoding]:
+def encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> list[Encoding]:
     """Pre-tokenized parts through a WordLevel tokenizer: each token its id, or unk."""
     # tokenizers drops empty words; the original mapped them to [UNK] like any unknown word.
     parts = [[w or unk for w in ws] if "" in ws else ws for ws in parts]
@@ -885,7 +365,7 @@ def _encode_words_with(words: Tokenizer, parts: list[list[str]], unk: str) -> li
     except TypeError:
         for ws in parts:
             _check_types(ws, str)
-        cleaned = [[w if w == _without_surrogates(w) else unk for w in ws] for ws in parts]
+        cleaned = [[w if w == without_surrogates(w) else unk for w in ws] for ws in parts]
         return _encode_batch(words, cleaned, pretokenized=True)
 
 

@@ -35,7 +35,7 @@ from bert_serving.proto.sparse import SparseRows
 from ..model.engine import Engine, EngineOptions
 from ..model.graph_contract import PreparedGraph
 from ..model.head import ModelHead
-from ..model.tokenization import Padder, TokenBatch
+from ..model.padding import Padder, TokenBatch
 
 __all__ = ["WorkerSpec", "run_worker"]
 
