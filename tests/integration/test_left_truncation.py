@@ -141,3 +141,30 @@ def test_unknown_direction_is_named(reranker: ServerProcess) -> None:
     reply = httpx.post(reranker.http_url + "/rerank", timeout=60, json={
         "query": SHORT_QUERY, "texts": LONG, "truncation_direction": "middle"})
     assert reply.status_code == 422 and "truncation_direction" in reply.json()["error"]
+
+
+def test_a_refusing_server_cuts_what_truncate_true_asks_and_names_the_rest(
+        reranker: ServerProcess, reranker_dir: Path, graph_cache: Path) -> None:
+    """Under -truncation error, /rerank follows /embed's rule (model/admission.py): without
+    `truncate` a long pair is refused, naming its count as transformers makes it (specials
+    included); `truncate: true` cuts it in the gateway, from either side, to the scores of a
+    server that cuts it itself."""
+    count = len(file_tokenizer(reranker_dir)(SHORT_QUERY, LONG[0])["input_ids"])
+    with ServerProcess(["-model_dir", str(reranker_dir), "-num_worker", "1",
+                        "-max_seq_len", str(MAX_SEQ_LEN), "-truncation", "error"],
+                       graph_cache, http=True) as refusing:
+        reply = httpx.post(refusing.http_url + "/rerank", timeout=60,
+                           json={"query": SHORT_QUERY, "texts": LONG})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"].startswith(
+            f"texts[0]: has {count} tokens (special tokens included), more than this "
+            f"server's limit of {MAX_SEQ_LEN} (-max_seq_len): send truncate: true")
+        for direction in ("right", "left"):
+            ranks = post(refusing, "/rerank", {"query": SHORT_QUERY, "texts": LONG,
+                                               "truncate": True,
+                                               "truncation_direction": direction})
+            cut = np.zeros(len(LONG))
+            for rank in ranks:
+                cut[rank["index"]] = rank["score"]
+            np.testing.assert_allclose(cut, rerank_scores(reranker, SHORT_QUERY, direction),
+                                       atol=TOLERANCE, rtol=0)

@@ -163,6 +163,7 @@ def test_served_model_and_notes(minilm_dir: Path, tokenizer: WordPieceTokenizer)
     assert (model.native, model.ask_native, model.pooling, model.normalized) == (
         True, True, "mean", True)
     assert model.server_pooling == "REDUCE_MEAN of layer -2"
+    assert model.max_tokens == 512  # the graph's own limit: no larger -max_seq_len to offer
     notes = native_embedding_notes(default, view)
     assert not any("-pooling_strategy MODEL" in note for note in notes)
     assert any("-max_seq_len 256" in note for note in notes)

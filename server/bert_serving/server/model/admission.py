@@ -99,6 +99,7 @@ class LengthRule:
         return first + second + self.pair_specials
 
     def fits(self, first: int, second: int | None = None) -> bool:
+        """Whether the row goes as it is: its tokens, specials included, within `max_len`."""
         return self.tokens(first, second) <= self.max_len
 
     def keeps(self, first: int, second: int | None = None) -> tuple[int, int]:
