@@ -224,6 +224,7 @@ def test_a_cross_encoder_with_sentence_transformers_modules_gets_one_logits_grap
     from bert_serving.server.config import parse_server_config
     from bert_serving.server.http.served_model import native_embedding_notes
     from bert_serving.server.model.pooling import NativeView
+    from bert_serving.server.model.served_graph import ServedGraph
 
     folder = write_random_classifier("bert", tmp_path / "cross-encoder")
     (folder / "modules.json").write_text(json.dumps([
@@ -241,7 +242,9 @@ def test_a_cross_encoder_with_sentence_transformers_modules_gets_one_logits_grap
     without = prepare_graph(source, ConversionOptions(), cache)
     assert with_view.path == without.path and not without.converted_now
     assert (with_view.metadata.head, with_view.metadata.native) == (ModelHead.CLASSIFIER, None)
-    assert native_embedding_notes(config, None, ModelHead.CLASSIFIER) == []
+    served = ServedGraph.of(with_view.metadata, normalize=config.engine.normalize,
+                            native=config.native_embedding)
+    assert native_embedding_notes(config, served) == []
 
 
 def test_a_classification_head_of_another_family_is_refused_by_name(

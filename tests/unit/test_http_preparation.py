@@ -27,6 +27,7 @@ from bert_serving.server.http.served_model import native_embedding_notes, served
 from bert_serving.server.model.admission import LengthRule
 from bert_serving.server.model.graph_contract import GraphMetadata
 from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
+from bert_serving.server.model.served_graph import ServedGraph
 from bert_serving.server.model.wordpiece import WordPieceTokenizer
 
 
@@ -157,24 +158,29 @@ def test_served_model_and_notes(minilm_dir: Path, tokenizer: WordPieceTokenizer)
     view = default.engine.native_view
     assert view == NativeView(PoolingSpec((-1,), PoolingStrategy.REDUCE_MEAN), normalize=True)
     assert parse_server_config([]).engine.native_view is None  # no gateway: no second pooling
-    graph = GraphMetadata(default.engine.pooling, 384, 6, 512, 384, native=view,
-                          native_width=384)
+    metadata = GraphMetadata(default.engine.pooling, 384, 6, 512, 384, native=view,
+                             native_width=384)
+    graph = ServedGraph.of(metadata, normalize=False, native=default.native_embedding)
     model = served_model(default, tokenizer, graph)
     assert (model.native, model.ask_native, model.pooling, model.normalized) == (
         True, True, "mean", True)
     assert model.server_pooling == "REDUCE_MEAN of layer -2"
     assert model.max_tokens == 512  # the graph's own limit: no larger -max_seq_len to offer
-    notes = native_embedding_notes(default, view)
+    notes = native_embedding_notes(default, graph)
     assert not any("-pooling_strategy MODEL" in note for note in notes)
     assert any("-max_seq_len 256" in note for note in notes)
-    without_view = served_model(default, tokenizer, dataclasses.replace(graph, native=None,
-                                                                        native_width=0))
+    plain = ServedGraph.of(dataclasses.replace(metadata, native=None, native_width=0),
+                           normalize=False, native=default.native_embedding)
+    without_view = served_model(default, tokenizer, plain)
     assert (without_view.native, without_view.ask_native, without_view.normalized) == (
         False, False, False)
-    assert any("-pooling_strategy MODEL" in note for note in native_embedding_notes(default))
+    assert any("-pooling_strategy MODEL" in note for note in native_embedding_notes(default,
+                                                                                    plain))
     native = parse_server_config(["-http_port", "1", "-pooling_strategy", "MODEL",
                                   "-max_seq_len", "256"])
     assert native.engine.native_view is None  # its pooling is the model's own already
-    assert served_model(native, tokenizer).native
-    assert not served_model(native, tokenizer).ask_native
-    assert native_embedding_notes(native) == []
+    own = ServedGraph.of(GraphMetadata(native.engine.pooling, 384, 6, 512, 384),
+                         normalize=native.engine.normalize, native=native.native_embedding)
+    assert served_model(native, tokenizer, own).native
+    assert not served_model(native, tokenizer, own).ask_native
+    assert native_embedding_notes(native, own) == []

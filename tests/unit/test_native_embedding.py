@@ -16,10 +16,11 @@ import pytest
 from reference import heldout_texts
 
 from bert_serving.server.cli import start
-from bert_serving.server.config import parse_server_config
+from bert_serving.server.config import ServerConfig, parse_server_config
 from bert_serving.server.errors import ConfigError
 from bert_serving.server.http.served_model import native_embedding_notes
 from bert_serving.server.model.engine import Engine
+from bert_serving.server.model.graph_contract import GraphMetadata
 from bert_serving.server.model.native_embedding import (
     NativeEmbedding,
     l2_normalize,
@@ -27,6 +28,7 @@ from bert_serving.server.model.native_embedding import (
     read_native_embedding,
 )
 from bert_serving.server.model.pooling import NativeView, PoolingSpec, PoolingStrategy
+from bert_serving.server.model.served_graph import ServedGraph
 
 TOLERANCE = 1e-4
 _POOLING = "sentence_transformers.models.Pooling"
@@ -44,6 +46,16 @@ def st_folder(root: Path, modules: list[str], pooling: dict[str, object],
     if prompts is not None:
         (folder / "config_sentence_transformers.json").write_text(json.dumps(prompts))
     return folder
+
+
+def planned_graph(config: ServerConfig) -> ServedGraph:
+    """The served graph a start of `config` would have (a MiniLM-sized one), unconverted:
+    its pooling and the native view `parse_server_config` decided to build beside it."""
+    view = config.engine.native_view
+    metadata = GraphMetadata(config.engine.pooling, 384, 6, 512, 384, native=view,
+                             native_width=384 if view else 0)
+    return ServedGraph.of(metadata, normalize=config.engine.normalize,
+                          native=config.native_embedding)
 
 
 def test_reads_the_minilm(minilm_dir: Path) -> None:
@@ -138,10 +150,10 @@ def test_the_folder_is_read_once_at_start(tmp_path: Path) -> None:
     assert config.native_embedding == read_native_embedding(folder)
     assert config.engine.native_view == NativeView(
         PoolingSpec((-1,), PoolingStrategy.FIRST_TOKEN), normalize=False)
-    notes = native_embedding_notes(config, config.engine.native_view)
+    notes = native_embedding_notes(config, planned_graph(config))
     assert notes and "-max_seq_len 25 cuts texts the model reads up to 128" in notes[0]
     (folder / "modules.json").unlink()
-    assert native_embedding_notes(config, config.engine.native_view) == notes
+    assert native_embedding_notes(config, planned_graph(config)) == notes
 
 
 def test_modules_it_does_not_compute_refuse_model_only(tmp_path: Path) -> None:
@@ -151,7 +163,7 @@ def test_modules_it_does_not_compute_refuse_model_only(tmp_path: Path) -> None:
                        {"pooling_mode_mean_tokens": True})
     plain = parse_server_config(["-model_dir", str(folder), "-http_port", "1"])
     assert (plain.native_embedding, plain.engine.native_view) == (None, None)
-    assert native_embedding_notes(plain) == []
+    assert native_embedding_notes(plain, planned_graph(plain)) == []
     with pytest.raises(ConfigError, match="Transformer, Pooling, Dense"):
         parse_server_config(["-model_dir", str(folder), "-pooling_strategy", "MODEL"])
 

@@ -29,7 +29,7 @@ def _config_table(config: ServerConfig) -> str:
 def _ready_line(server: BertServer) -> str:
     config = server.config
     metadata = server.graph.metadata
-    shape = "(N, max_seq_len, %d)" if metadata.pooling.strategy.name == "NONE" else "(N, %d)"
+    shape = "(N, max_seq_len, %d)" if server.served.token_level else "(N, %d)"
     dtype = "float16" if config.fp16 else "float32"
     http = f" http=:{config.http_port}" if config.http_port else ""
     model = config.engine.model_dir or "all-MiniLM-L6-v2 (embedded default)"

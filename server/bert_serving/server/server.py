@@ -58,6 +58,7 @@ from .model.pooling import PoolingStrategy
 from .model.precision import Running, resolve_inference
 from .model.quantization import PrecisionRule, ranges_for
 from .model.runtime import usable_gpu_count
+from .model.served_graph import ServedGraph
 from .model.tokenization import TextTokenizer
 from .pipeline.sink import ReplyView, Sink
 from .pipeline.ventilator import Ventilator
@@ -205,6 +206,8 @@ class BertServer:
 
         graph = prepare_engine_graph(engine)  # convert once, here; workers hit the cache
         self.graph = graph
+        self.served = ServedGraph.of(graph.metadata, normalize=self.config.engine.normalize,
+                                     native=self.config.native_embedding)
         self.running = self._read_back_running(graph)
         _check_head_flags(self.config, graph.metadata.head, graph.metadata.max_tokens)
         tokenizer = build_tokenizer(graph, engine)
@@ -271,8 +274,7 @@ class BertServer:
                 sink_control_address=self.sink.control_address,
                 server_info=show_config(self.config, self.devices, self.graph, self.running),
                 shutdown=self.shutdown_event,
-                has_native_view=self.graph.metadata.native is not None,
-                sparse_model=self.graph.metadata.head is ModelHead.SPARSE,
+                graph=self.served,
                 check_precision=self.sink.check_precision,
             )
         except zmq.ZMQError as error:
@@ -289,20 +291,17 @@ class BertServer:
 
     def _token_rows(self) -> int:
         """Token-level replies are -max_seq_len long, as the original's (0: as long as needed)."""
-        engine = self.config.engine
-        token_level = engine.pooling.strategy is PoolingStrategy.NONE
-        return (engine.max_seq_len or 0) if token_level else 0
+        return (self.config.engine.max_seq_len or 0) if self.served.token_level else 0
 
     def _reply_view(self) -> ReplyView:
         """The server's pooling: the first `output_width` columns of the graph's rows."""
         metadata = self.graph.metadata
         columns = slice(0, metadata.output_width) if metadata.native else slice(None)
-        engine = self.config.engine
-        return ReplyView(columns, self._chunk_reduction(engine.pooling.strategy),
-                         engine.normalize, self._precision_rule(
-                             metadata.output_width, engine.normalize,
-                             served=metadata.native is None,
-                             token_level=engine.pooling.strategy is PoolingStrategy.NONE))
+        normalize = self.served.normalize
+        return ReplyView(columns, self._chunk_reduction(metadata.pooling.strategy),
+                         normalize, self._precision_rule(
+                             metadata.output_width, normalize, served=metadata.native is None,
+                             token_level=self.served.token_level))
 
     def _native_reply_view(self) -> ReplyView | None:
         """The model's own embedding, in the columns after the server's pooling, if pooled."""
@@ -338,7 +337,7 @@ class BertServer:
     def _chunk_reduction(self, strategy: PoolingStrategy) -> Reduction:
         if self.config.truncation != "chunk":
             return "mean"  # unused: no request is chunked
-        if self.graph.metadata.head is ModelHead.SPARSE:
+        if self.served.sparse:
             return "max"  # SPLADE's own pooling is a max over tokens (model.chunking)
         return reduction_for(strategy)
 
@@ -351,14 +350,13 @@ class BertServer:
                 f"-allow_ip does not admit {self._local_ip()}, where the HTTP gateway connects "
                 f"to this server from: add it to -allow_ip, or drop -http_port"
             )
-        metadata = self.graph.metadata
-        for note in native_embedding_notes(self.config, metadata.native, metadata.head):
+        for note in native_embedding_notes(self.config, self.served):
             log.warning("%s", note)
         settings = GatewaySettings.from_config(self.config)
         drain = Drain()
         app = create_app(settings, self._local_client, is_ready=self.is_ready,
                          is_alive=self.is_alive,
-                         model=served_model(self.config, tokenizer, self.graph.metadata,
+                         model=served_model(self.config, tokenizer, self.served,
                                             self.running),
                          drain=drain)
         self.gateway = HttpGateway(app, host=settings.host, port=settings.port,

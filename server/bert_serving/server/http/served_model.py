@@ -1,26 +1,28 @@
-"""The one place the gateway's view of the served model (`ServedModel`) is built from the config.
+"""The one place the gateway's view of the served model (`ServedModel`) is built.
 
 The TEI and OpenAI routes serve the model's own embedding whenever the folder
 declares one (sentence-transformers' Pooling and Normalize): on a plain start
 the graph pools it beside the 1.10 protocol's layer -2 mean (`NativeView`, the
 graph's `native` metadata), and the routes ask for those columns; under
--pooling_strategy MODEL the server's vectors are the model's own already. The
-1.10 protocol and /encode keep bert-as-service's pooling either way.
+-pooling_strategy MODEL the server's vectors are the model's own already (which
+of the two: `ServedGraph.own_embedding`, decided once at start). The 1.10
+protocol and /encode keep bert-as-service's pooling either way.
 
 Usage::
 
-    model = served_model(config, tokenizer, graph.metadata)
-    for line in native_embedding_notes(config, graph.metadata.native): log.warning(line)
+    served = ServedGraph.of(graph.metadata, normalize=..., native=config.native_embedding)
+    model = served_model(config, tokenizer, served)
+    for line in native_embedding_notes(config, served): log.warning(line)
 """
 
 from __future__ import annotations
 
 from ..config import ServerConfig
-from ..model.graph_contract import GraphMetadata
 from ..model.head import ModelHead
-from ..model.native_embedding import POOLING_NAMES, NativeEmbedding
-from ..model.pooling import NativeView, PoolingSpec, PoolingStrategy
+from ..model.native_embedding import POOLING_NAMES
+from ..model.pooling import PoolingSpec
 from ..model.precision import Running
+from ..model.served_graph import ServedGraph
 from .preparation import ServedModel, TextTools
 from .settings import GatewaySettings
 
@@ -30,30 +32,23 @@ SPLADE_POOLING = "splade"
 """What TEI's /info calls a SPLADE model's pooling (`model_type.embedding.pooling`)."""
 
 
-def _is_native(config: ServerConfig, native: NativeEmbedding | None) -> bool:
-    engine = config.engine
-    return native is not None and native.is_pooled_by(engine.pooling, engine.normalize)
-
-
-def served_model(config: ServerConfig, tokenizer: TextTools,
-                 graph: GraphMetadata | None = None,
+def served_model(config: ServerConfig, tokenizer: TextTools, graph: ServedGraph,
                  running: Running | None = None) -> ServedModel:
     """What the TEI and OpenAI routes need to know, from the config, the server's tokenizer,
-    the served graph's metadata (its head, a classifier's labels, its native view) and
-    what its runtime reports it computes in (`running`; /info shows it)."""
+    the served graph (its head, a classifier's labels, its native view, whether its vectors
+    are the model's own) and what its runtime reports it computes in (`running`; /info)."""
     native = config.native_embedding
-    head = graph.head if graph else ModelHead.EMBEDDING
-    view = graph.native if graph else None
-    strategy = config.engine.pooling.strategy
-    pooling = _pooling_name(view.pooling if view else config.engine.pooling)
+    metadata = graph.metadata
+    head, view = metadata.head, metadata.native
+    pooling = _pooling_name(view.pooling if view else metadata.pooling)
     return ServedModel(
         name=GatewaySettings.from_config(config).model_name,
         pooling=SPLADE_POOLING if head is ModelHead.SPARSE else pooling,
-        native=view is not None or _is_native(config, native),
+        native=graph.own_embedding,
         ask_native=view is not None,
-        server_pooling=_describe(config.engine.pooling, config.engine.normalize),
-        normalized=view.normalize if view else config.engine.normalize,
-        token_level=strategy is PoolingStrategy.NONE,
+        server_pooling=_describe(metadata.pooling, graph.normalize),
+        normalized=view.normalize if view else graph.normalize,
+        token_level=graph.token_level,
         prompts=dict(native.prompts) if native else {},
         default_prompt_name=native.default_prompt_name if native else None,
         dtype="float16" if config.fp16 else "float32",
@@ -61,8 +56,8 @@ def served_model(config: ServerConfig, tokenizer: TextTools,
         tools=tokenizer,
         truncation=config.truncation,
         head=head,
-        labels=graph.labels if graph else (),
-        max_tokens=graph.max_tokens if graph else None,
+        labels=metadata.labels,
+        max_tokens=metadata.max_tokens,
         embedding_ranges=config.loaded_ranges,
         running=running or Running(),
     )
@@ -82,19 +77,17 @@ def _describe(spec: PoolingSpec, normalize: bool) -> str:
             f"{', normalized' if normalize else ''}")
 
 
-def native_embedding_notes(config: ServerConfig, view: NativeView | None = None,
-                           head: ModelHead = ModelHead.EMBEDDING) -> list[str]:
+def native_embedding_notes(config: ServerConfig, graph: ServedGraph) -> list[str]:
     """Warnings for a gateway whose routes will not give the model's own embedding in full
-    (`view`: the one the served graph pools beside the server's, if any; a classifier or
-    sparse graph embeds nothing, so it gets none)."""
+    (a classifier or sparse graph embeds nothing, so it gets none)."""
     native = config.native_embedding
-    if native is None or head is not ModelHead.EMBEDDING:
+    if native is None or graph.metadata.head is not ModelHead.EMBEDDING:
         return []
     notes = []
-    if view is None and not _is_native(config, native):
-        pooling = config.engine.pooling
+    if not graph.own_embedding:
+        pooling = graph.metadata.pooling
         why = ("token vectors (-pooling_strategy NONE) share no rows with it"
-               if pooling.strategy is PoolingStrategy.NONE
+               if graph.token_level
                else "this graph computes no second pooling (a ready .onnx graph, or no "
                     "-http_port when it was built)")
         notes.append(

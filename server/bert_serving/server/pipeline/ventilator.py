@@ -62,6 +62,7 @@ from ..access import peer_address
 from ..config import ServerConfig
 from ..model.admission import LengthRule, wire_refusal
 from ..model.chunking import window_starts
+from ..model.served_graph import ServedGraph
 from ..model.tokenization import TextTokenizer
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
@@ -98,18 +99,16 @@ class Ventilator:
         sink_control_address: str,
         server_info: dict[str, Any],
         shutdown: threading.Event,
-        has_native_view: bool = False,
-        sparse_model: bool = False,
+        graph: ServedGraph,
         check_precision: Callable[[Precision, bool], None] | None = None,
     ) -> None:
         self.config = config
         self.check_precision = check_precision
         """Raises ValueError unless a precision (of the native view or not) can be had:
         the sink's rule (`Sink.check_precision`); None: every precision is refused."""
-        self.has_native_view = has_native_view
-        """The graph pools the model's own embedding too: requests may ask for it."""
-        self.sparse_model = sparse_model
-        """The graph outputs sparse term weights: requests may ask for their nonzeros."""
+        self.graph = graph
+        """What the served graph computes: whether requests may ask for its native view
+        (`has_native_view`) or a sparse model's nonzeros (`sparse`)."""
         self.tokenizer = tokenizer
         self.length_rule = LengthRule.of(tokenizer)
         """What -truncation error refuses: the rule every front end applies."""
@@ -372,14 +371,14 @@ class Ventilator:
 
     def _check_view(self, native: bool) -> None:
         """A request for the model's own embedding needs a graph that computes it."""
-        if native and not self.has_native_view:
+        if native and not self.graph.has_native_view:
             raise ValueError("this server computes no second, native embedding (its model "
                              "folder declares none, or its pooling already is the model's "
                              "own): send the request without \"native\"")
 
     def _check_sparse(self, sparse: bool) -> None:
         """A request for nonzeros needs a model whose rows are term weights."""
-        if sparse and not self.sparse_model:
+        if sparse and not self.graph.sparse:
             raise ValueError("this server's model is not a sparse one (bert-serving-start "
                              "-head sparse): its rows have no nonzeros to send; send the "
                              "request without \"sparse\"")
