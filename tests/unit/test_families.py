@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from make_random_family import MAX_TOKENS
-from reference import FamilyReference, cosine_rows, heldout_texts, legacy_rows
+from precision_graphs import precision_cosines
+from reference import FamilyReference, heldout_texts, legacy_rows
 
 from bert_serving.proto.inputs import Dual
 from bert_serving.server.convert.sources import detect_model_source
@@ -339,40 +340,15 @@ def test_gpu_fusions_keep_every_family_exact(
                                atol=TOLERANCE, rtol=0)
 
 
-SHORT_TEXTS = ["ok", "yes", "no", "thanks", "a", "Hi!", "好"]
-"""Two- and three-token texts, where the specials weigh most in a mean: the hardest rows."""
-
-
 def test_int8_and_the_fp16_gpu_graph_stay_close_to_fp32(family_dir: Path,
                                                         graph_cache: Path) -> None:
     """Every family through the same builder's -int8 graph (CPU) and its fp16 GPU graph (run
     here on CPU, as CI has no GPU): worst row >= 0.999 cosine to fp32 on the held-out and
-    short texts. Measured worst: int8 0.99983 (Qwen3, "yes"), fp16 0.999999.
-
-    The graphs' own nodes are checked too, so that a precision silently not applied (a
-    graph identical to fp32) cannot pass.
+    short texts, the graphs' nodes checked (tests/precision_graphs.py). Measured worst:
+    int8 0.99983 (Qwen3, "yes"), fp16 0.999999. Qwen2's: test_qwen.py.
     """
-    import onnx
-
-    from bert_serving.server.convert.cache import GraphCache
-    from bert_serving.server.convert.prepare import ConversionOptions, prepare_graph
-    from bert_serving.server.model.runtime import OnnxRunner
-
-    texts = [*SHORT_TEXTS, *heldout_texts()]
-    fp32 = load_engine(family_dir, graph_cache, max_seq_len=None)
-    int8 = load_engine(family_dir, graph_cache, max_seq_len=None, dtype="int8")
-    assert any(node.op_type == "MatMulNBits" for node in onnx.load(str(int8.graph.path)).graph.node)
-    fp16 = prepare_graph(detect_model_source(family_dir),
-                         ConversionOptions(precision="fp16", fuse_for_gpu=True),
-                         GraphCache(graph_cache))
-    assert any(tensor.data_type == onnx.TensorProto.FLOAT16
-               for tensor in onnx.load(str(fp16.path)).graph.initializer)
-    batch = fp32.tokenize(texts)
-    want = fp32.embed(batch)
-    gpu_graph_on_cpu = OnnxRunner(fp16.path, device="cpu", use_io_binding=True)
-    for name, got in (("int8", int8.embed(batch)), ("fp16", gpu_graph_on_cpu.embed(batch))):
-        cosines = cosine_rows(got, want)
-        assert cosines.min() >= 0.999, (name, dict(zip(texts, cosines, strict=True)))
+    for name, cosines in precision_cosines(family_dir, graph_cache).items():
+        assert min(cosines.values()) >= 0.999, (name, cosines)
 
 
 def test_exported_family_graph_serves_with_its_tokenizer_json(
