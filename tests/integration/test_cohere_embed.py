@@ -268,7 +268,9 @@ def test_truncate_modes(server: ServerProcess, model: Any) -> None:
         np.testing.assert_allclose(reply.json()["embeddings"]["float"], want, atol=TOLERANCE,
                                    rtol=0, err_msg=str(truncate))
     refused = post({"truncate": "NONE"})
-    assert refused.status_code == 400 and "tokens" in refused.json()["error"]["message"]
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["param"] == "texts" and error["message"].startswith("texts[0]: has "), error
 
 
 @pytest.mark.parametrize("path", ["/v1/embed", "/v2/embed"])
@@ -279,6 +281,7 @@ def test_bad_inputs_are_named_in_openais_shape(server: ServerProcess, path: str)
              ({"texts": ["ok"], "input_type": "image"}, "input_type"),
              ({"texts": ["ok"], "truncate": "MIDDLE"}, "truncate"),
              ({"texts": ["ok"], "output_dimension": 1000}, "dimensions"),
+             ({"texts": ["ok", "alpha " * 300], "truncate": "NONE"}, "texts[1]: has "),
              ({"embedding_types": ["float"]}, "texts")]
     for body, named in cases:
         reply = httpx.post(server.http_url + path, json=body, timeout=60)

@@ -182,6 +182,8 @@ BAD_BODIES: list[tuple[str, Any, int, str, str]] = [
     ("/v1/embeddings", {"input": "a", "dimensions": 0}, 400, "dimensions", "between 1 and"),
     ("/v1/embeddings", {"input": "a", "model": 5}, 400, "model", "valid string"),
     ("/v1/embeddings", b"input=hello", 400, "body", "not valid JSON"),
+    ("/v1/embeddings", {"input": ["ok", "word " * 40], "truncation": "error"}, 400, "input",
+     "input[1]: has 42 tokens"),
 ]
 
 

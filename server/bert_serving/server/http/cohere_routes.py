@@ -115,7 +115,7 @@ async def _embed(body: CohereEmbedRequest, service: Service, model: ServedModel
     truncation, direction = _TRUNCATE[body.truncate]
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         texts, model=model, prompt=prompt, truncate=None, direction=direction,
-        truncation=truncation, words=COHERE_WORDS))
+        truncation=truncation, field="texts", words=COHERE_WORDS))
     encoded = await service.encode_inputs(inputs, native=model.ask_native)
     width = encoded.vectors.shape[-1]
     if body.output_dimension is not None:

@@ -137,12 +137,15 @@ def request_truncation(truncation: Truncation | None, truncate: bool | None,
 
 def prepare_texts(texts: Sequence[str], *, model: ServedModel, prompt: str,
                   truncate: bool | None, direction: Direction,
-                  truncation: Truncation | None = None,
+                  truncation: Truncation | None = None, field: str = "inputs",
                   words: RequestWords = TEI_WORDS) -> list[TextInput]:
-    """The rows for the client's `encode_inputs` (see the module's docstring)."""
+    """The rows for the client's `encode_inputs` (see the module's docstring); a refusal
+    names `field[i]`, the request's own field (TEI's `inputs`, OpenAI's `input`, Cohere's
+    `texts`)."""
     prompted: list[str | Dual] = [prompt + text for text in texts]
     mode = request_truncation(truncation, truncate, model.truncation)
-    return admit_rows(prompted, model=model, mode=mode, direction=direction, words=words)
+    return admit_rows(prompted, model=model, mode=mode, direction=direction, field=field,
+                      words=words)
 
 
 def admit_rows(rows: Sequence[str | Dual], *, model: ServedModel, mode: Truncation,

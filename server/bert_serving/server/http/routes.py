@@ -96,7 +96,7 @@ async def create_embeddings(body: EmbeddingsRequest, service: Service, settings:
     prompt = prompt_for(model, None)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, model=model, prompt=prompt, truncate=None, direction="right",
-        truncation=body.truncation, words=OPENAI_WORDS))
+        truncation=body.truncation, field="input", words=OPENAI_WORDS))
     encoded = await service.encode_inputs(inputs, native=model.ask_native)
     vectors = encoded.vectors
     if body.dimensions is not None:
