@@ -63,11 +63,6 @@ class TooLong:
     limit: int
     is_pair: bool = False
 
-    @property
-    def over(self) -> int:
-        """How many tokens would have to go for the row to fit."""
-        return self.tokens - self.limit
-
 
 @dataclass(frozen=True)
 class LengthRule:
