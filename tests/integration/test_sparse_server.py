@@ -294,3 +294,16 @@ def test_chunked_texts_take_each_term_s_max_over_their_windows(
     assert reply.status_code == 200, reply.text
     pairs = [([v["index"] for v in row], [v["value"] for v in row]) for row in reply.json()]
     np.testing.assert_array_equal(densify(pairs, VOCAB_SIZE), got)
+
+
+def test_a_chunking_server_s_refusal_gives_advice_embed_sparse_can_follow(
+        chunk_server: ServerProcess) -> None:
+    """/embed_sparse has no `truncation` field: its `truncate: false` refusal on a chunking
+    server says to leave `truncate` out, and the same request without it is chunked."""
+    with httpx.Client(base_url=chunk_server.http_url, timeout=60) as http:
+        refused = http.post("/embed_sparse", json={"inputs": [LONG_TEXT], "truncate": False})
+        assert refused.status_code == 422, refused.text
+        message = refused.json()["error"]
+        assert message.startswith("inputs[0]: has ") and "truncation" not in message, message
+        assert "send truncate: true, or send no truncate, or " in message, message
+        assert http.post("/embed_sparse", json={"inputs": [LONG_TEXT]}).status_code == 200

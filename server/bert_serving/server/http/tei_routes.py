@@ -26,6 +26,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from .. import __version__
+from ..model.admission import TEI_SPARSE_WORDS
 from ..model.head import ModelHead
 from .deps import Model, Service, Settings
 from .errors import GatewayError, Problem, errors_documented
@@ -105,7 +106,7 @@ async def embed_sparse(body: EmbedSparseRequest, service: Service, model: Model)
     prompt = prompt_for(model, body.prompt_name)
     inputs = await anyio.to_thread.run_sync(lambda: prepare_texts(
         body.texts, model=model, prompt=prompt, truncate=body.truncate,
-        direction=body.truncation_direction))
+        direction=body.truncation_direction, words=TEI_SPARSE_WORDS))
     encoded = await service.encode_sparse(inputs)
     return await json_reply(lambda: _sparse_values(encoded))
 

@@ -1,7 +1,7 @@
 """Request bodies of text-embeddings-inference's routes, with TEI's field names and defaults.
 
 As TEI's: `inputs` is a string or a list of strings, `normalize` defaults to
-true, `truncate` to the server's behaviour (it always truncates at
+true, `truncate` to the server's -truncation (by default a cut at
 -max_seq_len: TEI's auto-truncate), `truncation_direction` to right,
 `add_special_tokens` and `skip_special_tokens` to true. TEI also takes token-id
 arrays as `inputs`; this server refuses them with a message saying so. Fields
@@ -75,7 +75,7 @@ class EmbedRequest(_TEIRequest):
 
     truncate: bool | None = Field(
         default=None, description="false: refuse texts longer than -max_seq_len; "
-        "default and true: cut them there")
+        "true: cut them there; default: the server's -truncation")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = (
         Field(default="right", description="which end of a long text is cut off"))
     truncation: Literal["truncate", "error", "chunk"] | None = Field(
@@ -101,7 +101,7 @@ class EmbedSparseRequest(_TEIRequest):
 
     truncate: bool | None = Field(
         default=None, description="false: refuse texts longer than -max_seq_len; "
-        "default and true: cut them there")
+        "true: cut them there; default: the server's -truncation")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = (
         Field(default="right", description="which end of a long text is cut off"))
 

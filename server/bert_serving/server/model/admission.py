@@ -34,8 +34,8 @@ from typing import Literal, NamedTuple, Protocol
 
 from bert_serving.proto.inputs import Dual, Ids, TextInput
 
-__all__ = ["COHERE_WORDS", "OPENAI_WORDS", "TEI_WORDS", "LengthRule", "RequestWords", "Side",
-           "Sizes", "TooLong", "cut", "request_refusal", "wire_refusal"]
+__all__ = ["COHERE_WORDS", "OPENAI_WORDS", "TEI_SPARSE_WORDS", "TEI_WORDS", "LengthRule",
+           "RequestWords", "Side", "Sizes", "TooLong", "cut", "request_refusal", "wire_refusal"]
 
 Side = Literal["right", "left"]
 
@@ -143,6 +143,8 @@ class RequestWords(NamedTuple):
 
 
 TEI_WORDS = RequestWords("send truncate: true", 'send truncation: "chunk"')
+TEI_SPARSE_WORDS = RequestWords("send truncate: true", "send no truncate")
+"""/embed_sparse has no `truncation` field: on a chunking server, leaving `truncate` out chunks."""
 OPENAI_WORDS = RequestWords('send truncation: "truncate"', 'send truncation: "chunk"')
 COHERE_WORDS = RequestWords('send truncate: "END" or "START"', "send no truncate")
 
