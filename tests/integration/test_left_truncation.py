@@ -143,28 +143,48 @@ def test_unknown_direction_is_named(reranker: ServerProcess) -> None:
     assert reply.status_code == 422 and "truncation_direction" in reply.json()["error"]
 
 
-def test_a_refusing_server_cuts_what_truncate_true_asks_and_names_the_rest(
-        reranker: ServerProcess, reranker_dir: Path, graph_cache: Path) -> None:
-    """Under -truncation error, /rerank follows /embed's rule (model/admission.py): without
-    `truncate` a long pair is refused, naming its count as transformers makes it (specials
-    included); `truncate: true` cuts it in the gateway, from either side, to the scores of a
-    server that cuts it itself."""
-    count = len(file_tokenizer(reranker_dir)(SHORT_QUERY, LONG[0])["input_ids"])
+@pytest.fixture(scope="module")
+def refusing(reranker_dir: Path, graph_cache: Path) -> Iterator[ServerProcess]:
+    """The cross-encoder under -truncation error."""
     with ServerProcess(["-model_dir", str(reranker_dir), "-num_worker", "1",
                         "-max_seq_len", str(MAX_SEQ_LEN), "-truncation", "error"],
-                       graph_cache, http=True) as refusing:
-        reply = httpx.post(refusing.http_url + "/rerank", timeout=60,
-                           json={"query": SHORT_QUERY, "texts": LONG})
+                       graph_cache, http=True) as process:
+        yield process
+
+
+def test_a_refusing_server_cuts_what_truncate_true_asks_and_names_the_rest(
+        reranker: ServerProcess, refusing: ServerProcess, reranker_dir: Path) -> None:
+    """Under -truncation error, /rerank follows /embed's rule (model/admission.py): without
+    `truncate` a long pair is refused from either side, naming its count as transformers
+    makes it (specials included); `truncate: true` cuts it in the gateway, from either side,
+    to the scores of a server that cuts it itself."""
+    count = len(file_tokenizer(reranker_dir)(SHORT_QUERY, LONG[0])["input_ids"])
+    for direction in ("right", "left"):
+        reply = httpx.post(refusing.http_url + "/rerank", timeout=60, json={
+            "query": SHORT_QUERY, "texts": LONG, "truncation_direction": direction})
         assert reply.status_code == 422, reply.text
         assert reply.json()["error"].startswith(
             f"texts[0]: has {count} tokens (special tokens included), more than this "
             f"server's limit of {MAX_SEQ_LEN} (-max_seq_len): send truncate: true")
-        for direction in ("right", "left"):
-            ranks = post(refusing, "/rerank", {"query": SHORT_QUERY, "texts": LONG,
-                                               "truncate": True,
-                                               "truncation_direction": direction})
-            cut = np.zeros(len(LONG))
-            for rank in ranks:
-                cut[rank["index"]] = rank["score"]
-            np.testing.assert_allclose(cut, rerank_scores(reranker, SHORT_QUERY, direction),
-                                       atol=TOLERANCE, rtol=0)
+    for direction in ("right", "left"):
+        ranks = post(refusing, "/rerank", {"query": SHORT_QUERY, "texts": LONG,
+                                           "truncate": True, "truncation_direction": direction})
+        cut = np.zeros(len(LONG))
+        for rank in ranks:
+            cut[rank["index"]] = rank["score"]
+        np.testing.assert_allclose(cut, rerank_scores(reranker, SHORT_QUERY, direction),
+                                   atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("path", ["/v1/rerank", "/v2/rerank"])
+def test_cohere_rerank_cuts_long_documents_on_a_refusing_server(
+        reranker: ServerProcess, refusing: ServerProcess, path: str) -> None:
+    """Cohere's rerank has no refusal of a long document (it truncates at its
+    `max_tokens_per_doc`): under -truncation error the gateway cuts the pairs by the
+    server's pair rule, to the scores of a server that cuts them itself."""
+    reply = post(refusing, path, {"query": SHORT_QUERY, "documents": LONG})
+    cut = np.zeros(len(LONG))
+    for result in reply["results"]:
+        cut[result["index"]] = result["relevance_score"]
+    np.testing.assert_allclose(cut, rerank_scores(reranker, SHORT_QUERY, "right"),
+                               atol=TOLERANCE, rtol=0)

@@ -10,8 +10,9 @@ absent lets the server cut it (right side; a pair as Google's BERT cuts pairs).
 
 `/v1/rerank` and `/v2/rerank` take Cohere's body (as Jina's, vLLM's and
 infinity's rerank APIs do): `query`, `documents` (texts, or `{"text": ...}` as
-Cohere's v1 allowed), `top_n`, `return_documents`; documents are cut at
--max_seq_len, as Cohere cuts them.
+Cohere's v1 allowed), `top_n`, `return_documents`; a pair over -max_seq_len is
+cut whatever -truncation says, as Cohere truncates a long document rather than
+refusing it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Cohere's body and answer, which Cohere's SDK reads (`cohere.ClientV2` posts to
 clients send too: `{"query", "documents", "top_n", "return_documents"}` in,
 `{"id", "model", "results": [{"index", "relevance_score", "document"?}], "usage"}`
 out, best first, with the scores of TEI's `/rerank` (the sigmoid of the
-cross-encoder's logit).
+cross-encoder's logit). A (query, document) pair over -max_seq_len is cut by the
+server's pair rule whatever -truncation says, never refused: Cohere's rerank
+truncates a long document (its `max_tokens_per_doc`) rather than refusing it.
 
 `/v2/embed` (`cohere.ClientV2.embed`) and `/v1/embed` (`cohere.Client.embed`)
 answer the vectors of the TEI and OpenAI routes, in each form asked
@@ -46,6 +48,7 @@ from .preparation import (
     Direction,
     ServedModel,
     Truncation,
+    admit_rows,
     prepare_texts,
     prompt_for,
     shape_vectors,
@@ -67,8 +70,10 @@ async def cohere_rerank(body: CohereRerankRequest, service: Service, model: Mode
     """The best `top_n` documents against the query, `{"index", "relevance_score"}` each."""
     require_cross_encoder(model)
     texts = body.texts
-    ranking = await service.rerank([Dual(body.query, text) for text in texts],
-                                   raw_scores=False)
+    pairs: list[str | Dual] = [Dual(body.query, text) for text in texts]
+    rows = await anyio.to_thread.run_sync(lambda: admit_rows(
+        pairs, model=model, mode="truncate", direction="right", field="documents"))
+    ranking = await service.rerank(rows, raw_scores=False)
     return await json_reply(lambda: {
         "id": str(uuid.uuid4()),
         "model": body.model or settings.model_name,

@@ -11,9 +11,9 @@ keeps its first; and a request that asks to truncate a server that does not
 (-truncation error or chunk). `truncate: false`, or `truncation: "error"`,
 checks each text against the server's -max_seq_len and refuses the longer
 ones. `truncation: "chunk"` needs a server started with -truncation chunk,
-which does the windows. /rerank and /predict send their pairs through the same
-step (`admit_rows`); what fits, what is cut and the refusal's words are
-`model.admission`'s, the rule the ventilator applies too.
+which does the windows. /rerank, /predict and Cohere's rerank (which always cuts)
+send their pairs through the same step (`admit_rows`); what fits, what is cut and
+the refusal's words are `model.admission`'s, the rule the ventilator applies too.
 
 Usage::
 
