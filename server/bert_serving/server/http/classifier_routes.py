@@ -6,10 +6,12 @@ the client's: sigmoid of the single logit for `/rerank` (and for `/predict` on
 a cross-encoder), softmax over the labels for `/predict` on a classifier, the
 logits with `raw_scores`, as TEI's. Pairs go to the server as pairs (`Dual`),
 each text exactly as sent ('|||' and whitespace included), and are batched by
-length with every other text. `truncation_direction: left` keeps a long input's
-last tokens: such inputs are cut here and sent as ids; what fits, what is cut and
-the refusal of `truncate: false` are the one length rule's (`admit_rows`, over
-`model.admission`). Errors come back in TEI's shape.
+length with every other text. A long input is cut or refused by the one length
+rule (`admit_rows`, over `model.admission`), as on /embed: `truncate: true` cuts,
+`false` refuses, absent the server's -truncation decides (truncate cuts, error
+refuses); a cut keeps the last tokens with `truncation_direction: left`, and one
+the server would not make so (left, or on a refusing server) is made here and sent
+as ids. Errors come back in TEI's shape.
 
 Usage::
 

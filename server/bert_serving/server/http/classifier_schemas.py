@@ -5,8 +5,9 @@ As TEI's: `/rerank` takes `query` and `texts` and answers one `{"index",
 one pair `[first, second]`, or a batch of `[text]` / `[first, second]` lists,
 and answers `{"label", "score"}` per label, best first (a list of those per
 input for a batch). `raw_scores` returns the logits themselves. `truncate`:
-false refuses a text (or pair) longer than -max_seq_len, naming it; true or
-absent lets the server cut it (right side; a pair as Google's BERT cuts pairs).
+false refuses a text (or pair) longer than -max_seq_len, naming it; true cuts it
+(a pair by the family's pair rule); absent, the server's -truncation decides
+(truncate cuts, error refuses).
 
 `/v1/rerank` and `/v2/rerank` take Cohere's body (as Jina's, vLLM's and
 infinity's rerank APIs do): `query`, `documents` (texts, or `{"text": ...}` as
@@ -59,9 +60,9 @@ class _ClassifierRequest(BaseModel):
 
     truncate: bool | None = Field(
         default=None, description="false: refuse inputs longer than -max_seq_len; "
-        "default and true: the server cuts them there")
+        "true: cut them there; default: the server's -truncation (truncate or error)")
     truncation_direction: Annotated[Literal["right", "left"], BeforeValidator(_lowercase)] = Field(
-        default="right", description="which end of a long input is cut off (left: its last "
+        default="right", description="which end of a long input a cut takes off (left: its last "
         "tokens are kept; a pair keeps as many of each part as right would, from each end)")
     raw_scores: bool = Field(default=False, description="the logits, not sigmoid/softmax")
 
