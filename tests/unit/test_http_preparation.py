@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import TransformersReference
 from transformers import AutoTokenizer
 
 from bert_serving.proto.inputs import Dual, Ids
@@ -97,6 +98,24 @@ def test_a_long_pair_is_refused_or_cut_by_the_pair_rule(tokenizer: WordPieceToke
                                                                                  "four"))]
     assert admit_rows([pair], model=served(tokenizer), mode="truncate",
                       direction="right") == [pair]  # the server cuts it the same way
+
+
+def test_admission_counts_and_cuts_the_servers_own_ids(
+    tokenizer: WordPieceTokenizer, reference: TransformersReference
+) -> None:
+    """Each Σ's case as the server (and Google's tokenizer) decides it, on the cleaned text:
+    'İ ΟΔΟΣ' is 4 pieces (ο ##δ ##ος) and fits 6; a cut sends ##σ where a control
+    character stood between Σ and a letter."""
+    fits = "İ ΟΔΟΣ"
+    assert prepare_texts([fits], prompt="", model=served(tokenizer, "error"), truncate=False,
+                         direction="right") == [fits]
+    long = "one two ΑΣ\x01Α ΟΔΟΣ"
+    wanted = reference.tokenizer(long, add_special_tokens=False)["input_ids"]
+    assert [reference.tokenizer.convert_ids_to_tokens(i) for i in wanted[-6:-2]] == [
+        "α", "##σ", "##α", "ο"]
+    for direction, kept in (("left", wanted[-4:]), ("right", wanted[:4])):
+        assert prepare_texts([long], prompt="", model=served(tokenizer, "error"), truncate=True,
+                             direction=direction) == [Ids(tuple(kept))]
 
 
 LONG = "one two three four five six"

@@ -264,6 +264,82 @@ def test_lone_surrogates_are_dropped_like_other_c_characters() -> None:
     assert with_surrogate == tokenizer.encode(["abc"], with_tokens=True).tokens
 
 
+# -- one tokenization: /tokenize's pieces, admission's ids, a batch's ids ----------------
+
+# Where Σ's case hangs on what the reference drops or adds first: a C* character or U+FFFD
+# between Σ and a letter (cleaned away, so that Σ is not final), İ (its lowercase is two
+# characters) in the text, a case-ignorable mark or quote, NFC singletons.
+SIGMA_CONTEXTS = ["İ ΟΔΟΣ", "ΑΣ\x01Α", "ΑΣ\x00Α", "ΑΣ\x7fΒ", "ΑΣ\ufffdΑ", "ΑΣ\u200bΑ İΣ",
+                  "ΑΣ\u0301 ΑΣ'Α ΣΑ", "\u2126Σ \u212bΣ\u0301Α", "Σ\x01 \x01Σ\x01"]
+
+
+@functools.cache
+def plain(lowercase: bool) -> WordPieceTokenizer:
+    return WordPieceTokenizer(VOCAB, lowercase=lowercase, max_seq_len=None,
+                              max_position_embeddings=NO_LIMIT)
+
+
+def assert_one_tokenization(lowercase: bool, text: str) -> None:
+    """/tokenize's pieces, what admission counts and cuts (`part_ids`), what a batch carries
+    and the reference's ids are the same ids."""
+    tokenizer = plain(lowercase)
+    expected = reference(lowercase).convert_tokens_to_ids(reference_tokens(lowercase, text))
+    assert [piece.id for piece in tokenizer.pieces(text)] == expected, text
+    assert list(tokenizer.part_ids(text)) == expected, text
+    assert rows(tokenizer.encode([text]))[0][0][1:-1] == expected, text
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
+@pytest.mark.parametrize("text", SIGMA_CONTEXTS)
+def test_pieces_decide_sigma_as_the_server_and_the_reference(text: str, lowercase: bool) -> None:
+    assert_one_tokenization(lowercase, text)
+
+
+def test_pieces_keep_their_offsets_into_the_text_as_sent() -> None:
+    text = "İ ΟΔΟΣ ΑΣ\x01Α"
+    pieces = [(piece.token, text[piece.start:piece.stop]) for piece in plain(True).pieces(text)]
+    assert pieces == [("i", "İ"), ("ο", "Ο"), ("##δ", "Δ"), ("##ος", "ΟΣ"),
+                      ("α", "Α"), ("##σ", "Σ"), ("##α", "Α")]
+
+
+def _sigma_neighbours() -> list[int]:
+    """Every assigned code point, and the first and last of each run of unassigned or
+    private-use ones (which the reference treats alike: dropped)."""
+    categories = [unicodedata.category(chr(cp)) for cp in range(0x110000)]
+    last = len(categories) - 1
+    return [cp for cp, category in enumerate(categories) if category != "Cs" and (
+        category not in ("Cn", "Co") or categories[cp - 1] != category
+        or categories[min(cp + 1, last)] != category)]
+
+
+def test_every_code_point_beside_a_sigma_gives_pieces_the_servers_ids() -> None:
+    """Each code point between a capital sigma and a letter and between two sigmas, 1000 to
+    a text: cleaning and NFC keep every Σ, and /tokenize's in-place case is the server's."""
+    tokenizer = plain(True)
+    code_points = _sigma_neighbours()
+    for i in range(0, len(code_points), 1000):
+        chunk = code_points[i: i + 1000]
+        text = " ".join(f"ΑΣ{chr(cp)}Α Σ{chr(cp)}Σ" for cp in chunk)
+        if [piece.id for piece in tokenizer.pieces(text)] != list(tokenizer.part_ids(text)):
+            pytest.fail(f"ids differ somewhere in U+{chunk[0]:04X} .. U+{chunk[-1]:04X}")
+
+
+_GREEK_CAPITALS = [chr(cp) for cp in range(0x391, 0x3AA) if cp != 0x3A2]
+_SIGMA_NEIGHBOURS = [" ", ".", "'", "\x00", "\x01", "\x1b", "\x7f", "\ufffd", "\u200b", "\u00ad",
+                     "\u0301", "\u0345", "İ", "\u2126", "\u212a", "\u212b", "σ", "ς", "a", "中",
+                     "\u3000", "\n"]
+SIGMA_TEXT = st.lists(st.one_of(
+    st.text(st.sampled_from(_GREEK_CAPITALS), max_size=4).map(lambda word: word + "Σ"),
+    st.sampled_from(_GREEK_CAPITALS + _SIGMA_NEIGHBOURS),
+), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=SIGMA_TEXT, lowercase=st.booleans())
+def test_random_sigma_contexts_tokenize_once(text: str, lowercase: bool) -> None:
+    assert_one_tokenization(lowercase, text)
+
+
 # -- truncation ----------------------------------------------------------------------------
 
 

@@ -68,6 +68,8 @@ class TextTools(Protocol):
 
     def pieces(self, text: str) -> list[Piece]: ...
 
+    def part_ids(self, part: str | Ids) -> Sequence[int]: ...
+
     def full_lengths(self, texts: Sequence[TextInput]) -> list[int]: ...
 
     def pair_keeps(self, len_a: int, len_b: int) -> tuple[int, int]: ...
@@ -175,12 +177,10 @@ _Parts = tuple[list[int], list[int] | None]
 
 
 def _part_ids(row: str | Dual, tools: TextTools) -> _Parts:
-    """A row's untruncated ids: one text's, or each part's of a pair."""
-    def ids(part: str | Ids) -> list[int]:
-        return list(part.ids) if isinstance(part, Ids) else [p.id for p in tools.pieces(part)]
+    """A row's untruncated ids, as the server tokenizes them: one text's, or each part's."""
     if isinstance(row, Dual):
-        return ids(row.first), ids(row.second)
-    return ids(row), None
+        return list(tools.part_ids(row.first)), list(tools.part_ids(row.second))
+    return list(tools.part_ids(row)), None
 
 
 def _refuse_long(parts: Sequence[_Parts], rule: LengthRule, field: str, *,

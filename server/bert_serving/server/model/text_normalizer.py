@@ -44,6 +44,7 @@ __all__ = [
     "lowercase_in_python",
     "reference_normalizer",
     "reference_pre_tokenizer",
+    "sigmas_lowered_in_place",
     "without_surrogates",
 ]
 
@@ -134,6 +135,12 @@ def _python_cleaners() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return _python_class(classes.drop), _python_class(classes.space)
 
 
+def _cleaned_in_python(text: str) -> str:
+    """The reference's cleaning and NFC: the text whose lowercase decides each Σ."""
+    drop, space = _python_cleaners()
+    return unicodedata.normalize("NFC", space.sub(" ", drop.sub("", text)))
+
+
 def lowercase_in_python(text: str) -> str:
     """Clean, NFC and lowercase as the reference does, for texts with a capital sigma.
 
@@ -143,9 +150,32 @@ def lowercase_in_python(text: str) -> str:
     are neither cased nor case-ignorable, so they end the final-sigma context.
     The normalizers that follow are no-ops on the result, bar accent stripping.
     """
-    drop, space = _python_cleaners()
-    cleaned = space.sub(" ", drop.sub("", text))
-    return unicodedata.normalize("NFC", cleaned).lower()
+    return _cleaned_in_python(text).lower()
+
+
+def sigmas_lowered_in_place(text: str) -> str:
+    """`text` with each capital Σ replaced by the σ or ς the reference lowers it to.
+
+    For pieces with offsets into the text as sent (TEI's /tokenize), where
+    `lowercase_in_python`'s result cannot serve: cleaning drops characters and
+    some lowercases are longer (İ is i + U+0307), so its offsets would point
+    elsewhere. Each Σ's case is decided as the reference decides it, on the
+    cleaned, NFC text (a control character between Σ and a letter is gone by
+    then), and written in its place: one character for one, so every offset
+    holds, and the Rust normalizer's per-character lowercase agrees with
+    Python's on every other character. Cleaning and NFC keep every Σ, in order
+    (no character drops or composes with it; the unit tests check all of them).
+    """
+    cleaned = _cleaned_in_python(text)
+    lowered = cleaned.lower()
+    cases: list[str] = []
+    at = 0
+    for char in cleaned:
+        if char == CAPITAL_SIGMA:
+            cases.append(lowered[at])
+        at += len(char.lower())  # context-free length: only Σ's case depends on context
+    first, *rest = text.split(CAPITAL_SIGMA)
+    return first + "".join(case + part for case, part in zip(cases, rest, strict=True))
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")

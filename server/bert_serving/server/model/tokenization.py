@@ -234,11 +234,12 @@ class TextTokenizer:
             specials = len(self._template.prefix) + len(self._template.suffix)
             if second is not None:
                 specials += len(self._template.middle)
-            lengths.append(specials + sum(len(self._part_ids(p)) for p in parts))
+            lengths.append(specials + sum(len(self.part_ids(p)) for p in parts))
         return lengths
 
-    def _part_ids(self, part: str | Ids) -> Sequence[int]:
-        """One part's ids, untruncated."""
+    def part_ids(self, part: str | Ids) -> Sequence[int]:
+        """One part's ids, untruncated, no special tokens, as the server tokenizes it: what
+        -truncation error counts and chunk windows, and the HTTP routes count and cut."""
         return part.ids if isinstance(part, Ids) else self._encode_long(part).ids
 
     def tokenize_windows(self, texts: Sequence[TextInput], *,
@@ -260,7 +261,7 @@ class TextTokenizer:
                 rows.append(self.tokenize_rows([text]))
                 per_text.append(1)
                 continue
-            ids = np.asarray(self._part_ids(first), dtype=np.int32)
+            ids = np.asarray(self.part_ids(first), dtype=np.int32)
             starts = window_starts(len(ids), width, overlap)
             for start in starts:
                 window = np.concatenate([prefix, ids[start: start + width], suffix])
@@ -272,8 +273,8 @@ class TextTokenizer:
     def pieces(self, text: str) -> list[Piece]:
         """The text's pieces, untruncated, without special tokens, with their offsets.
 
-        For the HTTP routes that show tokens (TEI's /tokenize) or cut texts
-        themselves (left truncation); batching never calls it.
+        For the HTTP route that shows tokens (TEI's /tokenize); its ids are
+        `part_ids`', which counting and cutting use. Batching never calls it.
         """
         encoding = self._encode_untruncated(text)
         # The vocabulary's token for each id: a Unigram model's Encoding.tokens shows an

@@ -39,6 +39,7 @@ from .text_normalizer import (
     lowercase_in_python,
     reference_normalizer,
     reference_pre_tokenizer,
+    sigmas_lowered_in_place,
     without_surrogates,
 )
 from .tokenization import TextTokenizer, encode_strings_with, encode_words_with
@@ -145,9 +146,8 @@ class WordPieceTokenizer(TextTokenizer):
 
     def _encode_untruncated(self, text: str) -> Encoding:
         if self._lowercase and CAPITAL_SIGMA in text:
-            # As `_encode_strings` (final sigma), where lowering keeps the offsets valid.
-            lowered = text.lower()
-            text = lowered if len(lowered) == len(text) else text
+            # Each Σ as `_encode_long` lowers it (final sigma), the offsets kept valid.
+            text = sigmas_lowered_in_place(text)
         return self._untruncated.encode(text, add_special_tokens=False)
 
     def _decode_known(self, ids: list[int], *, skip_special_tokens: bool) -> str:
