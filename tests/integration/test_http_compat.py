@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from reference import heldout_texts
+from reference import TransformersReference, heldout_texts
 from server_process import ServerProcess
 
 from bert_serving.client import BertClient, ServerError
@@ -127,6 +127,27 @@ def test_truncation_direction_and_truncate_false(http: httpx.Client) -> None:
     refused = http.post("/embed", json={"inputs": head, "truncate": False})
     assert refused.status_code == 422
     assert refused.json()["error"].startswith("inputs[0]: has 302 tokens")
+
+
+def test_a_text_the_server_fits_is_embedded_as_bertclient_embeds_it(
+    native: ServerProcess, http: httpx.Client, reference: TransformersReference
+) -> None:
+    """The routes count the server's own pieces. 'İ ΟΔΟΣ' is 4 (ο ##δ ##ος: Σ is final on
+    the cleaned text) to the server and Google's tokenizer; with 250 one-piece words it
+    fills -max_seq_len 256 exactly, so truncate: false takes it, and the vector is the one
+    BertClient gets from the same server (1e-6; the same graph on the same ids)."""
+    text = "İ ΟΔΟΣ" + " a" * 250
+    assert len(reference.tokenizer(text)["input_ids"]) == 256
+    reply = http.post("/embed", json={"inputs": text, "truncate": False, "normalize": False})
+    assert reply.status_code == 200, reply.text
+    with BertClient(port=native.port, port_out=native.port_out) as bert:
+        want = bert.encode([text])
+    np.testing.assert_allclose(np.asarray(reply.json(), np.float32), want, atol=1e-6, rtol=0)
+    texts = ["İ ΟΔΟΣ", "ΑΣ\x01Α"]  # ##σ: the control character goes before Σ is lowered
+    shown = http.post("/tokenize", json={"inputs": texts}).json()
+    assert [[t["id"] for t in row] for row in shown] == [
+        reference.tokenizer(t)["input_ids"] for t in texts]
+    assert [t["text"] for t in shown[0][1:-1]] == ["İ", "Ο", "Δ", "ΟΣ"]
 
 
 def test_normalize_false_keeps_the_models_unit_vectors(http: httpx.Client) -> None:
