@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from .. import __version__
 from ..model.admission import TEI_SPARSE_WORDS
 from ..model.head import ModelHead
+from .byte_offsets import utf8_spans
 from .deps import Model, Service, Settings
 from .errors import GatewayError, Problem, errors_documented
 from .heads import require_head, require_pooled
@@ -191,19 +192,21 @@ def _tools(model: ServedModel) -> TextTools:
 def _simple_tokens(tools: TextTools, text: str, specials: bool) -> list[dict[str, Any]]:
     """The text's tokens, untruncated (as TEI's /tokenize), with the special tokens the
     model puts around a text if asked, named as its vocabulary names them (<s>, [CLS])."""
-    tokens = [_piece(text, *piece) for piece in tools.pieces(text)]
+    pieces = tools.pieces(text)
+    byte_spans = utf8_spans(text, ((piece.start, piece.stop) for piece in pieces))
+    tokens = [_piece(text, piece.id, piece.start, piece.stop, byte_span)
+              for piece, byte_span in zip(pieces, byte_spans, strict=True)]
     if not specials:
         return tokens
     before, after = tools.specials_around_text()
     return [*(_special(*s) for s in before), *tokens, *(_special(*s) for s in after)]
 
 
-def _piece(text: str, token_id: int, _token: str, start: int, stop: int) -> dict[str, Any]:
+def _piece(text: str, token_id: int, start: int, stop: int,
+           byte_span: tuple[int, int]) -> dict[str, Any]:
     """TEI's SimpleToken: the input's own characters, offsets in UTF-8 bytes."""
-    byte_start = len(text[:start].encode("utf-8"))
-    byte_stop = byte_start + len(text[start:stop].encode("utf-8"))
     return {"id": token_id, "text": text[start:stop], "special": False,
-            "start": byte_start, "stop": byte_stop}
+            "start": byte_span[0], "stop": byte_span[1]}
 
 
 def _special(token_id: int, token: str) -> dict[str, Any]:
