@@ -33,6 +33,7 @@ from bert_serving.proto.inputs import (
 from bert_serving.proto.internal import RaggedTokens
 from bert_serving.server.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 from bert_serving.server.model.padding import TokenBatch
+from bert_serving.server.model.text_normalizer import _cleaned, lowercase_in_python
 from bert_serving.server.model.wordpiece import WordPieceTokenizer
 
 transformers = pytest.importorskip("transformers")
@@ -338,6 +339,30 @@ SIGMA_TEXT = st.lists(st.one_of(
 @given(text=SIGMA_TEXT, lowercase=st.booleans())
 def test_random_sigma_contexts_tokenize_once(text: str, lowercase: bool) -> None:
     assert_one_tokenization(lowercase, text)
+
+
+# -- cleaning, for the texts lowercased in Python ----------------------------------------
+
+ALL_CODE_POINTS = [chr(cp) for cp in range(0x110000)]
+
+
+def reference_cleaned(text: str) -> str:
+    """The reference's own cleaning (BasicTokenizer._clean_text), then its NFC."""
+    return unicodedata.normalize("NFC", reference(True).basic_tokenizer._clean_text(text))
+
+
+def test_cleaning_is_the_references_on_every_code_point_alone() -> None:
+    """What decides each Σ's case (`_cleaned`: Rust cleaning, Python NFC) is the reference's
+    cleaning on every code point, lone surrogates included (dropped as Cs)."""
+    differ = [f"U+{ord(char):04X}" for char in ALL_CODE_POINTS
+              if _cleaned(char) != reference_cleaned(char)]
+    assert not differ, f"{len(differ)} code points, from {differ[:10]}"
+
+
+def test_cleaning_is_the_references_on_every_code_point_in_one_text() -> None:
+    text = "".join(ALL_CODE_POINTS)
+    assert _cleaned(text) == reference_cleaned(text)
+    assert lowercase_in_python(text) == reference_cleaned(text).lower()
 
 
 # -- truncation ----------------------------------------------------------------------------
