@@ -67,7 +67,8 @@ def test_left_truncation_keeps_the_end_as_ids(tokenizer: WordPieceTokenizer) -> 
 
 def test_truncate_false_refuses_long_texts(tokenizer: WordPieceTokenizer) -> None:
     assert prepare_texts(["one two three four"], prompt="", model=served(tokenizer),
-                         truncate=False, direction="right") == ["one two three four"]
+                         truncate=False, direction="right") == [ids(tokenizer,
+                                                                    "one two three four")]
     with pytest.raises(GatewayError, match=r"inputs\[1\]: has 7 tokens \(special tokens "
                                            r"included\), more than .* 6"):
         prepare_texts(["ok", "one two three four five"], prompt="", model=served(tokenizer),
@@ -108,7 +109,8 @@ def test_admission_counts_and_cuts_the_servers_own_ids(
     character stood between Σ and a letter."""
     fits = "İ ΟΔΟΣ"
     assert prepare_texts([fits], prompt="", model=served(tokenizer, "error"), truncate=False,
-                         direction="right") == [fits]
+                         direction="right") == [
+        Ids(tuple(reference.tokenizer(fits, add_special_tokens=False)["input_ids"]))]
     long = "one two ΑΣ\x01Α ΟΔΟΣ"
     wanted = reference.tokenizer(long, add_special_tokens=False)["input_ids"]
     assert [reference.tokenizer.convert_ids_to_tokens(i) for i in wanted[-6:-2]] == [

@@ -157,8 +157,9 @@ def admit_rows(rows: Sequence[str | Dual], *, model: ServedModel, mode: Truncati
 
     `error` refuses the first row over -max_seq_len (422, naming `field[i]`, offering
     what the route's request can say: `words`); `truncate` cuts here the rows the
-    server would not cut so (`left`, or a server that refuses or chunks long rows) and
-    sends them as the kept ids; every other row goes as sent.
+    server would not cut so (`left`, or a server that refuses or chunks long rows).
+    A row tokenized here travels as its ids, so the ventilator does not tokenize it
+    again; every other row goes as sent.
     """
     tools, server = model.tools, model.truncation
     cut_here = mode == "truncate" and (direction == "left" or server != "truncate")
@@ -168,9 +169,8 @@ def admit_rows(rows: Sequence[str | Dual], *, model: ServedModel, mode: Truncati
     parts = [_part_ids(row, tools) for row in rows]
     if mode == "error":
         _refuse_long(parts, rule, field, server_chunks=server == "chunk", words=words)
-        return list(rows)
-    return [_cut_row(row, first, second, rule, direction)
-            for row, (first, second) in zip(rows, parts, strict=True)]
+        return [_as_ids(first, second) for first, second in parts]
+    return [_cut_row(first, second, rule, direction) for first, second in parts]
 
 
 _Parts = tuple[list[int], list[int] | None]
@@ -192,19 +192,25 @@ def _refuse_long(parts: Sequence[_Parts], rule: LengthRule, field: str, *,
                 too_long, rule, field, server_chunks=server_chunks, words=words), field))
 
 
-def _cut_row(row: str | Dual, first: list[int], second: list[int] | None, rule: LengthRule,
+def _as_ids(first: Sequence[int], second: Sequence[int] | None) -> TextInput:
+    """A row's part ids as the row the server reads: one text's `Ids`, or a pair of them."""
+    if second is None:
+        return Ids(tuple(first))
+    return Dual(Ids(tuple(first)), Ids(tuple(second)))
+
+
+def _cut_row(first: list[int], second: list[int] | None, rule: LengthRule,
              side: Direction) -> TextInput:
-    """A row that fits as it is; a longer one as the ids the rule keeps, from `side`.
+    """A row's ids: whole if it fits, else what the rule keeps, from `side`.
 
     A pair keeps what the family's pair rule keeps of each part (`pair_keeps`), from
     each part's end for `left`, as transformers does with `truncation_side="left"`."""
     len_second = None if second is None else len(second)
     if rule.fits(len(first), len_second):
-        return row
+        return _as_ids(first, second)
     keep_first, keep_second = rule.keeps(len(first), len_second)
-    if second is None:
-        return Ids(cut(first, keep_first, side))
-    return Dual(Ids(cut(first, keep_first, side)), Ids(cut(second, keep_second, side)))
+    return _as_ids(cut(first, keep_first, side),
+                   None if second is None else cut(second, keep_second, side))
 
 
 def shape_vectors(vectors: np.ndarray, *, dimensions: int | None, normalize: bool) -> np.ndarray:
