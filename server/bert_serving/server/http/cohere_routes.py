@@ -72,7 +72,7 @@ async def cohere_rerank(body: CohereRerankRequest, service: Service, model: Mode
     texts = body.texts
     pairs: list[str | Dual] = [Dual(body.query, text) for text in texts]
     rows = await anyio.to_thread.run_sync(lambda: admit_rows(
-        pairs, model=model, mode="truncate", direction="right", field="documents"))
+        pairs, model=model, mode="truncate", direction="right"))
     ranking = await service.rerank(rows, raw_scores=False)
     return await json_reply(lambda: {
         "id": str(uuid.uuid4()),

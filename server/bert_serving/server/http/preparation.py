@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Protocol
 
 import numpy as np
@@ -113,6 +114,13 @@ class ServedModel:
     max_tokens: int | None = None
     """The longest row the served graph takes (-max_seq_len NONE's limit); None: unknown."""
 
+    @cached_property
+    def length_rule(self) -> LengthRule | None:
+        """The one length rule (`model.admission`) over the server's tokenizer, built on
+        first use and kept: every request that is checked or cut reads the same one."""
+        return None if self.tools is None else LengthRule.of(self.tools,
+                                                              model_max_len=self.max_tokens)
+
 
 def prompt_for(model: ServedModel, prompt_name: str | None) -> str:
     """The prompt text to put before each input: the named one, else the folder's default."""
@@ -161,11 +169,10 @@ def admit_rows(rows: Sequence[str | Dual], *, model: ServedModel, mode: Truncati
     A row tokenized here travels as its ids, so the ventilator does not tokenize it
     again; every other row goes as sent.
     """
-    tools, server = model.tools, model.truncation
+    tools, rule, server = model.tools, model.length_rule, model.truncation
     cut_here = mode == "truncate" and (direction == "left" or server != "truncate")
-    if tools is None or not (mode == "error" or cut_here):
+    if tools is None or rule is None or not (mode == "error" or cut_here):
         return list(rows)
-    rule = LengthRule.of(tools, model_max_len=model.max_tokens)
     parts = [_part_ids(row, tools) for row in rows]
     if mode == "error":
         _refuse_long(parts, rule, field, server_chunks=server == "chunk", words=words)
