@@ -113,6 +113,24 @@ class ServerProcess:
         return [pid for pid in pids
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
+    def listening_ports(self) -> set[int]:
+        """The TCP ports the server's main process listens on (its sockets, from /proc):
+        the ones it was given and the ones it picked itself (the worker socket, the
+        sink's results)."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed while we look
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:["):-1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
+
     def exchange(self, requests: list[list[bytes]]) -> list[list[bytes]]:
         """Send request frames (one identity) on fresh ZeroMQ sockets, as any client does;
         the replies' frames in the requests' order (by req_id)."""

@@ -26,6 +26,7 @@ from reference import TransformersReference, heldout_texts
 from server_process import ServerProcess, wait_until
 
 from bert_serving.client import BertClient, ServerError
+from bert_serving.proto.internal import encode_ready
 from bert_serving.server.model.engine import Engine, EngineOptions
 
 TOLERANCE = 1e-4
@@ -221,6 +222,32 @@ def test_kill_minus_nine_of_a_worker_loses_nothing(server: ServerProcess, engine
     with client_for(server) as client:  # and the restarted worker serves
         assert client.encode(["after the restart"]).shape == (1, 384)
     assert "restarting" in server.output
+
+
+def test_a_stranger_on_the_worker_socket_gets_no_work(graph_cache: Path) -> None:
+    """A peer the server did not start that writes READY to the worker socket (an orphaned
+    worker of a killed server, reconnecting to a port this one reused) is not a worker:
+    the batch goes to the server's own. Before, its 100 credits won it the batch and the
+    client waited for ever."""
+    with ServerProcess([], graph_cache) as target:
+        picked = target.listening_ports() - {target.port, target.port_out}
+        assert len(picked) == 2, picked  # the worker socket and the sink's results
+        context = zmq.Context()
+        strangers = []  # held: a socket collected as garbage closes, its READY unsent
+        try:
+            for port in picked:  # a socket each: a DEALER deals its messages round-robin
+                stranger = context.socket(zmq.DEALER)
+                stranger.setsockopt(zmq.IDENTITY, b"worker-0-1")
+                stranger.setsockopt(zmq.LINGER, 0)
+                stranger.connect(f"tcp://127.0.0.1:{port}")
+                stranger.send_multipart(encode_ready(100))
+                strangers.append(stranger)
+            wait_until(lambda: "not one of this server's workers" in target.output, 60,
+                       "the server to notice the stranger")
+            with client_for(target, timeout=60_000) as client:
+                assert client.encode(["a text for a real worker"]).shape == (1, 384)
+        finally:
+            context.destroy(linger=0)
 
 
 def test_terminate_stops_the_server(graph_cache: Path) -> None:

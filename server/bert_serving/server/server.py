@@ -375,7 +375,7 @@ class BertServer:
     def _start_worker(self, index: int, generation: int = 0) -> None:
         device = self.devices[index]
         spec = WorkerSpec(
-            worker_id=f"worker-{index}-{generation}".encode(),
+            worker_id=self.ventilator.worker_identities.identity(index, generation),
             engine=self.config.engine_for(device, threads_per_worker(self.config, device)),
             graph=self.graph,
             padder=self.padder,

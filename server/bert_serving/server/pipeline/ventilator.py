@@ -67,11 +67,13 @@ from ..model.tokenization import TextTokenizer
 from .departures import DepartedClients
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
+from .worker_identities import WorkerIdentities
 
 __all__ = ["InjectedFault", "Ventilator"]
 
 log = logging.getLogger(__name__)
 _POLL_MS = 100
+_STRANGERS_REMEMBERED = 64  # identities warned about once each; more are ignored unlogged
 
 
 class InjectedFault(RuntimeError):
@@ -123,6 +125,9 @@ class Ventilator:
         if config.truncation == "chunk":  # a bad -chunk_overlap fails the start, not a request
             window_starts(0, tokenizer.window_width, config.chunk_overlap)
         self.workers: dict[bytes, _WorkerState] = {}
+        self.worker_identities = WorkerIdentities()
+        """The only identities taken for workers on the worker socket (`_on_worker`)."""
+        self._strangers: set[bytes] = set()
         self.departed: DepartedClients[Request] = DepartedClients()
         self.accepting = True
         self._next_batch_id = 0
@@ -228,11 +233,25 @@ class Ventilator:
     # -- workers ----------------------------------------------------------------------------
 
     def _on_worker(self, frames: list[bytes]) -> None:
-        worker_id, ready = frames[0], decode_ready(frames[1:])
+        worker_id = frames[0]
+        if not self.worker_identities.issued(worker_id):
+            self._ignore_stranger(worker_id)
+            return
+        ready = decode_ready(frames[1:])
         state = self.workers.setdefault(worker_id, _WorkerState())
         state.credits += ready.credits
         for batch_id in ready.done:
             state.in_flight.pop(batch_id, None)
+
+    def _ignore_stranger(self, peer: bytes) -> None:
+        """A peer on the worker socket that this server did not start: never given work."""
+        self.stats.on_malformed()
+        if peer in self._strangers or len(self._strangers) >= _STRANGERS_REMEMBERED:
+            return
+        self._strangers.add(peer)
+        log.warning("a peer that is not one of this server's workers wrote to the worker "
+                    "socket (identity %r): ignored; an orphaned worker of another server "
+                    "on a reused port?", peer[:40])
 
     def _dispatch(self) -> None:
         while self.scheduler:
