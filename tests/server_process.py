@@ -77,11 +77,15 @@ class ServerProcess:
         self.lines: list[str] = []
         self.ready = threading.Event()
 
-    def __enter__(self) -> ServerProcess:
+    def launch(self) -> None:
+        """Start the process and collect its output; `with` also waits for the ready line."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=env)
         threading.Thread(target=self._read_output, daemon=True).start()
+
+    def __enter__(self) -> ServerProcess:
+        self.launch()
         deadline = time.monotonic() + self.start_timeout
         while not self.ready.wait(0.1):
             if self.process.poll() is not None or time.monotonic() > deadline:

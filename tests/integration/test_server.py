@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import zmq
 from reference import TransformersReference, heldout_texts
-from server_process import ServerProcess, wait_until
+from server_process import READY_MARK, ServerProcess, wait_until
 
 from bert_serving.client import BertClient, ServerError
 from bert_serving.proto.internal import encode_ready
@@ -275,6 +275,24 @@ def test_sigterm_answers_in_flight_requests_then_exits_zero(graph_cache: Path) -
         result = client.fetch_all(concat=True)
         assert result.shape == (500, 384)
         assert target.process.wait(60) == 0
+
+
+def test_sigterm_while_the_workers_load_stops_at_once(graph_cache: Path) -> None:
+    """SIGTERM during the start (a large model loading; here a load that never ends) stops
+    the server with exit 0 and no ready line. Before, it waited for its workers, up to
+    600 s, and only then stopped."""
+    target = ServerProcess([], graph_cache)
+    target.args = ["env", "BERT_SERVING_INJECT_FAULT=worker_load", *target.args]
+    target.launch()
+    try:
+        wait_until(target.worker_pids, 120, "the worker process to start")
+        target.process.send_signal(signal.SIGTERM)
+        code = target.process.wait(60)
+    finally:
+        target.stop()
+    assert code == 0, target.output
+    assert "shutdown asked for while the workers load" in target.output
+    assert READY_MARK not in target.output
 
 
 def test_port_in_use_is_a_one_line_start_error(server: ServerProcess, graph_cache: Path) -> None:

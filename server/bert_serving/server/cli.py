@@ -68,5 +68,6 @@ def start(argv: Sequence[str] | None = None) -> int:
         print(f"bert-serving-start: {error}", file=sys.stderr, flush=True)
         server.stop()
         return 1
-    print(_ready_line(server), flush=True)
+    if server.is_ready():  # not when shutdown was asked for while the workers loaded
+        print(_ready_line(server), flush=True)
     return server.serve_forever()

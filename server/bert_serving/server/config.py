@@ -392,7 +392,8 @@ class ServerConfig:
     verbose: bool = setting(False, group="devices", flags=(flag(
         "verbose", action="store_true", help="debug logging"),))
     fault: str | None = setting(None, read=_fault_from_environment, wire=None)
-    """BERT_SERVING_INJECT_FAULT: `ventilator` or `sink` makes that loop die (tests only)."""
+    """BERT_SERVING_INJECT_FAULT (tests only): `ventilator` or `sink` makes that loop die;
+    `worker_load` makes each worker's model load never end."""
     native_embedding: NativeEmbedding | None = field(default=None, compare=False)
     """The folder's own embedding (pooling, Normalize, prompts, max_seq_length), read once
     by `parse_server_config`; None: not a sentence-transformers folder, or modules this

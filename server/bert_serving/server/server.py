@@ -16,7 +16,7 @@ exit code, so a supervisor restarts the process instead of it serving timeouts.
 Usage::
 
     server = BertServer(parse_server_config(argv))
-    server.start()          # returns once every worker is ready
+    server.start()          # returns once every worker is ready, or shutdown is asked for
     sys.exit(server.serve_forever())  # until shut down; non-zero if a part died
 """
 
@@ -218,8 +218,7 @@ class BertServer:
         self._start_gateway(tokenizer)
         for index in range(self.config.num_worker):
             self._start_worker(index)
-        self._wait_for_workers()
-        self.ready = True
+        self.ready = self._wait_for_workers()
 
     def _resolved_engine(self) -> EngineOptions:
         """-dtype and -runtime decided once for the workers' device (`auto` resolved), or a
@@ -386,6 +385,7 @@ class BertServer:
             max_batch_size=self.config.max_batch_size,
             fp16_replies=self.config.fp16,
             show_tokens=self.config.show_tokens_to_client,
+            fault=self.config.fault,
         )
         process = self._spawn.Process(target=run_worker, args=(spec,), name=f"bert-worker-{index}",
                                       daemon=True)
@@ -396,9 +396,14 @@ class BertServer:
         else:
             self.workers.append(worker)
 
-    def _wait_for_workers(self) -> None:
+    def _wait_for_workers(self) -> bool:
+        """True once every worker is ready; False if shutdown is asked for first (SIGTERM
+        while a large model loads: the process stops now, not after the load)."""
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
         while len(self.ventilator.workers) < self.config.num_worker:
+            if self.shutdown_event.is_set():
+                log.info("shutdown asked for while the workers load: not serving")
+                return False
             dead = [w for w in self.workers if not w.process.is_alive()]
             if dead:
                 raise ServerStartError(
@@ -408,6 +413,7 @@ class BertServer:
             if time.monotonic() > deadline:
                 raise ServerStartError("workers did not become ready in time")
             time.sleep(0.05)
+        return True
 
     # -- run --------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class WorkerSpec:
     max_batch_size: int
     fp16_replies: bool
     show_tokens: bool
+    fault: str | None = None  # BERT_SERVING_INJECT_FAULT, for the tests (ServerConfig.fault)
 
 
 class _Worker:
@@ -124,9 +125,18 @@ class _Worker:
                 self.run_one()
 
 
+def _wait_while_parent_lives() -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_MS / 1000)
+
+
 def run_worker(spec: WorkerSpec) -> None:
     """Process entry point (multiprocessing spawn target)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
+    if spec.fault == "worker_load":  # a load that never ends, until the server is gone
+        _wait_while_parent_lives()
+        return
     engine = Engine.from_graph(spec.graph, spec.engine, padder=spec.padder)
     started = time.perf_counter()
     shapes = engine.warm_up(spec.max_batch_tokens, spec.max_batch_size)
