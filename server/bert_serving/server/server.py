@@ -374,7 +374,7 @@ class BertServer:
     def _start_worker(self, index: int, generation: int = 0) -> None:
         device = self.devices[index]
         spec = WorkerSpec(
-            worker_id=self.ventilator.worker_identities.identity(index, generation),
+            worker_id=self.ventilator.worker_identities.issue(index, generation),
             engine=self.config.engine_for(device, threads_per_worker(self.config, device)),
             graph=self.graph,
             padder=self.padder,
@@ -469,27 +469,29 @@ class BertServer:
     def stop(self) -> None:
         """Stop intake, finish what is in flight (bounded), stop workers and threads.
 
-        All within STOP_BUDGET_S of the call. With a part dead nothing in flight can
-        finish: no drain, no waiting for the HTTP requests in flight, and workers that
-        never got STOP are terminated.
+        All within STOP_BUDGET_S of the call. With a part dead, or a start that never got
+        its workers ready (stopped while they loaded, or one died loading), nothing in
+        flight can finish: no drain, no waiting for the HTTP requests in flight, and
+        workers that never got STOP are terminated at once.
         """
         now = time.monotonic()
         drained_by, stopped_by = now + DRAIN_TIMEOUT_S, now + STOP_BUDGET_S
         started = hasattr(self, "ventilator_thread")
         broken = started and bool(self.dead_parts())
+        hopeless = broken or not self.ready
         if self.gateway is not None:  # first: its requests in flight need the pipeline
-            self.gateway.stop(force=broken, deadline=drained_by)
+            self.gateway.stop(force=hopeless, deadline=drained_by)
         if not started:  # start failed before the loops ran
             self._end_workers(stopped_by, wait_s=0)
             self._close()
             return
-        if not broken:
+        if not hopeless:
             self._drain(drained_by)  # what HTTP left of the drain's time, not a new 30 s
         self._tell_ventilator(encode_control(Control.STOP))
         self.ventilator_thread.join(_left(stopped_by, cap=5))
         self._tell(self.sink.control_address, encode_control(Control.STOP))
         self.sink_thread.join(_left(stopped_by, cap=5))
-        self._end_workers(stopped_by, wait_s=0 if broken else 5)
+        self._end_workers(stopped_by, wait_s=0 if hopeless else 5)
         self._close()
         stats = self.ventilator.stats
         # what this replica did, for whoever reads its log after it is gone

@@ -193,7 +193,8 @@ class Ventilator:
     @property
     def busy(self) -> bool:
         """Whether any batch waits or runs (for the graceful drain)."""
-        return bool(self.scheduler) or any(w.in_flight for w in self.workers.values())
+        workers = list(self.workers.values())  # one step: the loop's thread may add one
+        return bool(self.scheduler) or any(w.in_flight for w in workers)
 
     # -- supervisor messages ----------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Ventilator:
             log.info("client %r left: %d queued texts dropped", gone[:40], dropped)
 
     def _requeue_worker(self, worker_id: bytes) -> None:
+        self.worker_identities.retire(worker_id)  # a READY it sent before dying is not work
         state = self.workers.pop(worker_id, None)
         if state is None:
             return
@@ -234,7 +236,7 @@ class Ventilator:
 
     def _on_worker(self, frames: list[bytes]) -> None:
         worker_id = frames[0]
-        if not self.worker_identities.issued(worker_id):
+        if not self.worker_identities.is_live(worker_id):
             self._ignore_stranger(worker_id)
             return
         ready = decode_ready(frames[1:])
@@ -244,14 +246,15 @@ class Ventilator:
             state.in_flight.pop(batch_id, None)
 
     def _ignore_stranger(self, peer: bytes) -> None:
-        """A peer on the worker socket that this server did not start: never given work."""
+        """A peer on the worker socket that is not a live worker of this server (another
+        server's orphan, or one of ours already dead): never given work."""
         self.stats.on_malformed()
         if peer in self._strangers or len(self._strangers) >= _STRANGERS_REMEMBERED:
             return
         self._strangers.add(peer)
-        log.warning("a peer that is not one of this server's workers wrote to the worker "
-                    "socket (identity %r): ignored; an orphaned worker of another server "
-                    "on a reused port?", peer[:40])
+        log.warning("a peer that is not one of this server's live workers wrote to the "
+                    "worker socket (identity %r): ignored; a worker that just died, or an "
+                    "orphaned worker of another server on a reused port?", peer[:40])
 
     def _dispatch(self) -> None:
         while self.scheduler:
