@@ -117,23 +117,22 @@ class ServerProcess:
         return [pid for pid in pids
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
-    def listening_ports(self) -> set[int]:
-        """The TCP ports the server's main process listens on (its sockets, from /proc):
-        the ones it was given and the ones it picked itself (the worker socket, the
-        sink's results)."""
+    def internal_addresses(self) -> set[str]:
+        """The ZeroMQ addresses of the Unix sockets the server's main process listens on
+        (its own, from /proc): the worker socket and the sink's results."""
         inodes = set()
         for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
             with contextlib.suppress(OSError):  # closed while we look
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
                     inodes.add(target[len("socket:["):-1])
-        ports = set()
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        return ports
+        addresses = set()
+        for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+            fields = line.split()  # Num RefCount Protocol Flags Type St Inode [Path]
+            listening = int(fields[3], 16) & 0x10000  # __SO_ACCEPTCON
+            if listening and fields[6] in inodes and len(fields) > 7:
+                addresses.add(f"ipc://{fields[7]}")
+        return addresses
 
     def exchange(self, requests: list[list[bytes]]) -> list[list[bytes]]:
         """Send request frames (one identity) on fresh ZeroMQ sockets, as any client does;

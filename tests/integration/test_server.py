@@ -226,28 +226,32 @@ def test_kill_minus_nine_of_a_worker_loses_nothing(server: ServerProcess, engine
 
 
 def test_no_work_for_a_peer_that_is_not_a_live_worker(graph_cache: Path) -> None:
-    """READY on the worker socket from a peer the server did not start (an orphaned
-    worker of a killed server, reconnecting to a port this one reused) or from a worker
+    """READY on the worker socket from a peer the server did not start or from a worker
     of its own that died (a READY sent just before, read after the death) is ignored:
     the batch goes to the live worker. Before, such a peer's 100 credits won it the
-    batch and the client waited for ever."""
+    batch and the client waited for ever. The internal sockets are Unix sockets in a
+    directory of the server's own (no port another process or a container's port
+    forward could hold), removed when it stops."""
     with ServerProcess([], graph_cache) as target:
         os.kill(target.worker_pids()[0], signal.SIGKILL)
         wait_until(lambda: "re-running its" in target.output, 60,  # the ventilator knows
                    "the ventilator to hear of the death")
         died = re.search(r"worker (worker-0-0-[0-9a-f]+) died", target.output)
         assert died, target.output
-        picked = target.listening_ports() - {target.port, target.port_out}
-        assert len(picked) == 2, picked  # the worker socket and the sink's results
+        internal = target.internal_addresses()
+        assert len(internal) == 2, internal  # the worker socket and the sink's results
+        directory = {Path(address.removeprefix("ipc://")).parent for address in internal}
+        [private] = directory
+        assert private.stat().st_mode & 0o777 == 0o700  # no other local user gets in
         context = zmq.Context()
         strangers = []  # held: a socket collected as garbage closes, its READY unsent
         try:
             for identity in (b"worker-0-1", died.group(1).encode()):
-                for port in picked:  # a socket each: a DEALER deals messages round-robin
+                for address in internal:  # a socket each: a DEALER deals round-robin
                     stranger = context.socket(zmq.DEALER)
                     stranger.setsockopt(zmq.IDENTITY, identity)
                     stranger.setsockopt(zmq.LINGER, 0)
-                    stranger.connect(f"tcp://127.0.0.1:{port}")
+                    stranger.connect(address)
                     stranger.send_multipart(encode_ready(100))
                     strangers.append(stranger)
             wait_until(lambda: target.output.count("not one of this server's live workers") == 2,
@@ -256,6 +260,7 @@ def test_no_work_for_a_peer_that_is_not_a_live_worker(graph_cache: Path) -> None
                 assert client.encode(["a text for a live worker"]).shape == (1, 384)
         finally:
             context.destroy(linger=0)
+    assert not private.exists()  # removed with the server
 
 
 def test_terminate_stops_the_server(graph_cache: Path) -> None:

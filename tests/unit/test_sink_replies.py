@@ -14,6 +14,7 @@ from bert_serving.proto import EmbeddingReply, ErrorKind, ErrorReply, decode_rep
 from bert_serving.proto.internal import JobKey, ResultMessage, Segment
 from bert_serving.server.model.quantization import quantize
 from bert_serving.server.pipeline.assembly import JobAssembly
+from bert_serving.server.pipeline.internal_endpoints import InternalEndpoints
 from bert_serving.server.pipeline.sink import Sink
 
 CLIENT = b"5d1f0c1e-7a0b-4c7e-8f55-2b4a6c3e9d10"
@@ -23,7 +24,9 @@ CLIENT = b"5d1f0c1e-7a0b-4c7e-8f55-2b4a6c3e9d10"
 def sink_and_client() -> Iterator[tuple[Sink, zmq.Socket[bytes]]]:
     context = zmq.Context()
     port = free_port()
-    sink = Sink(context, bind_ip="127.0.0.1", port_out=port, job_timeout=60)
+    endpoints = InternalEndpoints()
+    sink = Sink(context, bind_ip="127.0.0.1", port_out=port, job_timeout=60,
+                endpoints=endpoints)
     client = context.socket(zmq.SUB)
     client.setsockopt(zmq.LINGER, 0)
     client.setsockopt(zmq.RCVTIMEO, 30_000)  # a safety net, not an assertion
@@ -38,6 +41,7 @@ def sink_and_client() -> Iterator[tuple[Sink, zmq.Socket[bytes]]]:
         client.close()
         sink.out.close(linger=0)
         sink.results.close()
+        endpoints.remove()
         sink.control.close()
         context.term()
 

@@ -60,6 +60,7 @@ from .model.quantization import PrecisionRule, ranges_for
 from .model.runtime import usable_gpu_count
 from .model.served_graph import ServedGraph
 from .model.tokenization import TextTokenizer
+from .pipeline.internal_endpoints import InternalEndpoints
 from .pipeline.sink import ReplyView, Sink
 from .pipeline.ventilator import Ventilator
 from .pipeline.worker import WorkerSpec, run_worker
@@ -188,6 +189,7 @@ class BertServer:
         self.ready = False
         self.gateway: HttpGateway | None = None
         self.authenticator: ThreadAuthenticator | None = None
+        self.endpoints: InternalEndpoints | None = None  # the workers' sockets, made in _bind
 
     # -- start ------------------------------------------------------------------------------
 
@@ -262,15 +264,18 @@ class BertServer:
 
     def _bind(self, tokenizer: TextTokenizer) -> None:
         self.authenticator = start_authenticator(self.context, self.config.access)
+        self.endpoints = endpoints = InternalEndpoints()
         try:
             self.sink = Sink(self.context, bind_ip=self.config.bind_ip,
                              port_out=self.config.port_out, job_timeout=self.config.job_timeout,
+                             endpoints=endpoints,
                              access=self.config.access, fault=self.config.fault,
                              view=self._reply_view(), native_view=self._native_reply_view(),
                              min_tokens=self._token_rows())
             self.ventilator = Ventilator(
                 self.config, self.context, tokenizer=tokenizer,
                 sink_control_address=self.sink.control_address,
+                endpoints=endpoints,
                 server_info=show_config(self.config, self.devices, self.graph, self.running),
                 shutdown=self.shutdown_event,
                 graph=self.served,
@@ -528,3 +533,5 @@ class BertServer:
         if self.authenticator is not None:
             self.authenticator.stop()
         self.context.destroy(linger=0)
+        if self.endpoints is not None:
+            self.endpoints.remove()

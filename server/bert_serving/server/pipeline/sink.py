@@ -44,6 +44,7 @@ from ..access import AccessPolicy
 from ..model.chunking import ChunkReducer, Reduction
 from ..model.quantization import Precision, PrecisionRule
 from .assembly import JobAssembly
+from .internal_endpoints import InternalEndpoints
 
 __all__ = ["InjectedSinkFault", "Sink"]
 
@@ -80,7 +81,8 @@ class Sink:
     """Result reassembly and reply publishing; run `serve()` in its own thread."""
 
     def __init__(self, context: zmq.Context, *, bind_ip: str, port_out: int,
-                 job_timeout: float, access: AccessPolicy | None = None,
+                 job_timeout: float, endpoints: InternalEndpoints,
+                 access: AccessPolicy | None = None,
                  fault: str | None = None, view: ReplyView | None = None,
                  native_view: ReplyView | None = None, min_tokens: int = 0) -> None:
         self.job_timeout = job_timeout
@@ -100,8 +102,7 @@ class Sink:
         self.out.bind(f"tcp://{bind_ip}:{port_out}")
         self.results = context.socket(zmq.PULL)
         self.results.setsockopt(zmq.LINGER, 0)
-        results_port = self.results.bind_to_random_port("tcp://127.0.0.1")
-        self.results_address = f"tcp://127.0.0.1:{results_port}"
+        self.results_address = endpoints.bind(self.results, "results")
         self.control = context.socket(zmq.PULL)
         self.control_address = f"inproc://sink-control-{id(self)}"
         self.control.bind(self.control_address)

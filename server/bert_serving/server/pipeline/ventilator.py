@@ -65,6 +65,7 @@ from ..model.chunking import window_starts
 from ..model.served_graph import ServedGraph
 from ..model.tokenization import TextTokenizer
 from .departures import DepartedClients
+from .internal_endpoints import InternalEndpoints
 from .scheduler import Batch, BatchScheduler, JobRows
 from .stats import ServerStatistics
 from .worker_identities import WorkerIdentities
@@ -99,6 +100,7 @@ class Ventilator:
         *,
         tokenizer: TextTokenizer,
         sink_control_address: str,
+        endpoints: InternalEndpoints,
         server_info: dict[str, Any],
         shutdown: threading.Event,
         graph: ServedGraph,
@@ -137,8 +139,7 @@ class Ventilator:
         self.frontend.bind(f"tcp://{config.bind_ip}:{config.port}")
         self.backend = context.socket(zmq.ROUTER)
         self.backend.setsockopt(zmq.LINGER, 0)
-        backend_port = self.backend.bind_to_random_port("tcp://127.0.0.1")
-        self.backend_address = f"tcp://127.0.0.1:{backend_port}"
+        self.backend_address = endpoints.bind(self.backend, "workers")
         self.to_sink = context.socket(zmq.PUSH)
         self.to_sink.connect(sink_control_address)
         self.control = context.socket(zmq.PULL)
