@@ -474,16 +474,18 @@ class BertServer:
     def stop(self) -> None:
         """Stop intake, finish what is in flight (bounded), stop workers and threads.
 
-        All within STOP_BUDGET_S of the call. With a part dead, or a start that never got
-        its workers ready (stopped while they loaded, or one died loading), nothing in
-        flight can finish: no drain, no waiting for the HTTP requests in flight, and
-        workers that never got STOP are terminated at once.
+        All within STOP_BUDGET_S of the call. With a part dead, or a start stopped before
+        any worker was up (while they loaded, or one died loading), nothing in flight can
+        finish: no drain, no waiting for the HTTP requests in flight, and workers that
+        never got STOP are terminated at once.
         """
         now = time.monotonic()
         drained_by, stopped_by = now + DRAIN_TIMEOUT_S, now + STOP_BUDGET_S
         started = hasattr(self, "ventilator_thread")
         broken = started and bool(self.dead_parts())
-        hopeless = broken or not self.ready
+        # stopped mid-start with no worker up: what is queued cannot be computed
+        unserved = started and not self.ready and not self.ventilator.workers
+        hopeless = broken or unserved
         if self.gateway is not None:  # first: its requests in flight need the pipeline
             self.gateway.stop(force=hopeless, deadline=drained_by)
         if not started:  # start failed before the loops ran

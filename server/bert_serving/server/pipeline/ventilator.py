@@ -247,15 +247,14 @@ class Ventilator:
             state.in_flight.pop(batch_id, None)
 
     def _ignore_stranger(self, peer: bytes) -> None:
-        """A peer on the worker socket that is not a live worker of this server (another
-        server's orphan, or one of ours already dead): never given work."""
-        self.stats.on_malformed()
+        """A peer on the worker socket that is not a live worker of this server (one of
+        ours already dead, or another process): never given work."""
         if peer in self._strangers or len(self._strangers) >= _STRANGERS_REMEMBERED:
             return
         self._strangers.add(peer)
         log.warning("a peer that is not one of this server's live workers wrote to the "
-                    "worker socket (identity %r): ignored; a worker that just died, or an "
-                    "orphaned worker of another server on a reused port?", peer[:40])
+                    "worker socket (identity %r): ignored (a worker that just died?)",
+                    peer[:40])
 
     def _dispatch(self) -> None:
         while self.scheduler:

@@ -1,11 +1,12 @@
 """The names one server gives its worker processes on the ventilator's worker socket.
 
-The worker socket is a ZeroMQ ROUTER on a random 127.0.0.1 port. A ROUTER drops a
-second peer whose identity is already connected, and with it whatever that peer
-sent: if every server called its first worker `worker-0-0`, an orphan of a killed
-server still reconnecting to a port this server happened to reuse would hold the
-name, this server's own worker's READY would be lost, and the start would wait
-forever (CI saw it once). So each server's names end in a tag of its own.
+The worker socket is a ZeroMQ ROUTER. A ROUTER drops a second peer whose identity
+is already connected, and with it whatever that peer sent: where the socket is a
+loopback port (`internal_endpoints`' fallback) and every server called its first
+worker `worker-0-0`, an orphan of a killed server still reconnecting to a port this
+server happened to reuse would hold the name, this server's own worker's READY would
+be lost, and the start would wait forever (CI saw it once, when the socket was
+always a port). So each server's names end in a tag of its own.
 
 Only a live name is a worker: one issued to a process the server started and not
 yet retired when that process died. A READY the dead process sent just before
