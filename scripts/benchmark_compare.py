@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from benchmark_engine import make_texts, server_batches, transformers_runner  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     texts = make_texts(args.texts, seed=1)
-    cache = Path(tempfile.mkdtemp(prefix="bert-serving-compare-"))
+    cache = scratch_dir("compare")
     model_dir = default_model_dir()
     engine = Engine.load(EngineOptions(model_dir=model_dir, graph_tmp_dir=cache,
                                        max_seq_len=MAX_SEQ_LEN, intra_op_threads=THREADS))

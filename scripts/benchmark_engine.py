@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import heldout_texts, legacy_rows
+from scratch import scratch_dir
 from timing import interleaved_medians
 
 from bert_serving.proto.internal import JobKey
@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     model_dir = default_model_dir()
     texts = make_texts(args.texts)
-    cache = Path(tempfile.mkdtemp(prefix="bert-serving-bench-"))
+    cache = scratch_dir("bench")
     options = dict(model_dir=model_dir, graph_tmp_dir=cache, max_seq_len=MAX_SEQ_LEN,
                    intra_op_threads=args.threads)
     fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]

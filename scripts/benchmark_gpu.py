@@ -33,7 +33,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -46,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from make_random_bert import make_vocab, write_random_bert  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import READY_MARK, ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
@@ -259,7 +259,7 @@ def ready_line(server: ServerProcess, on_gpu: bool) -> str:
 
 def main() -> None:
     args = parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bert-serving-gpu-"))
+    work = scratch_dir("gpu")
     model = args.model or write_random_bert(work / "bert-base", **(
         {"layers": 2, "hidden": 128, "heads": 2, "inner": 512} if args.quick else {}))
     on_gpu = args.device.startswith("cuda")

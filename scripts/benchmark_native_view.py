@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).parent)]
 from benchmark_engine import engine_runner, make_texts  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.server.config import parse_server_config  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
                         help="25 is the server's default; 128 weighs the encoder more")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    cache = tempfile.mkdtemp(prefix="bert-serving-native-")
+    cache = str(scratch_dir("native"))
     flags = ["-http_port", "1", "-max_seq_len", str(args.max_seq_len), "-graph_tmp_dir", cache]
     both_options = dataclasses.replace(parse_server_config(flags).engine,
                                        intra_op_threads=args.threads)

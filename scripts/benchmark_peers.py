@@ -50,6 +50,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 from benchmark_compare import cosine_rows, raw_session_runner, server_runner  # noqa: E402
 from benchmark_engine import make_texts, server_batches  # noqa: E402
 from reference import TransformersReference  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import ServerProcess, free_port  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
@@ -353,8 +354,9 @@ def main() -> None:
     kinds = [kind for kind in KINDS if kind in args.kinds]
     with_peers = kinds != ["openvino"]
     python = ensure_peers_venv(args.peers_venv.resolve()) if with_peers else Path()
-    work = Path(tempfile.mkdtemp(prefix="bert-serving-peers-"))
-    log = work / "peers.log"
+    work = scratch_dir("peers")
+    log = Path(tempfile.gettempdir()) / "bert-serving-peers.log"  # kept: errors point to it
+    log.write_text("")  # this run's alone
     options = dict(graph_tmp_dir=work / "graphs", max_seq_len=MAX_SEQ_LEN,
                    pooling=PoolingSpec(layers=(-1,)), intra_op_threads=THREADS)
     fp32 = Engine.load(EngineOptions(**options))  # type: ignore[arg-type]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from benchmark_gpu import make_texts  # noqa: E402
 from make_random_bert import write_random_bert  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bert-serving-pipeline-"))
+    work = scratch_dir("pipeline")
     model = write_random_bert(work / "near-free", layers=1, hidden=64, heads=1, inner=128)
     cache = work / "cache"
     engine = Engine.load(EngineOptions(model_dir=model, graph_tmp_dir=cache,

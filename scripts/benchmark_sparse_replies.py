@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).parent)]
 from benchmark_engine import make_texts  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 from splade_reference import splade_tiny_dir  # noqa: E402
 
@@ -149,7 +149,7 @@ def main() -> None:
     flags = ["-model_dir", str(splade_tiny_dir()), "-head", "sparse", "-num_worker", "1",
              "-max_seq_len", str(args.max_seq_len)]
     modes = MODES[:1] if args.no_compact else MODES
-    cache = Path(tempfile.mkdtemp(prefix="bert-serving-sparse-bench-"))
+    cache = scratch_dir("sparse-bench")
     one_run(flags, cache, texts[:1], 1, "dense")  # converts the graph: no run pays for it
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     for _ in range(args.rounds):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,8 +39,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
-
 from int8_sensitivity import cosine_rows, probe_texts, weight_matmuls  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
@@ -177,7 +176,7 @@ def main() -> None:
     parser.add_argument("--sensitivity", action="store_true")
     parser.add_argument("--tensors", action="store_true")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bf16-emulation-"))
+    work = scratch_dir("bf16-emulation")
     engine = Engine.load(EngineOptions(model_dir=args.model_dir, graph_tmp_dir=work / "graphs",
                                        max_seq_len=128, intra_op_threads=THREADS,
                                        pooling=PoolingSpec(layers=(args.pooling_layer,))))

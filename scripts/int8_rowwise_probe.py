@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,7 +37,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
-
 from benchmark_engine import make_texts, server_batches  # noqa: E402
 from int8_sensitivity import (  # noqa: E402
     Scheme,
@@ -48,6 +46,7 @@ from int8_sensitivity import (  # noqa: E402
     quantize,
     weight_matmuls,
 )
+from scratch import scratch_dir  # noqa: E402
 
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
 from bert_serving.server.model.pooling import PoolingSpec  # noqa: E402
@@ -179,7 +178,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two variants (the test's run)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="int8-rowwise-"))
+    work = scratch_dir("int8-rowwise")
     engine = Engine.load(EngineOptions(graph_tmp_dir=work / "graphs", max_seq_len=128,
                                        pooling=PoolingSpec(layers=(-1,)),
                                        intra_op_threads=THREADS))

@@ -22,7 +22,6 @@ import argparse
 import logging
 import random
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from benchmark_engine import make_texts, server_batches  # noqa: E402
 from reference import heldout_texts  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from timing import interleaved_medians  # noqa: E402
 
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--speed-texts", type=int, default=300)
     args = parser.parse_args()
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="int8-sensitivity-"))
+    work = scratch_dir("int8-sensitivity")
     engine = Engine.load(EngineOptions(graph_tmp_dir=work / "graphs", max_seq_len=128,
                                        pooling=PoolingSpec(layers=(-1,)),
                                        intra_op_threads=THREADS))

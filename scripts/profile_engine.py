@@ -14,15 +14,14 @@ import argparse
 import collections
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts")]
-
 from benchmark_engine import make_texts, server_batches  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 
 from bert_serving.server.model.default_model import default_model_dir  # noqa: E402
 from bert_serving.server.model.engine import Engine, EngineOptions  # noqa: E402
@@ -43,7 +42,7 @@ def kernel_time_by_op(graph: Path, batches: list[TokenBatch], threads: int) -> d
     """
     options = session_options(threads)  # the server's session, profiled
     options.enable_profiling = True
-    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    options.profile_file_prefix = str(scratch_dir("ort-events") / "ort")
     session = ort.InferenceSession(str(graph), options, providers=[CPU_PROVIDER],
                                    disabled_optimizers=disabled_optimizers(parse_device("cpu")))
     for batch in batches:
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true")
     args = parser.parse_args()
     texts = make_texts(args.texts, seed=1)
-    cache = Path(tempfile.mkdtemp(prefix="bert-serving-ort-profile-"))
+    cache = scratch_dir("ort-profile")
     engine = Engine.load(EngineOptions(model_dir=default_model_dir(), graph_tmp_dir=cache,
                                        max_seq_len=128, dtype="int8" if args.int8 else "auto"))
     batches = [tokens for _, tokens in server_batches(engine, texts)]

@@ -27,14 +27,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "scripts")]
-
 from benchmark_engine import make_texts  # noqa: E402
+from scratch import scratch_dir  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
 from bert_serving.client import BertClient  # noqa: E402
@@ -126,7 +125,7 @@ def main() -> None:
         sys.exit("py-spy is not installed: pip install py-spy")
     texts = make_texts(args.texts, seed=1)
     flags = ["-num_worker", "1", "-max_seq_len", "128", "-intra_op_threads", "2"]
-    workdir = Path(tempfile.mkdtemp(prefix="bert-serving-profile-"))
+    workdir = scratch_dir("profile")
     raw = workdir / "profile.txt"
     flags += ["-int8"] if args.int8 else []
     flags += ["-model_dir", str(args.model)] if args.model else []

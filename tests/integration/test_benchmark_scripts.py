@@ -7,19 +7,30 @@ session's), never for speed: timings belong in their output, not in assertions.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+SCRATCH_PREFIX = "bert-serving-"
+"""What scripts/scratch.py and the server's socket directories are named."""
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
 
 def run_script(name: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """The script's output. It must leave none of its directories in the temp dir (its
+    graphs and models are 30-170 MB a run: each CI run once leaked about 400 MB), nor
+    its servers theirs; torch's and other libraries' small caches are not ours."""
+    with tempfile.TemporaryDirectory() as temp:
+        done = subprocess.run([sys.executable, str(SCRIPTS / name), *args],
+                              capture_output=True, text=True, timeout=900,
+                              env={**os.environ, "TMPDIR": temp})
+        assert done.returncode == 0, done.stdout + done.stderr
+        left = sorted(path.name for path in Path(temp).glob(f"{SCRATCH_PREFIX}*"))
+    assert left == [], f"{name} left {left} in its temp dir"
     return done.stdout
 
 
