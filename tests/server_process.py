@@ -61,7 +61,8 @@ class ServerProcess:
     """`with ServerProcess(["-num_worker", "2"], cache) as server: server.port ...`"""
 
     def __init__(self, args: Sequence[str], graph_cache: Path, *, start_timeout: float = 300,
-                 http: bool = False, cpu: bool = True) -> None:
+                 http: bool = False, cpu: bool = True, fault: str | None = None) -> None:
+        """`fault`: BERT_SERVING_INJECT_FAULT for the server (config.py's `fault`)."""
         ports = free_ports(3 if http else 2)
         self.port, self.port_out = ports[0], ports[1]
         self.http_port = ports[2] if http else None
@@ -73,6 +74,7 @@ class ServerProcess:
         ]
         if self.http_port:
             self.args += ["-http_port", str(self.http_port)]
+        self.fault = fault
         self.start_timeout = start_timeout
         self.lines: list[str] = []
         self.ready = threading.Event()
@@ -80,6 +82,8 @@ class ServerProcess:
     def launch(self) -> None:
         """Start the process and collect its output; `with` also waits for the ready line."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.fault:
+            env["BERT_SERVING_INJECT_FAULT"] = self.fault
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=env)
         threading.Thread(target=self._read_output, daemon=True).start()

@@ -14,9 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import scratch
+
+from bert_serving.server.pipeline import internal_endpoints
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-SCRATCH_PREFIX = "bert-serving-"
-"""What scripts/scratch.py and the server's socket directories are named."""
+OURS = (scratch.PREFIX, internal_endpoints.DIRECTORY_PREFIX)
+"""How a script's scratch directories and its servers' socket directories are named."""
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
 
@@ -29,7 +33,8 @@ def run_script(name: str, *args: str) -> str:
                               capture_output=True, text=True, timeout=900,
                               env={**os.environ, "TMPDIR": temp})
         assert done.returncode == 0, done.stdout + done.stderr
-        left = sorted(path.name for path in Path(temp).glob(f"{SCRATCH_PREFIX}*"))
+        left = sorted(path.name for path in Path(temp).iterdir()
+                      if path.name.startswith(OURS))
     assert left == [], f"{name} left {left} in its temp dir"
     return done.stdout
 

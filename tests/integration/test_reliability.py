@@ -219,9 +219,7 @@ def wait_until_busy(probe: BertClient) -> None:
 
 def faulty_server(graph_cache: Path, part: str) -> ServerProcess:
     """BERT_SERVING_INJECT_FAULT makes the loop itself raise, outside any handler's guard."""
-    process = ServerProcess([], graph_cache, http=True)
-    process.args = ["env", f"BERT_SERVING_INJECT_FAULT={part}", *process.args]
-    return process
+    return ServerProcess([], graph_cache, http=True, fault=part)
 
 
 @pytest.mark.parametrize("part", ["ventilator", "sink"])

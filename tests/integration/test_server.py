@@ -297,8 +297,7 @@ def test_sigterm_while_the_workers_load_stops_at_once(graph_cache: Path) -> None
     waited for its workers (up to 600 s), and then the drain took 30 s more."""
     import httpx
 
-    target = ServerProcess(["-num_worker", "2"], graph_cache, http=True)
-    target.args = ["env", "BERT_SERVING_INJECT_FAULT=worker_load", *target.args]
+    target = ServerProcess(["-num_worker", "2"], graph_cache, http=True, fault="worker_load")
     target.launch()
     answers: list[object] = []
 

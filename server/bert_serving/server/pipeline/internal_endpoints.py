@@ -22,9 +22,12 @@ import zmq
 
 from ..errors import ConfigError
 
-__all__ = ["InternalEndpoints"]
+__all__ = ["DIRECTORY_PREFIX", "InternalEndpoints"]
 
 log = logging.getLogger(__name__)
+
+DIRECTORY_PREFIX = "bert-serving-"
+"""How each server's socket directory in the temp dir is named (then a random suffix)."""
 
 MAX_IPC_PATH_BYTES = 100
 """Below the smallest sun_path in use (104 on macOS, 108 on Linux, each with its NUL)."""
@@ -35,7 +38,7 @@ class InternalEndpoints:
 
     def __init__(self, root: Path | None = None) -> None:
         try:
-            self.directory = Path(tempfile.mkdtemp(prefix="bert-serving-", dir=root))
+            self.directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX, dir=root))
         except OSError as error:
             raise ConfigError(
                 f"cannot make a directory for the workers' sockets in {root or 'any temp dir'}:"
