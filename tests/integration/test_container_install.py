@@ -40,8 +40,8 @@ def venv_environment(venv: Path, cache: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    root = tmp_path_factory.mktemp("image")
+def image_venv(module_tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    root = module_tmp_path
     venv, cache = root / "venv", root / "cache"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = venv_environment(venv, cache)

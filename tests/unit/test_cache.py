@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import onnx
 
+from bert_serving.server.convert.cache import GraphCache
+from bert_serving.server.convert.graph_file import data_file_name
 from bert_serving.server.convert.prepare import prepare_engine_graph
 from bert_serving.server.model.engine import EngineOptions
 
@@ -28,3 +32,30 @@ def test_concurrent_starts_convert_once(minilm_dir: Path, tmp_path: Path) -> Non
     onnx.checker.check_model(onnx.load(next(iter(paths))))
     leftovers = [p.name for p in tmp_path.iterdir() if p.suffix not in (".onnx", ".lock")]
     assert leftovers == []  # no temporary files left behind
+
+
+def _build_tiny(temporary: Path, data_name: str) -> None:
+    """A stand-in conversion: the cache's contract is about files, not what is in them."""
+    temporary.write_bytes(b"graph")
+    (temporary.parent / data_name).write_bytes(b"weights")
+
+
+def test_a_hit_refreshes_the_access_time_and_keeps_the_modification_time(
+        tmp_path: Path) -> None:
+    """What `find -atime` pruning (README, the graph cache) relies on, on any atime mount."""
+    cache = GraphCache(tmp_path)
+    graph, built = cache.get_or_build("key", _build_tiny)
+    data = graph.with_name(data_file_name(graph.name))
+    assert built and data.is_file()
+    long_ago = 1_000_000_000_000_000_000  # 2001, in ns
+    for path in (graph, data):
+        os.utime(path, ns=(long_ago, long_ago))
+    before = time.time_ns() - 10**9  # a second of slack for coarse file system clocks
+
+    again, built = cache.get_or_build("key", _build_tiny)
+
+    assert again == graph and not built
+    for path in (graph, data):
+        seen = path.stat()
+        assert seen.st_atime_ns >= before, path  # refreshed to now
+        assert seen.st_mtime_ns == long_ago, path  # the conversion's own time is kept

@@ -6,6 +6,12 @@ name and the graph to a temporary file in the same folder, then renames the grap
 into place (atomic on POSIX) last, under an exclusive file lock per key, so two
 servers starting together convert once and never read half a graph or its data.
 
+Every graph holds a full copy of its model's weights, and each new model or graph option
+adds one, so the folder only grows. A hit refreshes the entry's access time (its graph and
+data file), whatever the mount's atime setting, so graphs no start has used for a while can
+be pruned by age (`find <root> -name '*.onnx*' -atime +30 -delete`, see the README); an
+entry pruned is simply converted again at the next start that needs it.
+
 Usage::
 
     cache = GraphCache(default_cache_dir())
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -75,10 +82,12 @@ class GraphCache:
         """
         target = self.path_for(key)
         if target.is_file():
+            _mark_used(target)
             return target, False
         self.root.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(self.root / f"{key}.lock"):
             if target.is_file():  # another process built it while we waited
+                _mark_used(target)
                 return target, False
             temporary = self.root / f".{key}.{os.getpid()}.tmp"
             data = self.root / data_file_name(target.name)
@@ -93,6 +102,14 @@ class GraphCache:
             finally:
                 temporary.unlink(missing_ok=True)
         return target, True
+
+
+def _mark_used(graph: Path) -> None:
+    """Set the access time of `graph` and its data file to now, keeping their modification
+    times; best effort, since a read-only cache (a mounted volume) is still a usable one."""
+    for path in (graph, graph.with_name(data_file_name(graph.name))):
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
 
 
 def _sync(path: Path) -> None:
