@@ -89,6 +89,7 @@ class GraphCache:
             if target.is_file():  # another process built it while we waited
                 _mark_used(target)
                 return target, False
+            _remove_killed_builds(self.root, key)
             temporary = self.root / f".{key}.{os.getpid()}.tmp"
             data = self.root / data_file_name(target.name)
             try:
@@ -102,6 +103,18 @@ class GraphCache:
             finally:
                 temporary.unlink(missing_ok=True)
         return target, True
+
+
+def _remove_killed_builds(root: Path, key: str) -> None:
+    """Delete what a build of `key` killed mid-way left: its temporary graph, as large as the
+    model (a pod killed at the end of its grace period while converting leaves one).
+
+    Called under the key's lock, which every build of it holds while writing, so no live
+    build's file can match. A killed build's data file needs nothing: the next one
+    overwrites it under the same name.
+    """
+    for leftover in root.glob(f".{key}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _mark_used(graph: Path) -> None:
