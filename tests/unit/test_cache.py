@@ -64,12 +64,15 @@ def test_a_hit_refreshes_the_access_time_and_keeps_the_modification_time(
 def test_a_killed_builds_temporary_graph_is_removed_by_the_next_build(tmp_path: Path) -> None:
     """A server SIGKILLed while converting (a pod past its grace period) leaves a temporary
     graph as large as the model; nothing else would ever remove it."""
-    killed = tmp_path / ".key.4242.tmp"
-    killed.write_bytes(b"half a graph")
+    killed = [tmp_path / ".key.4242.tmp",  # the graph being written
+              tmp_path / ".key.4242.tmp.fp32",  # what an int8 build quantizes from
+              tmp_path / ".key.4242.tmp.fp32.data"]  # its external weights
+    for path in killed:
+        path.write_bytes(b"half a graph")
     other_key = tmp_path / ".other.4242.tmp"  # another key's build may be live: not ours
     other_key.write_bytes(b"being written")
 
     GraphCache(tmp_path).get_or_build("key", _build_tiny)
 
-    assert not killed.exists()
+    assert [path for path in killed if path.exists()] == []
     assert other_key.exists()

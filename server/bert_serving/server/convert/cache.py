@@ -9,8 +9,9 @@ servers starting together convert once and never read half a graph or its data.
 Every graph holds a full copy of its model's weights, and each new model or graph option
 adds one, so the folder only grows. A hit refreshes the entry's access time (its graph and
 data file), whatever the mount's atime setting, so graphs no start has used for a while can
-be pruned by age (`find <root> -name '*.onnx*' -atime +30 -delete`, see the README); an
-entry pruned is simply converted again at the next start that needs it.
+be pruned by age (`find <root> -name '*.onnx*' -atime +30 -delete`, see the README), while
+no server runs from them: a running server's restarted worker reloads its graph from here,
+without a second hit. An entry pruned is converted again at the next start that needs it.
 
 Usage::
 
@@ -107,13 +108,14 @@ class GraphCache:
 
 def _remove_killed_builds(root: Path, key: str) -> None:
     """Delete what a build of `key` killed mid-way left: its temporary graph, as large as the
-    model (a pod killed at the end of its grace period while converting leaves one).
+    model (a pod killed at the end of its grace period while converting leaves one), and the
+    fp32 graph an int8 build quantizes from (`.tmp.fp32`, with its `.data`).
 
     Called under the key's lock, which every build of it holds while writing, so no live
     build's file can match. A killed build's data file needs nothing: the next one
     overwrites it under the same name.
     """
-    for leftover in root.glob(f".{key}.*.tmp"):
+    for leftover in root.glob(f".{key}.*.tmp*"):
         leftover.unlink(missing_ok=True)
 
 
