@@ -37,8 +37,8 @@ def _disk_free(config: pytest.Config) -> str:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """The temp folder's free space, first in the log: a full run writes some 6 GB there at
-    its peak (plus the images' layers), and a full disk shows up only as scattered errors."""
+    """The temp folder's free space, first in the log: a full run writes up to 4.5 GB there
+    (besides the images' layers), and a full disk shows up only as scattered errors."""
     return _disk_free(config)
 
 
@@ -64,10 +64,11 @@ def _graph_cache_within_budget() -> Iterator[None]:
     """After each module, prune the session's graph cache to its budget, least recently
     used first, as the README tells users to (a hit refreshes a graph's access time).
 
-    The suite converts some 60 distinct graphs, 3.6 GB in all, and most are used by one
-    module only: kept to the end, with the venvs and images beside them, they filled CI's
-    disk. Autouse, it is set up first and so torn down last: the module's servers have
-    stopped by then (a session-scoped server keeps a graph it loaded even once unlinked).
+    The suite converts some 170 graphs, 3.6 GB in all, and most are used by one module
+    only: kept to the end, with the venvs and images beside them, they took CI's disk to
+    14.4 GB at the peak (10 GB with this and `module_tmp_path`). Autouse, it is set up
+    first and so torn down last: the module's servers have stopped by then (a
+    session-scoped server keeps a graph it loaded even once unlinked).
     """
     yield
     for cache in _SESSION_GRAPH_CACHES:
