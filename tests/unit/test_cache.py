@@ -9,8 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from bert_serving.server.convert.cache import GraphCache
-from bert_serving.server.convert.graph_file import data_file_name
+from bert_serving.server.convert.cache import GraphCache, entry_files
 from bert_serving.server.convert.prepare import prepare_engine_graph
 from bert_serving.server.model.engine import EngineOptions
 
@@ -45,7 +44,7 @@ def test_a_hit_refreshes_the_access_time_and_keeps_the_modification_time(
     """What `find -atime` pruning (README, the graph cache) relies on, on any atime mount."""
     cache = GraphCache(tmp_path)
     graph, built = cache.get_or_build("key", _build_tiny)
-    data = graph.with_name(data_file_name(graph.name))
+    _graph, data, _lock = entry_files(graph)
     assert built and data.is_file()
     long_ago = 1_000_000_000_000_000_000  # 2001, in ns
     for path in (graph, data):

@@ -32,7 +32,7 @@ from pathlib import Path
 from ..model.graph_contract import default_cache_dir
 from .graph_file import data_file_name
 
-__all__ = ["GraphCache", "default_cache_dir", "digest_files"]
+__all__ = ["GraphCache", "default_cache_dir", "digest_files", "entry_files"]
 
 _CHUNK = 8 << 20
 
@@ -64,6 +64,12 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def entry_files(graph: Path) -> tuple[Path, Path, Path]:
+    """One entry's files, which go (and are pruned) together: the graph, the data file of
+    its weights when they are external, and the lock its builds hold."""
+    return graph, graph.with_name(data_file_name(graph.name)), graph.with_suffix(".lock")
+
+
 class GraphCache:
     """Converted graphs under `root`, one file per key."""
 
@@ -81,18 +87,17 @@ class GraphCache:
         go external, names their file `data_name` (in the same folder): the name that pairs
         with the entry once the graph is renamed.
         """
-        target = self.path_for(key)
+        target, data, lock = entry_files(self.path_for(key))
         if target.is_file():
             _mark_used(target)
             return target, False
         self.root.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(self.root / f"{key}.lock"):
+        with _exclusive_lock(lock):
             if target.is_file():  # another process built it while we waited
                 _mark_used(target)
                 return target, False
             _remove_killed_builds(self.root, key)
             temporary = self.root / f".{key}.{os.getpid()}.tmp"
-            data = self.root / data_file_name(target.name)
             try:
                 build(temporary, data.name)
                 for written in (data, temporary):
@@ -122,7 +127,8 @@ def _remove_killed_builds(root: Path, key: str) -> None:
 def _mark_used(graph: Path) -> None:
     """Set the access time of `graph` and its data file to now, keeping their modification
     times; best effort, since a read-only cache (a mounted volume) is still a usable one."""
-    for path in (graph, graph.with_name(data_file_name(graph.name))):
+    graph, data, _lock = entry_files(graph)
+    for path in (graph, data):
         with contextlib.suppress(OSError):
             os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
 
